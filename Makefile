@@ -1,0 +1,52 @@
+# Fresh-machine entry points: `make reproduce` (the main job) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch goes in first: a bare `torch` requirement would pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+TEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-pictures texlive-latex-extra \
+	latexmk cm-super dvipng ghostscript
+DATA_PACKAGES := dataset-fashion-mnist
+
+.PHONY: setup test reproduce reproduce-quick tex-deps data-deps lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[test,dev]"
+	touch $@
+
+# Debian packages: TeX for the figures and the paper, Fashion-MNIST for the CPU-sized CNN run.
+# Installed only when missing, and only where apt-get exists and we may use it.
+tex-deps:
+	@command -v latexmk >/dev/null 2>&1 && command -v pdflatex >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES) >/dev/null; } || \
+	  echo "warning: no LaTeX (install: $(TEX_PACKAGES)); PDF steps will be skipped"
+
+data-deps:
+	@[ -d /usr/share/datasets/fashion-mnist ] || \
+	  { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DATA_PACKAGES) >/dev/null; } || \
+	  echo "warning: Fashion-MNIST not installed (apt-get install $(DATA_PACKAGES), or pass --data-dir)"
+
+test: setup tex-deps
+	$(BIN)/python -m pytest -q
+
+reproduce: setup tex-deps data-deps
+	$(BIN)/iwtheory reproduce
+
+reproduce-quick: setup tex-deps data-deps
+	$(BIN)/iwtheory reproduce --quick
+
+lint: setup
+	$(BIN)/ruff check iwtheory tests experiments
+
+bench: setup
+	$(BIN)/python experiments/benchmarks/theory_speed.py
+
+clean:
+	rm -rf $(VENV) runs paper/main.pdf

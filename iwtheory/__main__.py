@@ -1,0 +1,3 @@
+from iwtheory.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""The `iwtheory` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _theory(args) -> int:
+    from iwtheory.runs.config import load_toml
+    from iwtheory.runs.theory import TheoryConfig, run_theory
+
+    cfg = load_toml(args.config, TheoryConfig, quick=args.quick, overrides=args.set)
+    runs = run_theory(cfg, args.out, progress=not args.no_progress)
+    print(f"{cfg.name}: {len(runs)} runs under {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="iwtheory", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("theory", help="run a theory experiment (linear / deep linear models)")
+    t.add_argument("config", help="experiment TOML file")
+    t.add_argument("--quick", action="store_true", help="apply the config's [quick] overrides")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    t.add_argument("--out", default="runs", help="run records folder (default: runs)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_theory)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `iwtheory` console script; errors print one clear line, exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"iwtheory: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

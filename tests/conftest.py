@@ -1,0 +1,16 @@
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def symmetric_mixture(n=60, d=5, sep=5.0, seed=0):
+    """A Gaussian-mixture sample closed under (x, y) -> (-x, -y), so an SVM's intercept is 0."""
+    r = np.random.default_rng(seed)
+    y = np.where(r.random(n) < 0.5, 1.0, -1.0)
+    X = r.standard_normal((n, d))
+    X[:, 0] += y * sep / 2
+    return np.vstack([X, -X]), np.concatenate([y, -y])
