@@ -16,6 +16,15 @@ def _theory(args) -> int:
     return 0
 
 
+def _reproduce(args) -> int:
+    from iwtheory.runs.reproduce import reproduce
+
+    counts = reproduce(args.out, quick=args.quick, progress=not args.no_progress)
+    for name, n in counts.items():
+        print(f"{name}: {n} runs under {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="iwtheory", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -27,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="runs", help="run records folder (default: runs)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_theory)
+
+    r = sub.add_parser("reproduce", help="run every experiment the paper uses, skipping finished runs")
+    r.add_argument("--quick", action="store_true", help="the seconds-long variants of every experiment")
+    r.add_argument("--out", default="runs", help="run records folder (default: runs)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(func=_reproduce)
     return p
 
 

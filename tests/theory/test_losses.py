@@ -8,7 +8,7 @@ LOSSES = [LOGISTIC, EXPONENTIAL, polynomial(1.0), polynomial(2.5)]
 GRID = np.array([-5.0, -1.0, -0.3, 0.0, 0.5, 0.99, 1.5, 3.0, 10.0, 40.0])
 
 
-@pytest.mark.parametrize("loss", LOSSES, ids=lambda l: f"{l.name}{l.alpha or ''}")
+@pytest.mark.parametrize("loss", LOSSES, ids=lambda lo: f"{lo.name}{lo.alpha or ''}")
 def test_derivatives_match_finite_differences(loss):
     h = 1e-6
     m = GRID[np.abs(GRID - 1.0) > 1e-3]  # the polynomial tail has a kink at m = 1
@@ -18,7 +18,7 @@ def test_derivatives_match_finite_differences(loss):
     np.testing.assert_allclose(loss.second_deriv(m), fd2, rtol=1e-4, atol=1e-9)
 
 
-@pytest.mark.parametrize("loss", LOSSES, ids=lambda l: f"{l.name}{l.alpha or ''}")
+@pytest.mark.parametrize("loss", LOSSES, ids=lambda lo: f"{lo.name}{lo.alpha or ''}")
 def test_log_forms_agree_where_representable_and_stay_finite_beyond(loss):
     m = GRID
     np.testing.assert_allclose(loss.log_neg_deriv(m), np.log(-loss.deriv(m)), rtol=1e-12, atol=1e-12)
