@@ -1,0 +1,1 @@
+"""The nonlinear experiments (torch): data, models, many-models-at-once training."""

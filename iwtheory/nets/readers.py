@@ -1,0 +1,221 @@
+"""Dataset readers with numpy only (no torchvision): CIFAR-10 (binary and python layouts), Fashion-MNIST.
+
+The python layout is a pickle. It is read with an unpickler that admits only the types those
+files contain (dicts, lists, bytes, numbers and numpy arrays of plain dtypes); a file asking
+for anything else is refused before any of it runs.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import pickle
+import shutil
+import struct
+import tarfile
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+FASHION_CLASSES = ("tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+                   "boot")
+FASHION_DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_FILES = {"train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",
+                 "test_images": "t10k-images-idx3-ubyte.gz", "test_labels": "t10k-labels-idx1-ubyte.gz"}
+# Official archives and their published MD5 sums.
+DOWNLOADS = {
+    "cifar10": [("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", "cifar-10-binary.tar.gz",
+                 "c32a1d4ab5d03f1284b67883e8d87530")],
+    "fashion_mnist": [(f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{f}", f, md5)
+                      for f, md5 in (("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+                                     ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
+                                     ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
+                                     ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"))],
+}
+
+
+class DataFileError(ValueError):
+    """A data file is missing, truncated, malformed, or (pickles) asks for a forbidden type."""
+
+
+@dataclass
+class ImageData:
+    """uint8 images (N, C, H, W) and integer labels for a train and a test split."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: tuple
+    name: str
+
+
+# ---- CIFAR-10 --------------------------------------------------------------------------
+
+_CIFAR_RECORD = 1 + 3 * 32 * 32
+
+
+def read_cifar_bin_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One binary batch: records of 1 label byte + 3072 pixel bytes (channel-major)."""
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0 or raw.size % _CIFAR_RECORD:
+        raise DataFileError(f"{path}: {raw.size} bytes is not a whole number of {_CIFAR_RECORD}-byte "
+                            "CIFAR-10 records (truncated or not a CIFAR-10 binary batch)")
+    rec = raw.reshape(-1, _CIFAR_RECORD)
+    y = rec[:, 0].astype(np.int64)
+    if y.max() > 9:
+        raise DataFileError(f"{path}: label {int(y.max())} is outside 0..9")
+    return rec[:, 1:].reshape(-1, 3, 32, 32), y
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """Admits only numpy's array reconstruction; every other global is refused."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise DataFileError(f"refusing to load {module}.{name}: a CIFAR-10 batch holds only dicts, lists, "
+                            "bytes, numbers and numpy arrays")
+
+
+def safe_unpickle(data: bytes, path: Path | str = "<bytes>"):
+    """Unpickle with the allow-list above; malformed input raises DataFileError."""
+    try:
+        return _SafeUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except DataFileError as e:
+        raise DataFileError(f"{path}: {e}") from None
+    except Exception as e:  # truncated or corrupt pickles raise many types
+        raise DataFileError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from None
+
+
+def read_cifar_py_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One python batch: a pickled dict with b'data' (N x 3072 uint8) and b'labels'."""
+    d = safe_unpickle(Path(path).read_bytes(), path)
+    if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
+        raise DataFileError(f"{path}: expected a dict with b'data' and b'labels'")
+    x = np.asarray(d[b"data"])
+    y = np.asarray(d[b"labels"], dtype=np.int64)
+    if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072 or x.shape[0] != y.shape[0]:
+        raise DataFileError(f"{path}: data of shape {x.shape} and dtype {x.dtype} with {y.shape[0]} labels "
+                            "is not an N x 3072 uint8 CIFAR-10 batch")
+    if y.size and (y.min() < 0 or y.max() > 9):
+        raise DataFileError(f"{path}: labels outside 0..9")
+    return x.reshape(-1, 3, 32, 32), y
+
+
+def read_cifar10(root: str | Path) -> ImageData:
+    """CIFAR-10 from ``root`` holding cifar-10-batches-bin/ or cifar-10-batches-py/ (or being one)."""
+    root = Path(root)
+    for sub, names, reader in (
+            ("cifar-10-batches-bin", [f"data_batch_{k}.bin" for k in range(1, 6)] + ["test_batch.bin"],
+             read_cifar_bin_file),
+            ("cifar-10-batches-py", [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"], read_cifar_py_file)):
+        d = root / sub if (root / sub).is_dir() else root
+        if all((d / n).is_file() for n in names):
+            parts = [reader(d / n) for n in names]
+            xtr = np.concatenate([p[0] for p in parts[:5]])
+            ytr = np.concatenate([p[1] for p in parts[:5]])
+            return ImageData(xtr, ytr, parts[5][0], parts[5][1], CIFAR10_CLASSES, "cifar10")
+    raise DataFileError(
+        f"no CIFAR-10 batches under {root}: expected cifar-10-batches-bin/ (data_batch_1.bin .. test_batch.bin) "
+        "or cifar-10-batches-py/ (data_batch_1 .. test_batch); download the official archive from "
+        "https://www.cs.toronto.edu/~kriz/cifar.html, extract it there, or pass --download where a network exists")
+
+
+# ---- Fashion-MNIST ---------------------------------------------------------------------
+
+def read_idx_gz(path: Path, expect_dims: int) -> np.ndarray:
+    """An idx file (gzip): magic 0x0000 08 NDIM, big-endian dims, uint8 payload."""
+    try:
+        raw = gzip.decompress(Path(path).read_bytes())
+    except (OSError, EOFError) as e:
+        raise DataFileError(f"{path}: not a readable gzip file ({e})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataFileError(f"{path}: bad idx magic number (expected unsigned-byte data)")
+    ndim = raw[3]
+    if ndim != expect_dims or len(raw) < 4 + 4 * ndim:
+        raise DataFileError(f"{path}: idx file has {ndim} dimensions, expected {expect_dims}")
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    payload = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if payload.size != int(np.prod(dims)):
+        raise DataFileError(f"{path}: header promises {int(np.prod(dims))} bytes but holds {payload.size} "
+                            "(truncated file?)")
+    return payload.reshape(dims)
+
+
+def read_fashion_mnist(root: str | Path = FASHION_DEFAULT_DIR) -> ImageData:
+    """Fashion-MNIST in its official idx.gz layout (Debian: package dataset-fashion-mnist)."""
+    root = Path(root)
+    missing = [f for f in FASHION_FILES.values() if not (root / f).is_file()]
+    if missing:
+        raise DataFileError(f"Fashion-MNIST files {missing} not found under {root}; on Debian run "
+                            "`apt-get install dataset-fashion-mnist`, point --data-dir at your copy, or pass "
+                            "--download where a network exists")
+    xtr = read_idx_gz(root / FASHION_FILES["train_images"], 3)[:, None]
+    ytr = read_idx_gz(root / FASHION_FILES["train_labels"], 1).astype(np.int64)
+    xte = read_idx_gz(root / FASHION_FILES["test_images"], 3)[:, None]
+    yte = read_idx_gz(root / FASHION_FILES["test_labels"], 1).astype(np.int64)
+    if len(xtr) != len(ytr) or len(xte) != len(yte):
+        raise DataFileError(f"{root}: image and label counts differ")
+    return ImageData(xtr, ytr, xte, yte, FASHION_CLASSES, "fashion_mnist")
+
+
+# ---- download ---------------------------------------------------------------------------
+
+def md5sum(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download(name: str, root: str | Path, sources=None, timeout: float = 10.0) -> Path:
+    """Fetch the official files for ``name`` into ``root``, verify their MD5, extract archives.
+
+    Without a network this fails fast (``timeout`` seconds at most) with how to supply the files.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for url, fname, md5 in sources or DOWNLOADS[name]:
+        dest = root / fname
+        if not (dest.is_file() and md5sum(dest) == md5):
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as r, \
+                        tempfile.NamedTemporaryFile(dir=root, delete=False) as tmp:
+                    shutil.copyfileobj(r, tmp)
+            except OSError as e:
+                raise DataFileError(f"could not download {url} ({e}); without a network, place the official "
+                                    f"files under {root} yourself or pass --data-dir") from None
+            got = md5sum(Path(tmp.name))
+            if got != md5:
+                Path(tmp.name).unlink()
+                raise DataFileError(f"{url}: checksum mismatch (md5 {got}, expected {md5}); file discarded")
+            Path(tmp.name).replace(dest)
+        if fname.endswith(".tar.gz"):
+            with tarfile.open(dest) as tar:
+                tar.extractall(root, filter="data")
+    return root
+
+
+def load_images(name: str, data_dir: str | Path | None = None, fetch: bool = False) -> ImageData:
+    """Read ``cifar10`` or ``fashion_mnist`` from ``data_dir`` (downloading first if ``fetch``)."""
+    if name == "cifar10":
+        root = Path(data_dir) if data_dir else Path("data/cifar10")
+        if fetch:
+            download(name, root)
+        return read_cifar10(root)
+    if name == "fashion_mnist":
+        root = Path(data_dir) if data_dir else FASHION_DEFAULT_DIR
+        if fetch:
+            download(name, root)
+        return read_fashion_mnist(root)
+    raise ValueError(f"unknown image dataset {name!r}; choose cifar10 or fashion_mnist")
