@@ -16,6 +16,17 @@ def _theory(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    from iwtheory.runs.config import load_toml
+    from iwtheory.runs.train import TrainConfig, run_train
+
+    cfg = load_toml(args.config, TrainConfig, quick=args.quick, overrides=args.set)
+    runs = run_train(cfg, args.out, data_dir=args.data_dir, device=args.device,
+                     download=True if args.download else None, progress=not args.no_progress)
+    print(f"{cfg.name}: {len(runs)} runs under {args.out}")
+    return 0
+
+
 def _reproduce(args) -> int:
     from iwtheory.runs.reproduce import reproduce
 
@@ -36,6 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="runs", help="run records folder (default: runs)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_theory)
+
+    tr = sub.add_parser("train", help="train weighted CNNs (many models per device)")
+    tr.add_argument("config", help="experiment TOML file")
+    tr.add_argument("--quick", action="store_true", help="apply the config's [quick] overrides")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    tr.add_argument("--data-dir", default=None, help="folder holding the dataset files")
+    tr.add_argument("--download", action="store_true", help="fetch the official files (needs a network)")
+    tr.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the config's, else auto)")
+    tr.add_argument("--out", default="runs", help="run records folder (default: runs)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.set_defaults(func=_train)
 
     r = sub.add_parser("reproduce", help="run every experiment the paper uses, skipping finished runs")
     r.add_argument("--quick", action="store_true", help="the seconds-long variants of every experiment")

@@ -1,0 +1,319 @@
+"""Models, each as a plain nn.Module and as a stack of M independent copies.
+
+Plain modules (``BLCNN``, ``MLP``, ``ResNet``) are ordinary PyTorch. ``Stacked*`` mirror their
+parameter names exactly, holding M models in one set of tensors: convolutions are grouped
+(input channels laid out (B, M*C, H, W)), linear layers are batched matmuls over (M, B, F),
+batch norm is per channel (so per model). ``stack_members`` copies plain models in and
+``unstack_member`` copies one back out; dropout masks come from one generator per model, so
+a model's numbers do not depend on which other models share its stack.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _dropout(x: torch.Tensor, p: float, training: bool, gen: torch.Generator | None) -> torch.Tensor:
+    if not training or p == 0.0:
+        return x
+    u = torch.rand(x.shape, generator=gen, device=gen.device if gen is not None else x.device)
+    return x * (u.to(x.device) >= p).to(x.dtype) / (1.0 - p)  # u is fp32 in every precision
+
+
+# ---- plain models -----------------------------------------------------------------------
+
+class BLCNN(nn.Module):
+    """Byrd & Lipton's CNN: 3x3 valid convs 64, 64, pool, 128, 128, 128, pool; FC 512, 128, 1.
+
+    ``batchnorm`` adds batch norm after each convolution; ``dropout`` acts after each hidden
+    fully connected layer. Adapts to the input's channels and size.
+    """
+
+    def __init__(self, in_shape=(3, 32, 32), dropout: float = 0.0, batchnorm: bool = False):
+        super().__init__()
+        c, h, w = in_shape
+        chans = [c, 64, 64, 128, 128, 128]
+        self.convs = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], 3, bias=not batchnorm) for i in range(5))
+        self.bns = nn.ModuleList(nn.BatchNorm2d(chans[i + 1]) for i in range(5)) if batchnorm else None
+        for i in range(5):
+            h, w = h - 2, w - 2
+            if i in (1, 4):
+                h, w = h // 2, w // 2
+        if h < 1 or w < 1:
+            raise ValueError(f"input {in_shape} is too small for the B&L CNN (needs at least 22x22)")
+        self.fc1 = nn.Linear(128 * h * w, 512)
+        self.fc2 = nn.Linear(512, 128)
+        self.out = nn.Linear(128, 1)
+        self.dropout = float(dropout)
+
+    def features(self, x, gen=None):
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            if self.bns is not None:
+                x = self.bns[i](x)
+            x = F.relu(x)
+            if i in (1, 4):
+                x = F.max_pool2d(x, 2)
+        x = torch.flatten(x, 1)
+        x = _dropout(F.relu(self.fc1(x)), self.dropout, self.training, gen)
+        return _dropout(F.relu(self.fc2(x)), self.dropout, self.training, gen)
+
+    def forward(self, x, gen=None):
+        return self.out(self.features(x, gen))[:, 0]
+
+
+class MLP(nn.Module):
+    """Fully connected ReLU network on flattened inputs; dropout after each hidden layer."""
+
+    def __init__(self, in_shape=(3, 32, 32), hidden=(512, 128), dropout: float = 0.0, batchnorm: bool = False):
+        super().__init__()
+        if batchnorm:
+            raise ValueError("the MLP has no batch-norm variant")
+        self.in_shape = tuple(in_shape)
+        dims = [int(torch.tensor(in_shape).prod())] + list(hidden)
+        self.hidden = nn.ModuleList(nn.Linear(dims[i], dims[i + 1]) for i in range(len(hidden)))
+        self.out = nn.Linear(dims[-1], 1)
+        self.dropout = float(dropout)
+
+    def features(self, x, gen=None):
+        x = torch.flatten(x, 1)
+        for lin in self.hidden:
+            x = _dropout(F.relu(lin(x)), self.dropout, self.training, gen)
+        return x
+
+    def forward(self, x, gen=None):
+        return self.out(self.features(x, gen))[:, 0]
+
+
+class _Block(nn.Module):
+    def __init__(self, cin, cout, stride, batchnorm):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=not batchnorm)
+        self.bn1 = nn.BatchNorm2d(cout) if batchnorm else nn.Identity()
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=not batchnorm)
+        self.bn2 = nn.BatchNorm2d(cout) if batchnorm else nn.Identity()
+        self.short = nn.Conv2d(cin, cout, 1, stride, bias=not batchnorm) if (stride != 1 or cin != cout) else None
+        self.short_bn = nn.BatchNorm2d(cout) if (self.short is not None and batchnorm) else nn.Identity()
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        s = x if self.short is None else self.short_bn(self.short(x))
+        return F.relu(y + s)
+
+
+class ResNet(nn.Module):
+    """A small ResNet: 3x3 stem (16), one basic block per stage (16, 32, 64), global pool, linear."""
+
+    def __init__(self, in_shape=(3, 32, 32), dropout: float = 0.0, batchnorm: bool = True, width: int = 16):
+        super().__init__()
+        if dropout:
+            raise ValueError("the ResNet has no dropout variant")
+        c = in_shape[0]
+        self.stem = nn.Conv2d(c, width, 3, 1, 1, bias=not batchnorm)
+        self.stem_bn = nn.BatchNorm2d(width) if batchnorm else nn.Identity()
+        self.blocks = nn.ModuleList([_Block(width, width, 1, batchnorm), _Block(width, 2 * width, 2, batchnorm),
+                                     _Block(2 * width, 4 * width, 2, batchnorm)])
+        self.out = nn.Linear(4 * width, 1)
+
+    def features(self, x, gen=None):
+        x = F.relu(self.stem_bn(self.stem(x)))
+        for b in self.blocks:
+            x = b(x)
+        return x.mean(dim=(2, 3))
+
+    def forward(self, x, gen=None):
+        return self.out(self.features(x))[:, 0]
+
+
+PLAIN = {"bl_cnn": BLCNN, "mlp": MLP, "resnet": ResNet}
+
+
+def make_plain(name: str, in_shape, dropout: float = 0.0, batchnorm: bool = False, seed: int | None = None):
+    """A plain model by name; ``seed`` fixes its initialisation (torch's default init)."""
+    if name not in PLAIN:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(PLAIN)}")
+    if seed is None:
+        return PLAIN[name](in_shape, dropout=dropout, batchnorm=batchnorm)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return PLAIN[name](in_shape, dropout=dropout, batchnorm=batchnorm)
+
+
+# ---- stacked layers -----------------------------------------------------------------------
+
+class BConv2d(nn.Module):
+    """M convolutions as one grouped convolution; weight (M*cout, cin, k, k)."""
+
+    def __init__(self, M, conv: nn.Conv2d):
+        super().__init__()
+        self.M, self.cin, self.stride, self.padding = M, conv.in_channels, conv.stride, conv.padding
+        self.weight = nn.Parameter(torch.empty(M * conv.out_channels, *conv.weight.shape[1:]))
+        self.bias = nn.Parameter(torch.empty(M * conv.out_channels)) if conv.bias is not None else None
+
+    def forward(self, x):
+        # a shared input (cin channels) needs no replication: an ungrouped conv gives every model's output
+        groups = 1 if x.shape[1] == self.cin else self.M
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, groups=groups)
+
+
+class BLinear(nn.Module):
+    """M linear layers as a batched matmul; weight (M, out, in), input (M, B, in)."""
+
+    def __init__(self, M, lin: nn.Linear):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(M, lin.out_features, lin.in_features))
+        self.bias = nn.Parameter(torch.empty(M, lin.out_features))
+
+    def forward(self, x):
+        return torch.baddbmm(self.bias[:, None, :].to(x.dtype), x, self.weight.transpose(1, 2).to(x.dtype))
+
+
+def _stack_layer(M, mod):
+    if isinstance(mod, nn.Conv2d):
+        return BConv2d(M, mod)
+    if isinstance(mod, nn.Linear):
+        return BLinear(M, mod)
+    if isinstance(mod, nn.BatchNorm2d):
+        return nn.BatchNorm2d(M * mod.num_features, eps=mod.eps, momentum=mod.momentum)
+    if isinstance(mod, nn.Identity):
+        return nn.Identity()
+    if mod is None:
+        return None
+    if isinstance(mod, nn.ModuleList):
+        return nn.ModuleList(_stack_layer(M, m) for m in mod)
+    raise TypeError(f"cannot stack {type(mod).__name__}")
+
+
+def to_models(x: torch.Tensor, M: int) -> torch.Tensor:
+    """(B, M*C, H, W) -> (M, B, C*H*W)."""
+    B = x.shape[0]
+    return x.reshape(B, M, -1).transpose(0, 1)
+
+
+def _dropout_stacked(x, p: torch.Tensor, training: bool, gens) -> torch.Tensor:
+    """Per-model dropout on (M, B, F); model m's mask comes from gens[m] as a plain model's would."""
+    if not training or gens is None or not bool((p > 0).any()):
+        return x
+    u = torch.stack([torch.rand(x.shape[1:], generator=g, device=g.device) for g in gens]).to(x.device)
+    keep = (u >= p[:, None, None]).to(x.dtype)
+    return x * keep / (1.0 - p[:, None, None]).to(x.dtype)
+
+
+class StackedBLCNN(nn.Module):
+    def __init__(self, M, ref: BLCNN, dropouts):
+        super().__init__()
+        self.M = M
+        self.convs = _stack_layer(M, ref.convs)
+        self.bns = _stack_layer(M, ref.bns)
+        self.fc1, self.fc2, self.out = (BLinear(M, m) for m in (ref.fc1, ref.fc2, ref.out))
+        self.register_buffer("p", torch.as_tensor(dropouts, dtype=torch.float32))
+
+    def features(self, x, gens=None):
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            if self.bns is not None:
+                x = self.bns[i](x)
+            x = F.relu(x)
+            if i in (1, 4):
+                x = F.max_pool2d(x, 2)
+        x = to_models(x, self.M)
+        x = _dropout_stacked(F.relu(self.fc1(x)), self.p, self.training, gens)
+        return _dropout_stacked(F.relu(self.fc2(x)), self.p, self.training, gens)
+
+    def forward(self, x, gens=None):
+        return self.out(self.features(x, gens))[..., 0]
+
+
+class StackedMLP(nn.Module):
+    def __init__(self, M, ref: MLP, dropouts):
+        super().__init__()
+        self.M, self.cin = M, ref.in_shape[0]
+        self.hidden = _stack_layer(M, ref.hidden)
+        self.out = BLinear(M, ref.out)
+        self.register_buffer("p", torch.as_tensor(dropouts, dtype=torch.float32))
+
+    def features(self, x, gens=None):
+        if x.shape[1] == self.cin:  # one batch shared by every model
+            x = torch.flatten(x, 1).expand(self.M, x.shape[0], -1)
+        else:                       # (B, M*C, H, W): a batch per model
+            x = to_models(x, self.M)
+        for lin in self.hidden:
+            x = _dropout_stacked(F.relu(lin(x)), self.p, self.training, gens)
+        return x
+
+    def forward(self, x, gens=None):
+        return self.out(self.features(x, gens))[..., 0]
+
+
+class _SBlock(nn.Module):
+    def __init__(self, M, ref: _Block):
+        super().__init__()
+        for name in ("conv1", "bn1", "conv2", "bn2", "short", "short_bn"):
+            setattr(self, name, _stack_layer(M, getattr(ref, name)))
+
+    forward = _Block.forward
+
+
+class StackedResNet(nn.Module):
+    def __init__(self, M, ref: ResNet, dropouts):
+        super().__init__()
+        self.M = M
+        self.stem, self.stem_bn = BConv2d(M, ref.stem), _stack_layer(M, ref.stem_bn)
+        self.blocks = nn.ModuleList(_SBlock(M, b) for b in ref.blocks)
+        self.out = BLinear(M, ref.out)
+
+    def features(self, x, gens=None):
+        x = F.relu(self.stem_bn(self.stem(x)))
+        for b in self.blocks:
+            x = b(x)
+        return to_models(x.mean(dim=(2, 3)), self.M)
+
+    def forward(self, x, gens=None):
+        return self.out(self.features(x))[..., 0]
+
+
+STACKED = {BLCNN: StackedBLCNN, MLP: StackedMLP, ResNet: StackedResNet}
+
+
+def stack_members(members: list[nn.Module]) -> nn.Module:
+    """One stacked module holding copies of ``members`` (same architecture; dropout rates may differ)."""
+    M = len(members)
+    ref = members[0]
+    dropouts = [float(getattr(m, "dropout", 0.0)) for m in members]
+    stacked = STACKED[type(ref)](M, ref, dropouts)
+    sd = stacked.state_dict()
+    for name, t in sd.items():
+        if name == "p":
+            continue
+        parts = [m.state_dict()[name] for m in members]
+        if name.endswith("num_batches_tracked"):
+            t.copy_(parts[0])
+        elif t.dim() == parts[0].dim() + 1:
+            t.copy_(torch.stack(parts))
+        else:
+            t.copy_(torch.cat(parts))
+    return stacked
+
+
+def unstack_member(stacked: nn.Module, m: int, member: nn.Module) -> nn.Module:
+    """Copy model ``m`` of ``stacked`` into the plain module ``member`` (same architecture) and return it."""
+    M = stacked.M
+    sd = member.state_dict()
+    ssd = stacked.state_dict()
+    for name, t in sd.items():
+        s = ssd[name]
+        if name.endswith("num_batches_tracked"):
+            t.copy_(s)
+        elif s.dim() == t.dim() + 1:
+            t.copy_(s[m])
+        else:
+            t.copy_(s.reshape(M, -1)[m].reshape(t.shape))
+    return member
+
+
+def model_major(t: torch.Tensor, M: int) -> torch.Tensor:
+    """A stacked tensor viewed as (M, -1): both layouts (stacked and concatenated) are model-major."""
+    return t.reshape(M, -1)

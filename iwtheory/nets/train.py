@@ -1,0 +1,247 @@
+"""Train M models of one architecture at once on one device, with per-epoch records.
+
+Seeds (documented, per model): ``seed`` sets the initialisation (torch.manual_seed(seed) before
+building the plain model); the batch order comes from a CPU generator seeded ``seed + 10**6``;
+dropout masks from a generator on the device seeded ``seed + 2 * 10**6``. The task's
+subsampling, probe sets and feature subset are seeded by the experiment's ``subsample_seed``.
+A model's numbers therefore do not depend on which other models share its stack.
+
+Each epoch takes floor(N / batch_size) steps over a fresh permutation (static shapes; the
+left-over examples differ from epoch to epoch). SGD follows torch.optim.SGD (momentum, no
+dampening, weight decay added to the gradient) with a learning rate and weight decay per model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from iwtheory.nets.data import Task
+from iwtheory.nets.losses import margin_loss, weighted_risk
+from iwtheory.nets.models import make_plain, model_major, stack_members
+
+ORDER_OFFSET, DROPOUT_OFFSET = 10**6, 2 * 10**6
+
+
+@dataclass
+class Member:
+    """One model of a stack: its class weight (on the positive class) and hyperparameters."""
+
+    weight: float
+    seed: int
+    lr: float
+    weight_decay: float = 0.0
+    dropout: float = 0.0
+
+
+@dataclass
+class EngineSettings:
+    """What every model of a stack shares."""
+
+    model: str = "bl_cnn"
+    batchnorm: bool = False
+    loss: str = "logistic"
+    poly_alpha: float = 1.0
+    momentum: float = 0.9
+    batch_size: int = 16
+    epochs: int = 10
+    eval_epochs: tuple = ()        # epochs (0 = before training) at which the metrics are recorded
+    record_epochs: tuple = ()      # epochs at which last-layer weights and features are saved
+    n_feature_images: int = 256
+    feature_seed: int = 0
+    precision: str = "fp32"        # fp32 | tf32 | bf16 (GPU speed) | fp64 (CPU reference)
+    channels_last: bool = False
+    compile: bool = False
+    eval_chunk: int = 1000
+
+
+def log_epochs(epochs: int, dense: int, points: int) -> list[int]:
+    """Every epoch up to ``dense``, then ``points`` log-spaced epochs up to ``epochs`` (always included)."""
+    out = set(range(0, min(dense, epochs) + 1))
+    if epochs > dense:
+        out |= set(np.unique(np.round(np.geomspace(max(dense, 1), epochs, points))).astype(int).tolist())
+    out.add(epochs)
+    return sorted(out)
+
+
+class Stack:
+    """M models trained together; ``run_epochs`` drives them and calls ``on_eval`` with records."""
+
+    def __init__(self, members: list[Member], task: Task, s: EngineSettings, device: str | torch.device = "cpu"):
+        if not members:
+            raise ValueError("a stack needs at least one member")
+        for m in members:
+            if not (m.weight > 0 and np.isfinite(m.weight)):
+                raise ValueError(f"class weights must be positive and finite; got {m.weight}")
+            if not (m.lr > 0) or m.weight_decay < 0 or not 0 <= m.dropout < 1:
+                raise ValueError(f"bad hyperparameters {m}: need lr > 0, weight_decay >= 0, 0 <= dropout < 1")
+        if s.precision not in ("fp32", "tf32", "bf16", "fp64"):
+            raise ValueError(f"precision must be fp32, tf32, bf16 or fp64; got {s.precision!r}")
+        if s.batch_size > len(task.y_train):
+            raise ValueError(f"batch_size {s.batch_size} exceeds the {len(task.y_train)} training images")
+        self.members, self.s, self.M = members, s, len(members)
+        self.device = torch.device(device)
+        self.task = task.to(self.device)
+        plain = [make_plain(s.model, task.shape, dropout=m.dropout, batchnorm=s.batchnorm, seed=m.seed)
+                 for m in members]
+        self.net = stack_members(plain).to(self.device)
+        # fp64 is a CPU reference mode: it makes float accumulation order irrelevant in tests
+        self.dtype = torch.float64 if s.precision == "fp64" else torch.float32
+        self.net = self.net.to(self.dtype)
+        if s.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.forward = torch.compile(self.net) if s.compile else self.net
+        self.params = [p for p in self.net.parameters()]
+        self.bufs = [torch.zeros_like(p) for p in self.params]
+        self.lr = torch.tensor([m.lr for m in members], device=self.device, dtype=self.dtype)
+        self.wd = torch.tensor([m.weight_decay for m in members], device=self.device, dtype=self.dtype)
+        self.wpos = torch.tensor([m.weight for m in members], device=self.device)
+        self.active = torch.ones(self.M, dtype=torch.bool, device=self.device)
+        self.diverged_epoch = [-1] * self.M
+        self.order_gens = [torch.Generator().manual_seed(m.seed + ORDER_OFFSET) for m in members]
+        self.drop_gens = ([torch.Generator(device=self.device).manual_seed(m.seed + DROPOUT_OFFSET) for m in members]
+                          if any(m.dropout > 0 for m in members) else None)
+        n = len(task.y_train)
+        k = min(s.n_feature_images, n)
+        self.feature_idx = torch.from_numpy(np.sort(np.random.default_rng(s.feature_seed).choice(n, k, replace=False)))
+        self.epoch = 0
+        torch.backends.cuda.matmul.allow_tf32 = s.precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = s.precision == "tf32"
+
+    # ---- training ---------------------------------------------------------------------
+
+    def _autocast(self):
+        if self.s.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        """(M, B, C, H, W) uint8 -> normalised (B, M*C, H, W)."""
+        M, B, C, H, W = x.shape
+        x = self.task.normalise(x).to(self.dtype).permute(1, 0, 2, 3, 4).reshape(B, M * C, H, W)
+        return x.contiguous(memory_format=torch.channels_last) if self.s.channels_last else x
+
+    def class_weights(self, y: torch.Tensor) -> torch.Tensor:
+        """(M, B) weights: the member's weight on positives, 1 on negatives."""
+        return torch.where(y > 0, self.wpos[:, None], torch.ones((), device=y.device))
+
+    def train_step(self, idx: torch.Tensor) -> torch.Tensor:
+        """One SGD step of every model on its own batch ``idx`` (M, B); returns the per-model risk."""
+        x = self._layout(self.task.x_train[idx])
+        y = self.task.y_train[idx]
+        with self._autocast():
+            logits = self.forward(x, self.drop_gens)
+        risk = weighted_risk(logits.to(self.dtype), y, self.class_weights(y), self.s.loss, self.s.poly_alpha)
+        for p in self.params:
+            p.grad = None
+        risk.sum().backward()  # models share no parameters, so each gets its own gradient
+        with torch.no_grad():
+            act = self.active[:, None]
+            for p, buf in zip(self.params, self.bufs):
+                g, pv, bv = model_major(p.grad, self.M), model_major(p, self.M), model_major(buf, self.M)
+                g = g + self.wd[:, None] * pv
+                bv.mul_(self.s.momentum).add_(g)
+                pv.copy_(torch.where(act, pv - self.lr[:, None] * bv, pv))
+        return risk.detach()
+
+    def train_epoch(self) -> torch.Tensor:
+        """One epoch for every model; returns each model's mean training risk over the epoch."""
+        n, B = len(self.task.y_train), self.s.batch_size
+        perms = torch.stack([torch.randperm(n, generator=g) for g in self.order_gens]).to(self.device)
+        steps = n // B
+        total = torch.zeros(self.M, device=self.device)
+        self.net.train()
+        for k in range(steps):
+            total += self.train_step(perms[:, k * B:(k + 1) * B])
+        self.epoch += 1
+        mean = total / steps
+        bad = ~torch.isfinite(mean) & self.active
+        if bool(bad.any()):
+            for m in torch.nonzero(bad).flatten().tolist():
+                self.diverged_epoch[m] = self.epoch
+            self.active &= ~bad
+        return mean
+
+    # ---- evaluation ---------------------------------------------------------------------
+
+    @torch.no_grad()
+    def logits(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        """(M, N) logits of every model on shared images, in eval mode (restored to train mode after)."""
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            out = []
+            for i in range(0, len(x_uint8), self.s.eval_chunk):
+                x = self.task.normalise(x_uint8[i:i + self.s.eval_chunk]).to(self.dtype)
+                if self.s.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with self._autocast():
+                    out.append(self.forward(x).to(self.dtype))
+            return torch.cat(out, dim=1)
+        finally:
+            self.net.train(was_training)
+
+    @torch.no_grad()
+    def features(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Penultimate features (M, k, F) of the fixed feature subset, last-layer weights (M, F) and biases (M,)."""
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            x = self.task.normalise(self.task.x_train[self.feature_idx.to(self.device)]).to(self.dtype)
+            with self._autocast():
+                f = self.net.features(x).float()
+        finally:
+            self.net.train(was_training)
+        return f, self.net.out.weight[:, 0, :].detach().float(), self.net.out.bias[:, 0].detach().float()
+
+    @torch.no_grad()
+    def evaluate(self) -> list[dict]:
+        """Per-model metrics on the training set and the three probe sets."""
+        t = self.task
+        lt = self.logits(t.x_train)
+        y = t.y_train[None, :]
+        c = self.class_weights(t.y_train[None, :].expand(self.M, -1))
+        l_tr = margin_loss(y * lt, self.s.loss, self.s.poly_alpha)
+        lte = self.logits(t.x_test)
+        res = {
+            "train_loss_weighted": (c * l_tr).mean(1), "train_loss": l_tr.mean(1),
+            "train_acc": ((lt > 0) == (y > 0)).float().mean(1),
+            "test_loss": margin_loss(t.y_test[None, :] * lte, self.s.loss, self.s.poly_alpha).mean(1),
+            "test_acc": ((lte > 0) == (t.y_test[None, :] > 0)).float().mean(1),
+            "frac_pos_test": (lte > 0).float().mean(1),
+            "frac_pos_other": (self.logits(t.x_other) > 0).float().mean(1),
+            "frac_pos_noise": (self.logits(t.x_noise) > 0).float().mean(1),
+        }
+        cols = {k: v.cpu().numpy() for k, v in res.items()}
+        return [{k: float(cols[k][m]) for k in cols} for m in range(self.M)]
+
+    # ---- checkpoints --------------------------------------------------------------------
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "net": self.net.state_dict(), "bufs": [b.detach().clone() for b in self.bufs],
+                "order_gens": [g.get_state() for g in self.order_gens],
+                "drop_gens": [g.get_state() for g in self.drop_gens] if self.drop_gens else [],
+                "active": self.active.clone(), "diverged_epoch": torch.tensor(self.diverged_epoch)}
+
+    def save(self, path: Path) -> None:
+        tmp = Path(str(path) + ".tmp")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, path)
+
+    def load(self, path: Path) -> None:
+        st = torch.load(path, map_location=self.device, weights_only=True)
+        self.net.load_state_dict(st["net"])
+        for b, v in zip(self.bufs, st["bufs"]):
+            b.copy_(v)
+        for g, v in zip(self.order_gens, st["order_gens"]):
+            g.set_state(v.cpu())
+        for g, v in zip(self.drop_gens or [], st["drop_gens"]):
+            g.set_state(v.cpu())
+        self.active.copy_(st["active"])
+        self.diverged_epoch = [int(v) for v in st["diverged_epoch"]]
+        self.epoch = int(st["epoch"])

@@ -1,0 +1,132 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from iwtheory.nets.data import make_task, synthetic_images
+from iwtheory.nets.models import make_plain, unstack_member
+from iwtheory.nets.train import DROPOUT_OFFSET, ORDER_OFFSET, EngineSettings, Member, Stack
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return make_task(synthetic_images(n_train=120, n_test=60, shape=(3, 24, 24), seed=0), noise_count=20)
+
+
+def reference_loop(task, member, s: EngineSettings, epochs: int):
+    """A plain single-model loop: torch.optim.SGD, the module's own dropout, a hand-written weighted risk."""
+    model = make_plain(s.model, task.shape, dropout=member.dropout, batchnorm=s.batchnorm, seed=member.seed).double()
+    opt = torch.optim.SGD(model.parameters(), lr=member.lr, momentum=s.momentum, weight_decay=member.weight_decay)
+    order = torch.Generator().manual_seed(member.seed + ORDER_OFFSET)
+    drop = torch.Generator().manual_seed(member.seed + DROPOUT_OFFSET)
+    n, B = len(task.y_train), s.batch_size
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=order)
+        for k in range(n // B):
+            idx = perm[k * B:(k + 1) * B]
+            y = task.y_train[idx]
+            c = torch.where(y > 0, torch.tensor(member.weight), torch.tensor(1.0)).double()
+            logits = model(task.normalise(task.x_train[idx]).double(), drop)
+            loss = (c * F.softplus(-y.double() * logits)).sum() / B
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model
+
+
+@pytest.mark.parametrize("model, batchnorm, dropouts", [
+    ("bl_cnn", True, (0.0, 0.3, 0.5)),
+    ("bl_cnn", False, (0.2, 0.0, 0.0)),
+    ("mlp", False, (0.0, 0.5, 0.1)),
+    ("resnet", True, (0.0, 0.0, 0.0)),
+])
+def test_stacked_models_follow_their_single_model_trajectories(task, model, batchnorm, dropouts):
+    # fp64 on both sides: fp32 grouped convolutions accumulate in another order than single ones
+    s = EngineSettings(model=model, batchnorm=batchnorm, batch_size=16, momentum=0.9, precision="fp64")
+    members = [Member(4.0, 0, 0.05, 0.0, dropouts[0]), Member(0.25, 1, 0.02, 5e-3, dropouts[1]),
+               Member(1.0, 2, 0.1, 1e-3, dropouts[2])]
+    stack = Stack(members, task, s)
+    for _ in range(2):
+        stack.train_epoch()
+    for m, mem in enumerate(members):
+        ref = reference_loop(task, mem, s, epochs=2)
+        got = unstack_member(stack.net, m, make_plain(model, task.shape, dropout=mem.dropout,
+                                                      batchnorm=batchnorm).double())
+        for (name, a), b in zip(ref.state_dict().items(), got.state_dict().values()):
+            err = (b - a).abs().max().item()
+            assert err <= 1e-9 + 1e-8 * a.abs().max().item(), f"model {m}, tensor {name}: max error {err:.2e}"
+        # and the models really moved
+        init = make_plain(model, task.shape, dropout=mem.dropout, batchnorm=batchnorm, seed=mem.seed).double()
+        assert not torch.allclose(next(init.parameters()), next(got.parameters()))
+
+
+def test_a_model_does_not_depend_on_its_stack_mates(task):
+    s = EngineSettings(model="bl_cnn", batch_size=16)
+    alone = Stack([Member(4.0, 7, 0.05, 0.0, 0.3)], task, s)
+    together = Stack([Member(1.0, 3, 0.1, 0.0, 0.5), Member(4.0, 7, 0.05, 0.0, 0.3)], task, s)
+    alone.train_epoch()
+    together.train_epoch()
+    a = unstack_member(alone.net, 0, make_plain("bl_cnn", task.shape, dropout=0.3))
+    b = unstack_member(together.net, 1, make_plain("bl_cnn", task.shape, dropout=0.3))
+    for x, y in zip(a.state_dict().values(), b.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5)
+
+
+def test_dropout_stays_on_after_evaluation(task):
+    # a known bug of public reproductions: model.train() never called again after evaluation
+    stack = Stack([Member(1.0, 0, 0.05, 0.0, 0.5)], task, EngineSettings(batch_size=16))
+    stack.evaluate()
+    assert stack.net.training
+    x = stack._layout(task.x_train[:16][None])
+    g = [torch.Generator().manual_seed(1)]
+    out1, out2 = stack.net(x, g), stack.net(x, g)
+    assert not torch.allclose(out1, out2)  # masks differ, so dropout is active
+    stack.net.eval()
+    torch.testing.assert_close(stack.net(x, g), stack.net(x, g))
+
+
+def test_diverged_model_is_flagged_and_the_others_go_on(task):
+    s = EngineSettings(batch_size=16)
+    good = Member(2.0, 1, 0.05)
+    stack = Stack([Member(1.0, 0, 1e6), good], task, s)
+    with torch.no_grad():  # force a blow-up in model 0 only
+        stack.net.out.weight[0].fill_(float("inf"))
+    stack.train_epoch()
+    stack.train_epoch()
+    assert stack.diverged_epoch == [1, -1]
+    metrics = stack.evaluate()
+    assert np.isfinite(metrics[1]["train_loss"])
+    solo = Stack([good], task, s)
+    solo.train_epoch()
+    solo.train_epoch()
+    a = unstack_member(stack.net, 1, make_plain("bl_cnn", task.shape))
+    b = unstack_member(solo.net, 0, make_plain("bl_cnn", task.shape))
+    for x, y in zip(a.state_dict().values(), b.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5)
+
+
+def test_checkpoint_round_trip_with_weights_only(task, tmp_path):
+    s = EngineSettings(batch_size=16)
+    mem = [Member(1.0, 0, 0.05, 0.0, 0.3), Member(4.0, 1, 0.05, 0.0, 0.0)]
+    a = Stack(mem, task, s)
+    a.train_epoch()
+    a.save(tmp_path / "ck.pt")
+    torch.load(tmp_path / "ck.pt", weights_only=True)  # loads without arbitrary code
+    b = Stack(mem, task, s)
+    b.load(tmp_path / "ck.pt")
+    a.train_epoch()
+    b.train_epoch()
+    for x, y in zip(a.net.state_dict().values(), b.net.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_bad_hyperparameters_are_named(task):
+    with pytest.raises(ValueError, match="positive and finite"):
+        Stack([Member(0.0, 0, 0.1)], task, EngineSettings())
+    with pytest.raises(ValueError, match="precision"):
+        Stack([Member(1.0, 0, 0.1)], task, EngineSettings(precision="fp8"))
+    with pytest.raises(ValueError, match="batch_size"):
+        Stack([Member(1.0, 0, 0.1)], task, EngineSettings(batch_size=10_000))
