@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+PAPER = Path(__file__).resolve().parents[1] / "paper"
 
 
 def _theory(args) -> int:
@@ -30,9 +33,28 @@ def _train(args) -> int:
 def _reproduce(args) -> int:
     from iwtheory.runs.reproduce import reproduce
 
-    counts = reproduce(args.out, quick=args.quick, progress=not args.no_progress)
-    for name, n in counts.items():
+    res = reproduce(args.out, quick=args.quick, data_dir=args.data_dir, device=args.device,
+                    progress=not args.no_progress, paper=Path(args.paper))
+    for name, n in res["runs"].items():
         print(f"{name}: {n} runs under {args.out}")
+    if res["pdf"]:
+        print(f"paper: {res['pdf']}")
+    return 0
+
+
+def _figures(args) -> int:
+    from iwtheory.report.build import make_figures
+
+    for p in make_figures(args.runs, args.out):
+        print(p)
+    return 0
+
+
+def _tables(args) -> int:
+    from iwtheory.report.build import make_tables
+
+    for p in make_tables(args.runs, args.out):
+        print(p)
     return 0
 
 
@@ -62,8 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="run every experiment the paper uses, skipping finished runs")
     r.add_argument("--quick", action="store_true", help="the seconds-long variants of every experiment")
     r.add_argument("--out", default="runs", help="run records folder (default: runs)")
+    r.add_argument("--data-dir", default=None, help="CIFAR-10 folder (with a GPU: the full study)")
+    r.add_argument("--device", default=None, help="cpu, cuda ... (default: auto)")
+    r.add_argument("--paper", default=str(PAPER), help="paper folder to write figures, tables and the PDF into")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=_reproduce)
+
+    f = sub.add_parser("figures", help="write the paper's figures (pgf + pdf) from run records")
+    f.add_argument("--runs", default="runs", help="run records folder")
+    f.add_argument("--out", default=str(PAPER / "figures"), help="output folder")
+    f.set_defaults(func=_figures)
+
+    tb = sub.add_parser("tables", help="write the paper's LaTeX tables and number macros from run records")
+    tb.add_argument("--runs", default="runs", help="run records folder")
+    tb.add_argument("--out", default=str(PAPER), help="paper folder (tables/ and generated/ inside)")
+    tb.set_defaults(func=_tables)
     return p
 
 
@@ -72,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, KeyError, FileNotFoundError) as e:
         print(f"iwtheory: error: {e}", file=sys.stderr)
         return 2
 

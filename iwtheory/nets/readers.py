@@ -73,13 +73,22 @@ def read_cifar_bin_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return rec[:, 1:].reshape(-1, 3, 32, 32), y
 
 
+def _latin1_encode(text, encoding="latin1"):
+    """The one use of _codecs.encode in protocol-2 pickles from Python 3: bytes stored as latin-1 text."""
+    if encoding not in ("latin1", "latin-1"):
+        raise DataFileError(f"refusing _codecs.encode with codec {encoding!r}")
+    return text.encode("latin1")
+
+
 class _SafeUnpickler(pickle.Unpickler):
-    """Admits only numpy's array reconstruction; every other global is refused."""
+    """Admits only numpy's array reconstruction and latin-1 bytes; every other global is refused."""
 
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                ("numpy", "ndarray"), ("numpy", "dtype")}
 
     def find_class(self, module, name):
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode
         if (module, name) in self.ALLOWED:
             return super().find_class(module, name)
         raise DataFileError(f"refusing to load {module}.{name}: a CIFAR-10 batch holds only dicts, lists, "

@@ -102,6 +102,7 @@ class Stack:
         self.wd = torch.tensor([m.weight_decay for m in members], device=self.device, dtype=self.dtype)
         self.wpos = torch.tensor([m.weight for m in members], device=self.device)
         self.active = torch.ones(self.M, dtype=torch.bool, device=self.device)
+        self.all_active = True
         self.diverged_epoch = [-1] * self.M
         self.order_gens = [torch.Generator().manual_seed(m.seed + ORDER_OFFSET) for m in members]
         self.drop_gens = ([torch.Generator(device=self.device).manual_seed(m.seed + DROPOUT_OFFSET) for m in members]
@@ -141,12 +142,14 @@ class Stack:
             p.grad = None
         risk.sum().backward()  # models share no parameters, so each gets its own gradient
         with torch.no_grad():
-            act = self.active[:, None]
+            lr, wd = self.lr[:, None], self.wd[:, None]
             for p, buf in zip(self.params, self.bufs):
                 g, pv, bv = model_major(p.grad, self.M), model_major(p, self.M), model_major(buf, self.M)
-                g = g + self.wd[:, None] * pv
-                bv.mul_(self.s.momentum).add_(g)
-                pv.copy_(torch.where(act, pv - self.lr[:, None] * bv, pv))
+                bv.mul_(self.s.momentum).add_(g).add_(pv * wd)
+                if self.all_active:
+                    pv.sub_(lr * bv)
+                else:  # a diverged model's weights stay frozen (and cannot leak: models share nothing)
+                    pv.copy_(torch.where(self.active[:, None], pv - lr * bv, pv))
         return risk.detach()
 
     def train_epoch(self) -> torch.Tensor:
@@ -165,6 +168,7 @@ class Stack:
             for m in torch.nonzero(bad).flatten().tolist():
                 self.diverged_epoch[m] = self.epoch
             self.active &= ~bad
+            self.all_active = False
         return mean
 
     # ---- evaluation ---------------------------------------------------------------------
@@ -243,5 +247,6 @@ class Stack:
         for g, v in zip(self.drop_gens or [], st["drop_gens"]):
             g.set_state(v.cpu())
         self.active.copy_(st["active"])
+        self.all_active = bool(self.active.all())
         self.diverged_epoch = [int(v) for v in st["diverged_epoch"]]
         self.epoch = int(st["epoch"])

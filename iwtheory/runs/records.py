@@ -51,6 +51,10 @@ class Run:
             (self.dir / "metrics.jsonl").unlink()
 
     def log(self, rows: list[dict]) -> None:
+        for r in rows:
+            clash = [k for k in r if k in self.identity and r[k] != self.identity[k]]
+            if clash:
+                raise ValueError(f"metrics {clash} would overwrite the run's identity keys of the same name")
         with open(self.dir / "metrics.jsonl", "a") as f:
             for r in rows:
                 f.write(json.dumps(_jsonable({**self.identity, **r})) + "\n")

@@ -40,7 +40,7 @@ class Trajectory:
         """One plain dict per recorded t, ready for a JSON-lines record."""
         out = []
         for k in range(len(self.t)):
-            r = {"t": float(self.t[k]), "loss": float(self.loss[k]),
+            r = {"t": float(self.t[k]), "objective": float(self.loss[k]),
                  "min_margin": float(self.min_margin[k]), "w": self.w[k].tolist(),
                  "w_norm": float(np.linalg.norm(self.w[k]))}
             if self.angle is not None:
@@ -138,7 +138,7 @@ class _Recorder:
         self.rows: dict[str, list] = {k: [] for k in ("t", "w", "loss", "mm", "r1", "al")}
 
     def __call__(self, t, layers):
-        beta = end_to_end(layers)
+        beta = end_to_end(layers).copy()  # for depth 1 it is a view of the weights GD updates in place
         m = self.Z @ beta
         self.rows["t"].append(t)
         self.rows["w"].append(beta)

@@ -70,6 +70,7 @@ def test_cli_writes_self_describing_records_and_skips_finished_runs(tmp_path, ca
         line = json.loads((d / "metrics.jsonl").read_text().splitlines()[0])
         assert {"config_hash", "experiment", "seed", "t", "weight", "loss", "method"} <= set(line)
         assert line["config_hash"] == d.name
+        assert line["loss"] == "exponential" and line["objective"] > 0  # the name is not overwritten
     stamps = {d: (d / "metrics.jsonl").stat().st_mtime_ns for d in dirs}
     assert main(["theory", str(cfg), "--out", str(out), "--no-progress"]) == 0
     assert all((d / "metrics.jsonl").stat().st_mtime_ns == stamps[d] for d in dirs)

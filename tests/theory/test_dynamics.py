@@ -20,6 +20,19 @@ def test_gd_with_small_step_tracks_gradient_flow_at_equal_time():
     assert np.linalg.norm(fl.w[-1]) > 0.5
 
 
+@pytest.mark.parametrize("depth", [1, 2])
+def test_each_record_is_the_state_at_its_own_step(depth):
+    ds = bl_toy(n_per_class=10, seed=0)
+    kw = dict(lr=0.05, depth=depth, init_scale=0.0 if depth == 1 else 0.1)
+    tr = gradient_descent(ds.X, ds.y, steps=200, n_records=6, **kw)
+    for k in (2, 3):
+        t = int(tr.t[k])
+        fresh = gradient_descent(ds.X, ds.y, steps=t, n_records=2, **kw)
+        np.testing.assert_allclose(tr.w[k], fresh.w[-1], rtol=1e-12, atol=1e-14)
+        assert tr.angle[k] == pytest.approx(fresh.angle[-1], rel=1e-12)
+    assert not np.allclose(tr.w[1], tr.w[-1])
+
+
 def test_flow_reaches_1e100_with_finite_values_and_falling_angle():
     ds = bl_toy(n_per_class=30, seed=0)
     tr = gradient_flow(ds.X, ds.y, np.where(ds.y > 0, 256.0, 1.0), loss="exponential", t_max=1e100)

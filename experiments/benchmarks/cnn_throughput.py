@@ -1,0 +1,166 @@
+"""CNN training throughput: model-epochs per second, plain DataLoader loop vs the stacked engine.
+
+command:  python experiments/benchmarks/cnn_throughput.py [--device cuda] [--models 1,9,36,108]
+          [--precisions fp32,tf32,bf16] [--steps 30]
+runtime:  ~2 min on 2 CPU cores with the CPU defaults; ~5 min on one H100/H200 with the GPU defaults
+Random 32x32 RGB images (10,000 = the cat-vs-dog training set), the B&L CNN, batch 16 per model
+(625 steps per epoch). Steps are timed after a warm-up (CUDA events on a GPU) and projected to
+an epoch; evaluation (every model on ~11,000 probe images) is timed once and charged at the
+rate of the paper schedule (every epoch to 20, then 30 log-spaced evaluations to 500 epochs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from iwtheory.nets.data import make_task, synthetic_images
+from iwtheory.nets.models import BLCNN
+from iwtheory.nets.train import EngineSettings, Member, Stack, log_epochs
+
+N_TRAIN, BATCH, EPOCHS = 10_000, 16, 500
+# Dense peak TFLOP/s by precision for the cards this project meets (vendor datasheets, SXM parts).
+PEAKS = {"H100": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4}, "H200": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4}}
+
+
+def train_flops_per_image(in_shape=(3, 32, 32)) -> float:
+    """3x the forward multiply-adds x 2 (forward, input grads, weight grads), counted from layer shapes."""
+    model, macs = BLCNN(in_shape), []
+
+    def hook(mod, inp, out):
+        if isinstance(mod, nn.Conv2d):
+            macs.append(out[0].numel() * mod.in_channels * mod.kernel_size[0] * mod.kernel_size[1] // mod.groups)
+        elif isinstance(mod, nn.Linear):
+            macs.append(mod.in_features * mod.out_features)
+
+    for m in model.modules():
+        m.register_forward_hook(hook)
+    model(torch.zeros(1, *in_shape))
+    return 3 * 2 * float(sum(macs))
+
+
+class Timer:
+    def __init__(self, device):
+        self.cuda = device.type == "cuda"
+
+    def __enter__(self):
+        if self.cuda:
+            self.a, self.b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            self.a.record()
+        else:
+            self.t = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            self.b.record()
+            torch.cuda.synchronize()
+            self.s = self.a.elapsed_time(self.b) / 1e3
+        else:
+            self.s = time.perf_counter() - self.t
+
+
+def dataloader_baseline(task, device, steps) -> float:
+    """Seconds per step of one nn.Module fed by a DataLoader: how public reproductions train."""
+    x = task.normalise(task.x_train)
+    ds = torch.utils.data.TensorDataset(x, task.y_train)
+    workers = 4 if device.type == "cuda" else 0
+    dl = torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=workers, drop_last=True,
+                                     pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    model = BLCNN(task.shape).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    it = iter(dl)
+
+    def step():
+        nonlocal it
+        try:
+            xb, yb = next(it)
+        except StopIteration:
+            it = iter(dl)
+            xb, yb = next(it)
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+        loss = (torch.where(yb > 0, 4.0, 1.0) * F.softplus(-yb * model(xb))).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    for _ in range(5):
+        step()
+    with Timer(device) as t:
+        for _ in range(steps):
+            step()
+    return t.s / steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--models", default=None, help="comma-separated M values")
+    ap.add_argument("--precisions", default=None)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--compile", action="store_true")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    gpu = device.type == "cuda"
+    models = [int(m) for m in (args.models or ("1,9,36,108" if gpu else "1,9")).split(",")]
+    precisions = (args.precisions or ("fp32,tf32,bf16" if gpu else "fp32,bf16")).split(",")
+    steps = args.steps or (50 if gpu else 10)
+    name = torch.cuda.get_device_name(device) if gpu else f"{platform.processor() or platform.machine()} CPU"
+    peak = next((v for k, v in PEAKS.items() if k in name), None)
+    print(f"device: {name}; torch {torch.__version__}; {torch.get_num_threads()} CPU threads; "
+          f"timed steps per configuration: {steps}")
+
+    # CIFAR-10's split sizes: 5,000 cat + 5,000 dog training images; 2,000 task test, 8,000 other, 1,000 noise
+    images = synthetic_images(n_train=5 * N_TRAIN, n_test=10_000, shape=(3, 32, 32), seed=0)
+    task = make_task(images, noise_count=1000, max_other=8000)
+    assert len(task.y_train) == N_TRAIN
+    probe = len(task.y_train) + len(task.y_test) + len(task.x_other) + len(task.x_noise)
+    steps_per_epoch = N_TRAIN // BATCH
+    evals_per_epoch = len(log_epochs(EPOCHS, 20, 30)) / EPOCHS
+    fpi = train_flops_per_image()
+    print(f"B&L CNN: {fpi / 1e6:.0f} MFLOP per training image; {steps_per_epoch} steps per epoch; "
+          f"evaluation on {probe} images, {evals_per_epoch:.3f} evaluations per epoch on the paper schedule")
+
+    base = dataloader_baseline(task, device, steps)
+    base_rate = 1.0 / (base * steps_per_epoch)
+    print(f"{'plain loop + DataLoader, M=1, fp32':45s} {base * 1e3:8.1f} ms/step  {base_rate:8.3f} model-epochs/s")
+    rows = []
+    for prec in precisions:
+        for M in models:
+            s = EngineSettings(batch_size=BATCH, precision=prec, channels_last=args.channels_last,
+                               compile=args.compile, eval_chunk=500)
+            members = [Member(2.0 ** (k % 9 - 4), k, 1e-3) for k in range(M)]
+            stack = Stack(members, task, s, device)
+            n = len(task.y_train)
+            idx = torch.stack([torch.randperm(n, generator=g)[:BATCH * (steps + 3)] for g in stack.order_gens]).to(device)
+            for k in range(3):
+                stack.train_step(idx[:, k * BATCH:(k + 1) * BATCH])
+            with Timer(device) as t:
+                for k in range(3, steps + 3):
+                    stack.train_step(idx[:, k * BATCH:(k + 1) * BATCH])
+            step_s = t.s / steps
+            with Timer(device) as te:
+                stack.evaluate()
+            epoch_s = step_s * steps_per_epoch + te.s * evals_per_epoch
+            rate = M / epoch_s
+            tflops = fpi * BATCH * M / step_s / 1e12
+            share = f"{100 * tflops / peak[prec]:.1f}% of peak" if peak else "peak n/a"
+            study_h = 108 * EPOCHS / rate / 3600
+            rows.append((prec, M, step_s, rate))
+            print(f"{f'engine M={M}, {prec}':45s} {step_s * 1e3:8.1f} ms/step  {rate:8.3f} model-epochs/s  "
+                  f"x{rate / base_rate:6.1f} vs plain  {tflops:7.2f} TFLOP/s ({share})  eval {te.s:.2f} s  "
+                  f"108x{EPOCHS}-epoch study: {study_h:.1f} h")
+            del stack
+            if gpu:
+                torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()

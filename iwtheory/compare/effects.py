@@ -1,0 +1,101 @@
+"""The weight effect over time: Delta(t; w) = F(t; w) - F(t; 1), its decay, and early-vs-late summaries.
+
+Records in (the DataFrames of ``iwtheory.runs.load``), DataFrames out. Seeds are paired: Delta
+is taken within a seed, then averaged, with the standard error over seeds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+PROBES = ("frac_pos_test", "frac_pos_other", "frac_pos_noise")
+
+
+class IncompleteSweepError(ValueError):
+    """A table or figure was asked of a sweep whose runs are not all finished."""
+
+
+def weight_effect(df: pd.DataFrame, metric: str = "frac_pos_test", by: tuple = ("regime",),
+                  baseline: float = 1.0, time: str = "epoch") -> pd.DataFrame:
+    """Delta(t; w) = metric(t; w) - metric(t; baseline) per seed; mean and standard error over seeds."""
+    need = set(by) | {"weight", "seed", time, metric}
+    missing = need - set(df.columns)
+    if missing:
+        raise KeyError(f"records lack column(s) {sorted(missing)}")
+    keys = list(by) + ["seed", time]
+    base = df[df.weight == baseline].set_index(keys)[metric]
+    if base.empty:
+        raise ValueError(f"no runs with the baseline weight {baseline}: Delta needs the unweighted model")
+    d = df.set_index(keys)
+    delta = (d[metric] - base.reindex(d.index).to_numpy()).rename("delta")
+    out = d.assign(delta=delta).reset_index()
+    g = out.groupby(list(by) + ["weight", time])["delta"]
+    res = g.agg(delta_mean="mean", delta_sd="std", n_seeds="count").reset_index()
+    # one seed has no standard error: nan, not a reassuring zero
+    res["delta_se"] = res["delta_sd"] / np.sqrt(res["n_seeds"])
+    return res.drop(columns="delta_sd").assign(metric=metric)
+
+
+def settle_time(t: np.ndarray, value: np.ndarray, eps: float) -> float:
+    """First t after which |value| stays below eps for good (nan if it never does)."""
+    t, v = np.asarray(t), np.abs(np.asarray(value))
+    above = np.flatnonzero(v >= eps)
+    if above.size == 0:
+        return float(t[0])
+    if above[-1] == len(v) - 1:
+        return float("nan")
+    return float(t[above[-1] + 1])
+
+
+def early_late(effect: pd.DataFrame, threshold: float = 0.05, late_fraction: float = 0.1,
+               by: tuple = ("regime",), time: str = "epoch") -> pd.DataFrame:
+    """Per group and weight: the largest |Delta|, the mean |Delta| over the last tenth of training,
+    their ratio, and the first epoch after which |Delta| stays below ``threshold``."""
+    rows = []
+    for key, g in effect.groupby(list(by) + ["weight"]):
+        g = g.sort_values(time)
+        t, dm = g[time].to_numpy(), g["delta_mean"].to_numpy()
+        t_end = t.max()
+        late_mask = t >= t_end - late_fraction * (t_end - t.min())
+        peak = float(np.max(np.abs(dm)))
+        late = float(np.mean(np.abs(dm[late_mask])))
+        late_se = float(np.sqrt(np.mean(g["delta_se"].to_numpy()[late_mask] ** 2)))
+        rows.append(dict(zip(list(by) + ["weight"], key if isinstance(key, tuple) else (key,)),
+                         peak_effect=peak, peak_time=float(t[np.argmax(np.abs(dm))]), late_effect=late,
+                         late_se=late_se, ratio=late / peak if peak > 0 else float("nan"),
+                         settle_time=settle_time(t, dm, threshold)))
+    return pd.DataFrame(rows)
+
+
+def fit_angle_decay(t, angle, t_min: float = 1e3) -> tuple[float, float]:
+    """Fit angle(t) ~ K / (log t + b) over t >= t_min; returns (K, b).
+
+    Linear in 1 / angle = log t / K + b / K. The shift b carries the O(1) part of |w(t)|, which a
+    one-parameter K / log t fit would fold into a biased K.
+    """
+    t, a = np.asarray(t, dtype=float), np.asarray(angle, dtype=float)
+    m = (t >= t_min) & (a > 0)
+    if m.sum() < 3:
+        raise ValueError(f"fewer than three records with t >= {t_min}")
+    slope, intercept = np.polyfit(np.log(t[m]), 1.0 / a[m], 1)
+    return float(1.0 / slope), float(intercept / slope)
+
+
+def fit_angle_constant(t, angle, t_min: float = 1e3) -> float:
+    """K of ``fit_angle_decay``: the fitted limit of angle(t) log t."""
+    return fit_angle_decay(t, angle, t_min)[0]
+
+
+def time_to_epsilon(t, angle, eps: float) -> float:
+    """First recorded t after which the angle stays below eps (nan if it never does)."""
+    return settle_time(t, angle, eps)
+
+
+def require_complete(df: pd.DataFrame, expected: list[str], what: str = "this table") -> None:
+    """Raise IncompleteSweepError naming the runs of ``expected`` (config hashes) that are absent or unfinished."""
+    have = set(df.loc[df["done"], "config_hash"]) if "done" in df.columns else set(df.get("config_hash", []))
+    missing = [h for h in expected if h not in have]
+    if missing:
+        raise IncompleteSweepError(f"{what} needs {len(expected)} finished runs; {len(missing)} are missing or "
+                                   f"unfinished: {missing[:10]}{' ...' if len(missing) > 10 else ''}")

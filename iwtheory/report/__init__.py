@@ -1,0 +1,1 @@
+"""LaTeX figures (pgf + pdf), tables and number macros from run records."""

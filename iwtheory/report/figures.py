@@ -1,0 +1,159 @@
+"""Figures from run records, saved as pgf (text set by LaTeX in the paper) and pdf."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+
+from iwtheory.compare.effects import PROBES
+from iwtheory.report.style import have_latex, icml, weight_colors, weight_label
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+PROBE_TITLES = {"frac_pos_test": "task test images", "frac_pos_other": "other classes", "frac_pos_noise": "noise"}
+
+
+def save(fig, out_dir: str | Path, name: str) -> list[Path]:
+    """Write ``name``.pgf and ``name``.pdf (both through LaTeX when it is installed, else pdf only)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    if have_latex():
+        for ext in ("pgf", "pdf"):
+            fig.savefig(out / f"{name}.{ext}", backend="pgf")
+            paths.append(out / f"{name}.{ext}")
+    else:
+        fig.savefig(out / f"{name}.pdf")
+        paths.append(out / f"{name}.pdf")
+    plt.close(fig)
+    return paths
+
+
+def _legend_weights(ax, weights, colors, **kw):
+    handles = [plt.Line2D([], [], color=colors[w], label=weight_label(w)) for w in sorted(weights)]
+    ax.legend(handles=handles, title="weight", ncol=kw.pop("ncol", 1), **kw)
+
+
+def angle_figure(df: pd.DataFrame, out_dir, loss: str = "exponential", name: str = "theory_angle") -> list[Path]:
+    """Angle to w_hat vs log10 t, one curve per weight, with the asymptotic prediction dashed."""
+    d = df[(df.loss == loss) & (df.t >= 1.0)]
+    colors = weight_colors(d.weight.unique())
+    with plt.rc_context(icml("column")):
+        fig, ax = plt.subplots()
+        for w, g in d.groupby("weight"):
+            g = g.sort_values("t")
+            ax.plot(np.log10(g.t), g.angle, color=colors[w])
+            if "predicted_angle" in g and g.predicted_angle.notna().any():
+                ax.plot(np.log10(g.t), g.predicted_angle, color=colors[w], ls="--", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$\log_{10} t$")
+        ax.set_ylabel(r"angle to $\hat w$ (rad)")
+        ax.plot([], [], color="0.4", ls="--", lw=0.8, label="prediction")
+        _legend_weights(ax, d.weight.unique(), colors, ncol=2, loc="upper right")
+        return save(fig, out_dir, name)
+
+
+def boundaries_figure(df: pd.DataFrame, runs_root, out_dir, times=(10, 1000, 100000),
+                      name: str = "theory_boundaries") -> list[Path]:
+    """Decision boundaries on the 2-D toy at a few times, one line per weight, the max-margin line dashed."""
+    from iwtheory.theory.data import make_dataset
+    from iwtheory.theory.maxmargin import max_margin
+
+    cfg = json.loads((Path(runs_root) / df.config_hash.iloc[0] / "config.json").read_text())
+    ds = make_dataset(cfg["dataset"], **cfg["data"])
+    w_hat = max_margin(ds.X, ds.y).w
+    colors = weight_colors(df.weight.unique())
+    lo, hi = ds.X[:, 0].min() - 0.5, ds.X[:, 0].max() + 0.5
+    xs = np.linspace(lo, hi, 50)
+    with plt.rc_context(icml("full", aspect=0.3)):
+        fig, axes = plt.subplots(1, len(times), sharey=True)
+        for ax, t in zip(axes, times):
+            ax.scatter(*ds.X[ds.y > 0, :2].T, s=3, marker="o", color="0.2", lw=0)
+            ax.scatter(*ds.X[ds.y < 0, :2].T, s=4, marker="x", color="0.55", lw=0.5)
+            for w, g in df.groupby("weight"):
+                row = g.iloc[np.argmin(np.abs(np.log(g.t.clip(lower=1)) - np.log(t)))]
+                v = np.asarray(row.w)
+                ax.plot(xs, -(v[0] * xs + v[2]) / v[1], color=colors[w])
+            ax.plot(xs, -(w_hat[0] * xs + w_hat[2]) / w_hat[1], color="k", ls="--", lw=0.8)
+            ax.set_title(f"$t = 10^{{{np.log10(t):.0f}}}$")
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(ds.X[:, 1].min() - 0.5, ds.X[:, 1].max() + 0.5)
+        axes[0].set_ylabel("$x_2$")
+        for ax in axes:
+            ax.set_xlabel("$x_1$")
+        _legend_weights(axes[-1], df.weight.unique(), colors, loc="lower right")
+        return save(fig, out_dir, name)
+
+
+def curves_figure(df: pd.DataFrame, out_dir, by: str, name: str, ylabel=r"angle to $\hat w$ (rad)",
+                  styles=None) -> list[Path]:
+    """Angle vs log10 t, colour by weight, line style by ``by`` (depth or loss)."""
+    d = df[df.t >= 1.0]
+    colors = weight_colors(d.weight.unique())
+    keys = sorted(d[by].unique())
+    styles = styles or dict(zip(keys, ["-", "--", ":", "-."]))
+    with plt.rc_context(icml("column")):
+        fig, ax = plt.subplots()
+        for (w, k), g in d.groupby(["weight", by]):
+            g = g.sort_values("t")
+            ax.plot(np.log10(g.t), g.angle, color=colors[w], ls=styles[k])
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$\log_{10} t$")
+        ax.set_ylabel(ylabel)
+        for k in keys:
+            ax.plot([], [], color="0.3", ls=styles[k], label=f"{by} {k}")
+        ax.legend(loc="lower left", ncol=2)
+        return save(fig, out_dir, name)
+
+
+def frac_pos_figure(df: pd.DataFrame, out_dir, probes=PROBES, name: str = "frac_pos") -> list[Path]:
+    """The paper's main figure: fraction predicted positive vs epoch, a curve per weight with seed bands;
+    one row per regime, one column per probe set."""
+    regimes = list(dict.fromkeys(df.regime))
+    colors = weight_colors(df.weight.unique())
+    with plt.rc_context(icml("full", aspect=0.28 * len(regimes), nrows=1, ncols=1)):
+        fig, axes = plt.subplots(len(regimes), len(probes), sharex=True, sharey=True, squeeze=False)
+        for i, reg in enumerate(regimes):
+            for j, probe in enumerate(probes):
+                ax = axes[i, j]
+                g = df[df.regime == reg].groupby(["weight", "epoch"])[probe].agg(["mean", "std", "count"])
+                for w in sorted(df.weight.unique()):
+                    if w not in g.index.get_level_values(0):
+                        continue
+                    s = g.loc[w]
+                    x = s.index.to_numpy() + 1
+                    se = (s["std"].fillna(0) / np.sqrt(s["count"])).to_numpy()
+                    ax.plot(x, s["mean"], color=colors[w])
+                    ax.fill_between(x, s["mean"] - se, s["mean"] + se, color=colors[w], alpha=0.25, lw=0)
+                ax.set_xscale("log")
+                ax.set_ylim(-0.03, 1.03)
+                if i == 0:
+                    ax.set_title(PROBE_TITLES.get(probe, probe))
+                if j == 0:
+                    ax.set_ylabel(f"{reg}\nfrac. positive")
+                if i == len(regimes) - 1:
+                    ax.set_xlabel("epoch + 1")
+        _legend_weights(axes[0, -1], df.weight.unique(), colors, ncol=2, loc="lower right", fontsize=5)
+        return save(fig, out_dir, name)
+
+
+def effect_figure(summary: pd.DataFrame, out_dir, name: str = "effect_by_regime") -> list[Path]:
+    """Largest early |Delta| and mean late |Delta| against log2 weight, one panel per regime."""
+    regimes = list(dict.fromkeys(summary.regime))
+    with plt.rc_context(icml("full", aspect=0.25)):
+        fig, axes = plt.subplots(1, len(regimes), sharey=True, squeeze=False)
+        for ax, reg in zip(axes[0], regimes):
+            s = summary[summary.regime == reg].sort_values("weight")
+            lw = np.log2(s.weight)
+            ax.plot(lw, s.peak_effect, "o-", ms=3, color="#0072B2", label="largest early")
+            ax.errorbar(lw, s.late_effect, yerr=s.late_se, fmt="s-", ms=3, color="#D55E00", label="last tenth")
+            ax.set_title(reg)
+            ax.set_xlabel(r"$\log_2 w$")
+        axes[0, 0].set_ylabel(r"$|\Delta|$ (frac. positive)")
+        axes[0, 0].legend(loc="upper center")
+        return save(fig, out_dir, name)

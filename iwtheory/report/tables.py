@@ -1,0 +1,82 @@
+"""LaTeX tables through pandas (booktabs), mean +- standard error, the best cell of a column in bold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from iwtheory.report.style import weight_label
+
+
+def pm(mean: float, se: float | None = None, digits: int = 3) -> str:
+    """'$0.123 \\pm 0.004$' (or '$0.123$'); nan becomes an em dash."""
+    if mean is None or not np.isfinite(mean):
+        return "---"
+    if se is None or not np.isfinite(se):
+        return f"${mean:.{digits}f}$"
+    return f"${mean:.{digits}f} \\pm {se:.{digits}f}$"
+
+
+def latex_table(cells: pd.DataFrame, values: pd.DataFrame, best: dict[str, str], caption: str = "",
+                label: str = "") -> str:
+    """``cells`` holds the formatted strings, ``values`` the numbers they show; ``best`` maps a column to
+    'min', 'max' or 'absmin' and wraps that column's best cell whole in \\textbf{}."""
+    cells = cells.copy()
+    for col, rule in best.items():
+        v = values[col].astype(float)
+        if v.notna().sum() == 0:
+            continue
+        key = {"min": v, "max": -v, "absmin": v.abs()}[rule]
+        i = key.idxmin()
+        cells.loc[i, col] = f"\\textbf{{{cells.loc[i, col]}}}"
+    styler = cells.style.hide(axis="index")
+    return styler.to_latex(hrules=True, column_format="l" * cells.shape[1], caption=caption or None,
+                           label=label or None, position="t", position_float="centering", environment="table*")
+
+
+def theory_table(summaries: pd.DataFrame, records: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """Predicted vs measured angle constant K = lim angle(t) log t (theory_angle experiment)."""
+    from iwtheory.compare.effects import fit_angle_constant
+
+    rows = []
+    for _, s in summaries.sort_values(["loss", "weight"]).iterrows():
+        g = records[records.config_hash == s.config_hash].sort_values("t")
+        measured_end = float(g.angle.iloc[-1] * np.log(g.t.iloc[-1]))
+        fit = fit_angle_constant(g.t, g.angle, t_min=1e10)
+        rows.append(dict(loss=s.loss, weight=s.weight, predicted=s.angle_constant, at_end=measured_end, fit=fit,
+                         rel_error=abs(measured_end - s.angle_constant) / s.angle_constant))
+    df = pd.DataFrame(rows)
+    cells = pd.DataFrame({
+        "loss": df.loss, "weight $c$": [weight_label(w) for w in df.weight],
+        "$K$ predicted": [pm(v) for v in df.predicted], r"$\theta(t)\log t$ at $t_{\max}$": [pm(v) for v in df.at_end],
+        r"$K$ fitted ($t \geq 10^{10}$)": [pm(v) for v in df.fit], "rel. error": [pm(v, digits=4) for v in df.rel_error]})
+    values = pd.DataFrame({"rel. error": df.rel_error})
+    tex = latex_table(cells, values, {"rel. error": "min"},
+                      caption=r"Angle constant $K$: predicted from $\tilde w_c$ vs measured along gradient flow.",
+                      label="tab:theory")
+    return tex, df
+
+
+def early_late_table(summary: pd.DataFrame) -> str:
+    """Early-vs-late weight effect on the task's test images, per regime and weight (mean +- s.e. over seeds)."""
+    s = summary.sort_values(["regime", "weight"]).reset_index(drop=True)
+    cells = pd.DataFrame({
+        "regime": s.regime, "weight $w$": [weight_label(w) for w in s.weight],
+        r"largest $|\Delta|$": [pm(v) for v in s.peak_effect],
+        r"late $|\Delta|$": [pm(m, e) for m, e in zip(s.late_effect, s.late_se)],
+        "late / largest": [pm(v, digits=2) for v in s.ratio],
+        "settles at epoch": ["never" if not np.isfinite(v) else f"{v:.0f}" for v in s.settle_time]})
+    values = pd.DataFrame({r"late $|\Delta|$": s.late_effect, "late / largest": s.ratio})
+    return latex_table(cells, values, {r"late $|\Delta|$": "min", "late / largest": "min"},
+                       caption=r"Weight effect $\Delta(t; w)$ on the fraction of task test images predicted "
+                               r"positive: its largest value and its mean over the last tenth of training.",
+                       label="tab:early-late")
+
+
+def write(text: str, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

@@ -1,0 +1,183 @@
+import gzip
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from iwtheory.nets.data import make_task, subsample_indices
+from iwtheory.nets.readers import (CIFAR10_CLASSES, DataFileError, ImageData, download, md5sum, read_cifar10,
+                                   read_fashion_mnist, safe_unpickle)
+
+RNG = np.random.default_rng(0)
+
+
+def fake_cifar(n_per_batch=20):
+    """Five training batches and a test batch of random images, labels cycling over the 10 classes."""
+    batches = {}
+    for name in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
+        x = RNG.integers(0, 256, size=(n_per_batch, 3072), dtype=np.uint8)
+        y = RNG.permutation(np.arange(n_per_batch) % 10).astype(np.uint8)
+        batches[name] = (x, y)
+    return batches
+
+
+def write_bin(root, batches):
+    d = root / "cifar-10-batches-bin"
+    d.mkdir(parents=True)
+    for name, (x, y) in batches.items():
+        (d / f"{name}.bin").write_bytes(np.concatenate([y[:, None], x], axis=1).tobytes())
+    return d
+
+
+def write_py(root, batches):
+    d = root / "cifar-10-batches-py"
+    d.mkdir(parents=True)
+    for name, (x, y) in batches.items():
+        with open(d / name, "wb") as f:
+            pickle.dump({b"batch_label": name.encode(), b"labels": y.astype(int).tolist(), b"data": x,
+                         b"filenames": [b"f.png"] * len(y)}, f, protocol=2)
+    return d
+
+
+@pytest.mark.parametrize("writer", [write_bin, write_py])
+def test_both_cifar_layouts_read_the_same_images(tmp_path, writer):
+    batches = fake_cifar()
+    writer(tmp_path, batches)
+    data = read_cifar10(tmp_path)
+    xs = np.concatenate([batches[f"data_batch_{k}"][0] for k in range(1, 6)])
+    np.testing.assert_array_equal(data.x_train.reshape(len(xs), -1), xs)
+    np.testing.assert_array_equal(data.y_train, np.concatenate([batches[f"data_batch_{k}"][1] for k in range(1, 6)]))
+    np.testing.assert_array_equal(data.x_test.reshape(-1, 3072), batches["test_batch"][0])
+    assert data.x_train.shape[1:] == (3, 32, 32) and data.classes == CIFAR10_CLASSES
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_a_pickle_asking_for_code_is_refused_and_nothing_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    payload = pickle.dumps({b"data": Evil(), b"labels": []}, protocol=2)
+    with pytest.raises(DataFileError, match="refusing to load (posix|os|nt).system"):
+        safe_unpickle(payload)
+    assert not (tmp_path / "pwned").exists()
+    batches = fake_cifar()
+    d = write_py(tmp_path, batches)
+    (d / "data_batch_3").write_bytes(payload)
+    with pytest.raises(DataFileError, match="data_batch_3.*refusing"):
+        read_cifar10(tmp_path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_truncated_and_malformed_files_get_clear_errors(tmp_path):
+    batches = fake_cifar()
+    d = write_bin(tmp_path / "a", batches)
+    raw = (d / "data_batch_2.bin").read_bytes()
+    (d / "data_batch_2.bin").write_bytes(raw[:-100])
+    with pytest.raises(DataFileError, match="data_batch_2.bin.*not a whole number"):
+        read_cifar10(tmp_path / "a")
+    d = write_py(tmp_path / "b", batches)
+    (d / "test_batch").write_bytes((d / "test_batch").read_bytes()[:500])
+    with pytest.raises(DataFileError, match="test_batch: not a readable"):
+        read_cifar10(tmp_path / "b")
+    with pytest.raises(DataFileError, match="no CIFAR-10 batches under"):
+        read_cifar10(tmp_path / "empty")
+
+
+def write_idx(path, arr):
+    header = bytes([0, 0, 8, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    path.write_bytes(gzip.compress(header + arr.astype(np.uint8).tobytes()))
+
+
+def test_fashion_mnist_idx_reader(tmp_path):
+    xtr = RNG.integers(0, 256, size=(30, 28, 28))
+    ytr = np.arange(30) % 10
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", xtr)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", ytr)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", xtr[:10])
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", ytr[:10])
+    data = read_fashion_mnist(tmp_path)
+    assert data.x_train.shape == (30, 1, 28, 28)
+    np.testing.assert_array_equal(data.x_train[:, 0], xtr)
+    np.testing.assert_array_equal(data.y_test, ytr[:10])
+    raw = gzip.decompress((tmp_path / "t10k-images-idx3-ubyte.gz").read_bytes())
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(raw[:-50]))
+    with pytest.raises(DataFileError, match="truncated"):
+        read_fashion_mnist(tmp_path)
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    with pytest.raises(DataFileError, match="not a readable gzip"):
+        read_fashion_mnist(tmp_path)
+    with pytest.raises(DataFileError, match="dataset-fashion-mnist"):
+        read_fashion_mnist(tmp_path / "nowhere")
+
+
+def test_download_verifies_checksums_and_fails_fast_offline(tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"official bytes")
+    good = md5sum(src)
+    out = tmp_path / "dl"
+    download("x", out, sources=[(src.as_uri(), "file.bin", good)])
+    assert (out / "file.bin").read_bytes() == b"official bytes"
+    with pytest.raises(DataFileError, match="checksum mismatch"):
+        download("x", tmp_path / "dl2", sources=[(src.as_uri(), "file.bin", "0" * 32)])
+    assert not (tmp_path / "dl2" / "file.bin").exists()
+    # a closed local port refuses at once: the no-network path reports how to supply files
+    with pytest.raises(DataFileError, match="without a network"):
+        download("x", tmp_path / "dl3", sources=[("http://127.0.0.1:9/f.gz", "f.gz", good)], timeout=2)
+
+
+def small_images(n_per_class=12):
+    y = np.repeat(np.arange(10), n_per_class)
+    # each image encodes its own index, so labels can be audited after subsampling
+    x = np.zeros((len(y), 3, 8, 8), dtype=np.uint8)
+    x[:, 0, 0, 0] = np.arange(len(y)) % 256
+    x[:, 1, 0, 0] = np.arange(len(y)) // 256
+    x[:, 2] = (y * 20)[:, None, None]
+    yt = np.repeat(np.arange(10), 3)
+    xt = np.full((len(yt), 3, 8, 8), 255, dtype=np.uint8)
+    xt[:, 2] = (yt * 20)[:, None, None]
+    return ImageData(x, y, xt, yt, CIFAR10_CLASSES, "fake")
+
+
+def test_task_subsamples_without_replacement_and_keeps_labels_aligned():
+    img = small_images()
+    task = make_task(img, "dog", "cat", keep_pos=5, keep_neg=0.5, subsample_seed=3)
+    idx = task.train_index
+    assert len(np.unique(idx)) == len(idx) == 5 + 6
+    # every kept image is the source image at that index, with the source's label
+    ids = task.x_train[:, 0, 0, 0].numpy().astype(int) + 256 * task.x_train[:, 1, 0, 0].numpy().astype(int)
+    np.testing.assert_array_equal(ids, idx)
+    want = np.where(img.y_train[idx] == CIFAR10_CLASSES.index("dog"), 1.0, -1.0)
+    np.testing.assert_array_equal(task.y_train.numpy(), want)
+    assert (task.y_train > 0).sum() == 5
+    # other seeds give other subsets; the same seed the same one
+    again = make_task(img, "dog", "cat", keep_pos=5, keep_neg=0.5, subsample_seed=3)
+    np.testing.assert_array_equal(again.train_index, idx)
+    assert not np.array_equal(make_task(img, "dog", "cat", keep_pos=5, subsample_seed=4).train_index[:5], idx[:5])
+
+
+def test_probe_sets_come_from_the_test_split_and_the_right_classes():
+    img = small_images()
+    task = make_task(img, noise_count=7, noise_seed=1)
+    # test images are all 255 in channel 0; no training image is
+    assert bool((task.x_test[:, 0] == 255).all()) and len(task.x_test) == 6
+    assert set(np.unique(task.x_other[:, 2, 0, 0].numpy() // 20)) == set(range(10)) - {3, 5}
+    assert task.x_noise.shape == (7, 3, 8, 8)
+    torch.testing.assert_close(task.x_noise, make_task(img, noise_count=7, noise_seed=1).x_noise)
+    # normalisation by the training set's channel statistics
+    z = task.normalise(task.x_train)
+    torch.testing.assert_close(z.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+
+
+def test_subsampling_errors():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="without replacement"):
+        subsample_indices(np.arange(5), 6, rng)
+    with pytest.raises(ValueError, match="ratio"):
+        subsample_indices(np.arange(5), 1.5, rng)
+    with pytest.raises(ValueError, match="unknown class 'wolf'"):
+        make_task(small_images(), "wolf", "cat")

@@ -1,0 +1,111 @@
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iwtheory.cli import main
+from iwtheory.runs import load
+from iwtheory.runs.config import ConfigError, load_toml
+from iwtheory.runs.train import TrainConfig, run_train
+
+ROOT = Path(__file__).resolve().parents[2]
+CFG = dict(name="tiny", dataset="synthetic", synthetic={"n_train": 96, "n_test": 40, "shape": [3, 24, 24]},
+           weights=[0.25, 4.0], seeds=[0], lrs=[0.05], dropouts=[0.0, 0.3], batch_size=16, epochs=5,
+           eval_dense=2, eval_points=3, record_points=3, n_feature_images=16, max_other=30, noise_count=10)
+
+
+class Killed(Exception):
+    pass
+
+
+def frame(out):
+    df = load(out)
+    drop = [c for c in df.columns if c in ("done",)]
+    return df.drop(columns=drop).sort_values(["config_hash", "epoch"]).reset_index(drop=True)
+
+
+def test_a_killed_run_resumes_to_the_same_records(tmp_path):
+    cfg = TrainConfig(**CFG)
+    run_train(cfg, tmp_path / "a", progress=False)
+
+    def kill_at_3(epoch):
+        if epoch == 3:
+            raise Killed  # epoch 3's metrics are written, its checkpoint (every 2) is not
+
+    cfg_b = TrainConfig(**{**CFG, "checkpoint_every": 2})
+    with pytest.raises(Killed):
+        run_train(cfg_b, tmp_path / "b", progress=False, interrupt=kill_at_3)
+    assert not any((d / "done").exists() for d in (tmp_path / "b").iterdir() if d.name != "_groups")
+    run_train(cfg_b, tmp_path / "b", progress=False)
+    a, b = frame(tmp_path / "a"), frame(tmp_path / "b")
+    assert len(a) == len(b) and not b.duplicated(["config_hash", "epoch"]).any()
+    pd.testing.assert_frame_equal(a, b)
+    # features saved at the same epochs with the same values
+    for d in (tmp_path / "a").iterdir():
+        if d.name == "_groups":
+            continue
+        for f in sorted((d / "features").glob("*.npz")):
+            fa, fb = np.load(f), np.load(tmp_path / "b" / d.name / "features" / f.name)
+            np.testing.assert_array_equal(fa["features"], fb["features"])
+
+
+def test_records_hold_the_metrics_of_every_model_and_finished_runs_are_skipped(tmp_path):
+    cfg = TrainConfig(**CFG)
+    runs = run_train(cfg, tmp_path, progress=False)
+    assert len(runs) == 4 and all(r.done for r in runs)
+    df = load(tmp_path)
+    need = {"epoch", "train_loss", "train_loss_weighted", "train_acc", "test_acc", "frac_pos_test",
+            "frac_pos_other", "frac_pos_noise", "weight", "seed", "dropout", "config_hash", "diverged"}
+    assert need <= set(df.columns)
+    assert sorted(df.epoch.unique()) == [0, 1, 2, 3, 5]  # dense to 2, log-spaced after, always the last
+    ep0 = df[df.epoch == 0]
+    # before training, the weighted loss is the unweighted one rescaled by the class weights
+    for _, r in ep0.iterrows():
+        assert r.train_loss_weighted != pytest.approx(r.train_loss) or r.weight == 1.0
+    with_feats = df.dropna(subset=["features"])
+    assert set(with_feats.epoch) >= {0, 5}
+    f = np.load(tmp_path / with_feats.config_hash.iloc[0] / with_feats.features.iloc[0])
+    assert f["features"].shape == (16, 128) and f["weight"].shape == (128,) and set(f["labels"]) <= {-1.0, 1.0}
+    stamps = {r.hash: (r.dir / "metrics.jsonl").stat().st_mtime_ns for r in runs}
+    run_train(cfg, tmp_path, progress=False)
+    assert {r.hash: (r.dir / "metrics.jsonl").stat().st_mtime_ns for r in runs} == stamps
+
+
+def test_train_cli_with_overrides(tmp_path, capsys):
+    p = tmp_path / "c.toml"
+    p.write_text("\n".join(f"{k} = {json.dumps(v)}" if not isinstance(v, dict) else
+                           f"{k} = {{ n_train = 96, n_test = 40, shape = [3, 24, 24] }}" for k, v in CFG.items()))
+    assert main(["train", str(p), "--out", str(tmp_path / "r"), "--set", "epochs=1", "--set", "weights=[2.0]",
+                 "--device", "cpu", "--no-progress"]) == 0
+    df = load(tmp_path / "r")
+    assert set(df.weight) == {2.0} and df.epoch.max() == 1
+    assert main(["train", str(p), "--device", "cuda:7", "--out", str(tmp_path / "r2")]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_missing_data_fails_with_instructions(tmp_path, capsys):
+    p = tmp_path / "c.toml"
+    p.write_text('name = "x"\ndataset = "cifar10"\n')
+    assert main(["train", str(p), "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "r")]) == 2
+    assert "no CIFAR-10 batches under" in capsys.readouterr().err
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="dropout rates"):
+        TrainConfig(name="x", dropouts=[1.0]).validate()
+    with pytest.raises(ConfigError, match="unknown model"):
+        TrainConfig(name="x", model="vit").validate()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("cnn_*.toml")), ids=lambda p: p.name)
+def test_shipped_cnn_configs_load_and_document_themselves(path):
+    text = path.read_text()
+    for tag in ("command:", "runtime:", "expected:"):
+        assert re.search(rf"^# {tag}", text, re.M), f"{path.name} lacks a '# {tag}' header line"
+    cfg = load_toml(path, TrainConfig)
+    assert cfg.source, f"{path.name} does not say where its hyperparameters come from"
+    quick = load_toml(path, TrainConfig, quick=True)
+    assert quick.epochs <= cfg.epochs
