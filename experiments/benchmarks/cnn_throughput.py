@@ -15,7 +15,6 @@ import argparse
 import platform
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -139,7 +138,8 @@ def main() -> None:
             members = [Member(2.0 ** (k % 9 - 4), k, 1e-3) for k in range(M)]
             stack = Stack(members, task, s, device)
             n = len(task.y_train)
-            idx = torch.stack([torch.randperm(n, generator=g)[:BATCH * (steps + 3)] for g in stack.order_gens]).to(device)
+            idx = torch.stack([torch.randperm(n, generator=g)[:BATCH * (steps + 3)]
+                               for g in stack.order_gens]).to(device)
             for k in range(3):
                 stack.train_step(idx[:, k * BATCH:(k + 1) * BATCH])
             with Timer(device) as t:

@@ -117,6 +117,5 @@ def synthetic_images(n_train: int = 200, n_test: int = 100, shape=(3, 32, 32), n
 
     xtr, ytr = draw(n_train)
     xte, yte = draw(n_test)
-    del protos
     classes = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
     return ImageData(xtr, ytr, xte, yte, classes[:n_classes], "synthetic")

@@ -46,7 +46,8 @@ def check_seeds(df: pd.DataFrame) -> None:
     for reg, g in df.groupby("regime"):
         seeds = g.groupby("weight").seed.apply(lambda s: frozenset(s.unique()))
         if 1.0 not in seeds.index:
-            raise IncompleteSweepError(f"regime {reg!r} has no unweighted (w = 1) runs, so its weight effect is undefined")
+            raise IncompleteSweepError(f"regime {reg!r} has no unweighted (w = 1) runs, "
+                                       "so its weight effect is undefined")
         ref = seeds[1.0]
         bad = {float(w): sorted(int(x) for x in ref ^ s) for w, s in seeds.items() if s != ref}
         if bad:

@@ -34,6 +34,14 @@ def save(fig, out_dir: str | Path, name: str) -> list[Path]:
     return paths
 
 
+def _figure_legend(fig, weights, colors, below: float = -0.1):
+    """One row of weight swatches under the whole figure, clear of every panel and axis label."""
+    ws = sorted(weights)
+    fig.legend(handles=[plt.Line2D([], [], color=colors[w], label=weight_label(w)) for w in ws],
+               title="weight on the positive class", ncol=len(ws), loc="upper center",
+               bbox_to_anchor=(0.5, below))
+
+
 def _legend_weights(ax, weights, colors, **kw):
     handles = [plt.Line2D([], [], color=colors[w], label=weight_label(w)) for w in sorted(weights)]
     ax.legend(handles=handles, title="weight", ncol=kw.pop("ncol", 1), **kw)
@@ -86,7 +94,7 @@ def boundaries_figure(df: pd.DataFrame, runs_root, out_dir, times=(10, 1000, 100
         axes[0].set_ylabel("$x_2$")
         for ax in axes:
             ax.set_xlabel("$x_1$")
-        _legend_weights(axes[-1], df.weight.unique(), colors, loc="lower right")
+        _figure_legend(fig, df.weight.unique(), colors, below=-0.2)
         return save(fig, out_dir, name)
 
 
@@ -106,7 +114,7 @@ def curves_figure(df: pd.DataFrame, out_dir, by: str, name: str, ylabel=r"angle 
         ax.set_xlabel(r"$\log_{10} t$")
         ax.set_ylabel(ylabel)
         for k in keys:
-            ax.plot([], [], color="0.3", ls=styles[k], label=f"{by} {k}")
+            ax.plot([], [], color="0.3", ls=styles[k], label=f"{by} {k:g}" if isinstance(k, float) else f"{by} {k}")
         ax.legend(loc="lower left", ncol=2)
         return save(fig, out_dir, name)
 
@@ -138,7 +146,7 @@ def frac_pos_figure(df: pd.DataFrame, out_dir, probes=PROBES, name: str = "frac_
                     ax.set_ylabel(f"{reg}\nfrac. positive")
                 if i == len(regimes) - 1:
                     ax.set_xlabel("epoch + 1")
-        _legend_weights(axes[0, -1], df.weight.unique(), colors, ncol=2, loc="lower right", fontsize=5)
+        _figure_legend(fig, df.weight.unique(), colors, below=-0.12 / len(regimes))
         return save(fig, out_dir, name)
 
 

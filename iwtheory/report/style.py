@@ -16,7 +16,8 @@ def have_latex() -> bool:
     return shutil.which("pdflatex") is not None
 
 
-def icml(width: str = "column", aspect: float = 0.62, nrows: int = 1, ncols: int = 1, latex: bool | None = None) -> dict:
+def icml(width: str = "column", aspect: float = 0.62, nrows: int = 1, ncols: int = 1,
+         latex: bool | None = None) -> dict:
     """rcParams for a figure one column (3.25 in) or the full width (6.75 in) of an ICML page.
 
     Text is 8 pt serif. With LaTeX the pgf backend sets it in the paper's own font (Computer

@@ -30,7 +30,8 @@ def latex_table(cells: pd.DataFrame, values: pd.DataFrame, best: dict[str, str],
             continue
         key = {"min": v, "max": -v, "absmin": v.abs()}[rule]
         i = key.idxmin()
-        cells.loc[i, col] = f"\\textbf{{{cells.loc[i, col]}}}"
+        # \boldmath too: \textbf alone leaves math (every number here) upright
+        cells.loc[i, col] = f"\\textbf{{\\boldmath {cells.loc[i, col]}}}"
     styler = cells.style.hide(axis="index")
     return styler.to_latex(hrules=True, column_format="l" * cells.shape[1], caption=caption or None,
                            label=label or None, position="t", position_float="centering", environment="table*")
@@ -46,15 +47,18 @@ def theory_table(summaries: pd.DataFrame, records: pd.DataFrame) -> tuple[str, p
         measured_end = float(g.angle.iloc[-1] * np.log(g.t.iloc[-1]))
         fit = fit_angle_constant(g.t, g.angle, t_min=1e10)
         rows.append(dict(loss=s.loss, weight=s.weight, predicted=s.angle_constant, at_end=measured_end, fit=fit,
-                         rel_error=abs(measured_end - s.angle_constant) / s.angle_constant))
+                         rel_error=abs(fit - s.angle_constant) / s.angle_constant))
     df = pd.DataFrame(rows)
     cells = pd.DataFrame({
         "loss": df.loss, "weight $c$": [weight_label(w) for w in df.weight],
-        "$K$ predicted": [pm(v) for v in df.predicted], r"$\theta(t)\log t$ at $t_{\max}$": [pm(v) for v in df.at_end],
-        r"$K$ fitted ($t \geq 10^{10}$)": [pm(v) for v in df.fit], "rel. error": [pm(v, digits=4) for v in df.rel_error]})
-    values = pd.DataFrame({"rel. error": df.rel_error})
-    tex = latex_table(cells, values, {"rel. error": "min"},
-                      caption=r"Angle constant $K$: predicted from $\tilde w_c$ vs measured along gradient flow.",
+        "$K$ predicted": [pm(v) for v in df.predicted],
+        r"$\theta(t)\log t$ at $t_{\max}$": [pm(v) for v in df.at_end],
+        r"$K$ fitted ($t \geq 10^{10}$)": [pm(v) for v in df.fit],
+        "rel. error of fit": [pm(v, digits=4) for v in df.rel_error]})
+    values = pd.DataFrame({"rel. error of fit": df.rel_error})
+    tex = latex_table(cells, values, {"rel. error of fit": "min"},
+                      caption=r"Angle constant $K$: predicted from $\tilde w_c$, and measured along gradient flow "
+                              r"(at the last record, and by fitting $\theta(t) \approx K/(\log t + b)$).",
                       label="tab:theory")
     return tex, df
 

@@ -36,7 +36,8 @@ def choose_cnn(data_dir: str | None, device: str | None) -> tuple[tuple[str, ...
         if dev.startswith("cuda"):
             return CIFAR_CONFIGS, f"CIFAR-10 found and {dev} in use: running the CIFAR study"
         return CPU_CONFIGS, "CIFAR-10 found but no GPU in use: running the CPU-sized Fashion-MNIST experiment"
-    return CPU_CONFIGS, "running the CPU-sized Fashion-MNIST experiment (pass --data-dir with CIFAR-10 on a GPU for the study)"
+    return CPU_CONFIGS, ("running the CPU-sized Fashion-MNIST experiment "
+                         "(pass --data-dir with CIFAR-10 on a GPU for the study)")
 
 
 def build_pdf(paper: Path) -> Path | None:

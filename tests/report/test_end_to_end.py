@@ -20,9 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def sweep(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     run_theory(TheoryConfig(name="theory_angle", dataset="bl_toy", data={"n_per_class": 15, "seed": 0},
-                            weights=[1.0, 16.0], losses=["exponential"], t_max=1e30, n_records=30), runs, progress=False)
+                            weights=[1.0, 16.0], losses=["exponential"], t_max=1e30, n_records=30),
+               runs, progress=False)
     run_theory(TheoryConfig(name="theory_boundaries", dataset="bl_toy", data={"n_per_class": 15, "seed": 0},
-                            weights=[0.25, 1.0, 4.0], methods=["gd"], steps=300, n_records=10), runs, progress=False)
+                            weights=[0.25, 1.0, 4.0], methods=["gd"], steps=300, n_records=10),
+               runs, progress=False)
     run_train(TrainConfig(name="cnn_tiny", dataset="synthetic", regime="none",
                           synthetic={"n_train": 100, "n_test": 50, "shape": [3, 24, 24]},
                           weights=[0.25, 1.0, 4.0], seeds=[0, 1], lrs=[0.05], batch_size=10, epochs=4,
@@ -60,7 +62,8 @@ def test_numbers_in_the_macros_equal_the_dataframe(sweep, tmp_path):
     tex = (tmp_path / "tables" / "early_late.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex and "\\pm" in tex
     # the best cell is bolded whole, never split across LaTeX
-    assert tex.count("\\textbf{$") >= 1 and "\\textbf{$" in tex and "$}" in tex
+    assert "\\textbf{\\boldmath $" in tex and all(
+        line.count("$") % 2 == 0 for line in tex.splitlines() if "\\boldmath" in line)
     assert len(paths) == 3
 
 

@@ -1,0 +1,59 @@
+"""The speed options (channels_last, bf16 autocast, CUDA) against the fp32 reference path."""
+
+import pytest
+import torch
+
+from iwtheory.nets.data import make_task, synthetic_images
+from iwtheory.nets.models import make_plain, unstack_member
+from iwtheory.nets.train import EngineSettings, Member, Stack
+
+MEMBERS = [Member(4.0, 0, 0.02, 1e-3, 0.0), Member(0.25, 1, 0.02, 0.0, 0.3)]
+
+
+@pytest.fixture(scope="module")
+def task():
+    return make_task(synthetic_images(n_train=80, n_test=40, shape=(3, 24, 24), seed=1), noise_count=10)
+
+
+def trained(task, device="cpu", **kw):
+    s = EngineSettings(batch_size=16, **kw)
+    st = Stack(MEMBERS, task, s, device)
+    st.train_epoch()
+    return st
+
+
+def params(st, m):
+    plain = make_plain("bl_cnn", st.task.shape, dropout=MEMBERS[m].dropout).to(st.device)
+    return [p.detach().cpu() for p in unstack_member(st.net.float(), m, plain).parameters()]
+
+
+def test_channels_last_matches_the_reference(task):
+    ref, cl = trained(task), trained(task, channels_last=True)
+    for m in range(2):
+        for a, b in zip(params(ref, m), params(cl, m)):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_autocast_stays_close_to_the_reference(task):
+    ref, bf = trained(task), trained(task, precision="bf16")
+    mr, mb = ref.evaluate(), bf.evaluate()
+    for m in range(2):
+        assert abs(mr[m]["train_loss"] - mb[m]["train_loss"]) < 0.05 * mr[m]["train_loss"]
+        # parameters move the same way: their change from the shared initialisation agrees in direction
+        init = make_plain("bl_cnn", task.shape, dropout=MEMBERS[m].dropout, seed=MEMBERS[m].seed)
+        da = torch.cat([(a - i).flatten() for a, i in zip(params(ref, m), init.parameters())])
+        db = torch.cat([(b - i).flatten() for b, i in zip(params(bf, m), init.parameters())])
+        assert torch.nn.functional.cosine_similarity(da, db, dim=0) > 0.95
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fp32_matches_the_cpu_reference(task):
+    torch.backends.cudnn.deterministic = True
+    ref, gpu = trained(task), trained(task, device="cuda")
+    for m in range(2):
+        for a, b in zip(params(ref, m), params(gpu, m)):
+            torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-4)
+    for prec in ("tf32", "bf16"):
+        st = trained(task, device="cuda", precision=prec, channels_last=True)
+        assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in st.evaluate())
