@@ -313,7 +313,3 @@ def unstack_member(stacked: nn.Module, m: int, member: nn.Module) -> nn.Module:
             t.copy_(s.reshape(M, -1)[m].reshape(t.shape))
     return member
 
-
-def model_major(t: torch.Tensor, M: int) -> torch.Tensor:
-    """A stacked tensor viewed as (M, -1): both layouts (stacked and concatenated) are model-major."""
-    return t.reshape(M, -1)

@@ -23,7 +23,7 @@ import torch
 
 from iwtheory.nets.data import Task
 from iwtheory.nets.losses import margin_loss, weighted_risk
-from iwtheory.nets.models import make_plain, model_major, stack_members
+from iwtheory.nets.models import make_plain, stack_members
 
 ORDER_OFFSET, DROPOUT_OFFSET = 10**6, 2 * 10**6
 
@@ -98,8 +98,10 @@ class Stack:
         self.forward = torch.compile(self.net) if s.compile else self.net
         self.params = [p for p in self.net.parameters()]
         self.bufs = [torch.zeros_like(p) for p in self.params]
-        self.lr = torch.tensor([m.lr for m in members], device=self.device, dtype=self.dtype)
-        self.wd = torch.tensor([m.weight_decay for m in members], device=self.device, dtype=self.dtype)
+        lr = torch.tensor([m.lr for m in members], device=self.device, dtype=self.dtype)
+        wd = torch.tensor([m.weight_decay for m in members], device=self.device, dtype=self.dtype)
+        self.lr_p = [self.per_param(lr, p) for p in self.params]
+        self.wd_p = [self.per_param(wd, p) for p in self.params]
         self.wpos = torch.tensor([m.weight for m in members], device=self.device)
         self.active = torch.ones(self.M, dtype=torch.bool, device=self.device)
         self.all_active = True
@@ -115,6 +117,12 @@ class Stack:
         torch.backends.cudnn.allow_tf32 = s.precision == "tf32"
 
     # ---- training ---------------------------------------------------------------------
+
+    def per_param(self, v: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """A per-model vector (M,) broadcast to parameter ``p``: its first axis is M (stacked) or M*C
+        (concatenated), model-major either way."""
+        rows = p.shape[0] // self.M
+        return v.repeat_interleave(rows).reshape(-1, *([1] * (p.dim() - 1)))
 
     def _autocast(self):
         if self.s.precision == "bf16":
@@ -142,14 +150,13 @@ class Stack:
             p.grad = None
         risk.sum().backward()  # models share no parameters, so each gets its own gradient
         with torch.no_grad():
-            lr, wd = self.lr[:, None], self.wd[:, None]
-            for p, buf in zip(self.params, self.bufs):
-                g, pv, bv = model_major(p.grad, self.M), model_major(p, self.M), model_major(buf, self.M)
-                bv.mul_(self.s.momentum).add_(g).add_(pv * wd)
+            # In place on each tensor as it is laid out (a reshape of a channels_last weight would copy).
+            for p, buf, lr, wd in zip(self.params, self.bufs, self.lr_p, self.wd_p):
+                buf.mul_(self.s.momentum).add_(p.grad).add_(p * wd)
                 if self.all_active:
-                    pv.sub_(lr * bv)
+                    p.sub_(lr * buf)
                 else:  # a diverged model's weights stay frozen (and cannot leak: models share nothing)
-                    pv.copy_(torch.where(self.active[:, None], pv - lr * bv, pv))
+                    p.copy_(torch.where(self.per_param(self.active, p), p - lr * buf, p))
         return risk.detach()
 
     def train_epoch(self) -> torch.Tensor:
