@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -14,3 +16,10 @@ def symmetric_mixture(n=60, d=5, sep=5.0, seed=0):
     X = r.standard_normal((n, d))
     X[:, 0] += y * sep / 2
     return np.vstack([X, -X]), np.concatenate([y, -y])
+
+
+def assert_documented_header(path):
+    """Every shipped config opens with its command, its runtime and its expected result."""
+    text = path.read_text()
+    for tag in ("command:", "runtime:", "expected:"):
+        assert re.search(rf"^# {tag}", text, re.M), f"{path.name} lacks a '# {tag}' header line"

@@ -49,11 +49,12 @@ def settle_time(t: np.ndarray, value: np.ndarray, eps: float) -> float:
 
 
 def early_late(effect: pd.DataFrame, threshold: float = 0.05, late_fraction: float = 0.1,
-               by: tuple = ("regime",), time: str = "epoch") -> pd.DataFrame:
+               by: tuple = ("regime",), time: str = "epoch", baseline: float = 1.0) -> pd.DataFrame:
     """Per group and weight: the largest |Delta|, the mean |Delta| over the last tenth of training,
-    their ratio, and the first epoch after which |Delta| stays below ``threshold``."""
+    their ratio, and the first epoch after which |Delta| stays below ``threshold``. The baseline
+    weight, whose Delta is zero by definition, is left out."""
     rows = []
-    for key, g in effect.groupby(list(by) + ["weight"]):
+    for key, g in effect[effect.weight != baseline].groupby(list(by) + ["weight"]):
         g = g.sort_values(time)
         t, dm = g[time].to_numpy(), g["delta_mean"].to_numpy()
         t_end = t.max()

@@ -22,6 +22,18 @@ def _dropout(x: torch.Tensor, p: float, training: bool, gen: torch.Generator | N
     return x * (u.to(x.device) >= p).to(x.dtype) / (1.0 - p)  # u is fp32 in every precision
 
 
+def _bl_trunk(x, convs, bns):
+    """The B&L CNN's convolutions (plain or grouped): conv, [batch norm], ReLU; max-pool after the 2nd and 5th."""
+    for i, conv in enumerate(convs):
+        x = conv(x)
+        if bns is not None:
+            x = bns[i](x)
+        x = F.relu(x)
+        if i in (1, 4):
+            x = F.max_pool2d(x, 2)
+    return x
+
+
 # ---- plain models -----------------------------------------------------------------------
 
 class BLCNN(nn.Module):
@@ -49,14 +61,7 @@ class BLCNN(nn.Module):
         self.dropout = float(dropout)
 
     def features(self, x, gen=None):
-        for i, conv in enumerate(self.convs):
-            x = conv(x)
-            if self.bns is not None:
-                x = self.bns[i](x)
-            x = F.relu(x)
-            if i in (1, 4):
-                x = F.max_pool2d(x, 2)
-        x = torch.flatten(x, 1)
+        x = torch.flatten(_bl_trunk(x, self.convs, self.bns), 1)
         x = _dropout(F.relu(self.fc1(x)), self.dropout, self.training, gen)
         return _dropout(F.relu(self.fc2(x)), self.dropout, self.training, gen)
 
@@ -212,14 +217,7 @@ class StackedBLCNN(nn.Module):
         self.register_buffer("p", torch.as_tensor(dropouts, dtype=torch.float32))
 
     def features(self, x, gens=None):
-        for i, conv in enumerate(self.convs):
-            x = conv(x)
-            if self.bns is not None:
-                x = self.bns[i](x)
-            x = F.relu(x)
-            if i in (1, 4):
-                x = F.max_pool2d(x, 2)
-        x = to_models(x, self.M)
+        x = to_models(_bl_trunk(x, self.convs, self.bns), self.M)
         x = _dropout_stacked(F.relu(self.fc1(x)), self.p, self.training, gens)
         return _dropout_stacked(F.relu(self.fc2(x)), self.p, self.training, gens)
 

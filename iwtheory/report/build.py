@@ -73,11 +73,23 @@ def make_figures(runs_root="runs", out_dir="paper/figures") -> list[Path]:
         paths += F.frac_pos_figure(cnn, out_dir, name="frac_pos")
         eff = weight_effect(cnn)
         paths += F.effect_figure(early_late(eff), out_dir, name="effect_by_regime")
+        fa = feature_angles_of(cnn, runs_root)
+        if not fa.empty and fa.separable.any():
+            paths += F.feature_angle_figure(fa, out_dir)
     return paths
 
 
+def feature_angles_of(cnn: pd.DataFrame, runs_root) -> pd.DataFrame:
+    """Feature-space max-margin angles of every CNN run that saved features."""
+    from iwtheory.compare.directions import feature_angles
+
+    frames = [feature_angles(Path(runs_root) / h) for h in sorted(cnn.config_hash.unique())]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def numbers(df: pd.DataFrame, summaries: pd.DataFrame, theory_df: pd.DataFrame | None,
-            summary: pd.DataFrame | None, cnn_label: str) -> dict[str, object]:
+            summary: pd.DataFrame | None, cnn_label: str, fa: pd.DataFrame | None = None) -> dict[str, object]:
     """The values the paper's text quotes, each computed here from the records."""
     vals: dict[str, object] = {}
     if theory_df is not None and not theory_df.empty:
@@ -98,6 +110,18 @@ def numbers(df: pd.DataFrame, summaries: pd.DataFrame, theory_df: pd.DataFrame |
     if not poly.empty:
         vals["PolyMinFinalAngle"] = float(poly[poly.loss == "polynomial"].final_angle.min())
         vals["LogisticMaxFinalAngle"] = float(poly[poly.loss == "logistic"].final_angle.max())
+    if fa is not None and not fa.empty:
+        last_epoch = fa.epoch.max()
+        first_epoch = fa.epoch[fa.epoch > 0].min()
+        mean = fa.groupby(["weight", "epoch"]).angle.mean()  # over seeds (and regimes)
+        vals["FeatSeparableShare"] = float(fa[fa.epoch == last_epoch].separable.mean())
+        vals["FeatLastEpoch"] = int(last_epoch)
+        vals["FeatFirstEpoch"] = int(first_epoch)
+        if 1.0 in mean.index.get_level_values(0):
+            vals["FeatAngleUnweightedFirst"] = float(mean[(1.0, first_epoch)])
+            vals["FeatAngleUnweightedLast"] = float(mean[(1.0, last_epoch)])
+        wmin, wmax = fa.weight.min(), fa.weight.max()
+        vals["FeatAngleExtremeLast"] = float(max(mean[(wmin, last_epoch)], mean[(wmax, last_epoch)]))
     if summary is not None and not summary.empty:
         vals["CnnDataset"] = cnn_label
         top = summary[summary.weight == summary.weight.max()]
@@ -121,9 +145,11 @@ def make_tables(runs_root="runs", out_dir="paper") -> list[Path]:
         tex, theory_df = T.theory_table(sa, df[df.experiment == "theory_angle"])
         paths.append(T.write(tex, out / "tables" / "theory.tex"))
     cnn, label = cnn_records(df)
-    summary = None
+    summary = fa = None
     if not cnn.empty:
         summary = early_late(weight_effect(cnn))
         paths.append(T.write(T.early_late_table(summary), out / "tables" / "early_late.tex"))
-    paths.append(write_macros(numbers(df, summaries, theory_df, summary, label), out / "generated" / "numbers.tex"))
+        fa = feature_angles_of(cnn, runs_root)
+    paths.append(write_macros(numbers(df, summaries, theory_df, summary, label, fa),
+                              out / "generated" / "numbers.tex"))
     return paths

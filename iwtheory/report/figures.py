@@ -165,3 +165,20 @@ def effect_figure(summary: pd.DataFrame, out_dir, name: str = "effect_by_regime"
         axes[0, 0].set_ylabel(r"$|\Delta|$ (frac. positive)")
         axes[0, 0].legend(loc="upper center")
         return save(fig, out_dir, name)
+
+
+def feature_angle_figure(fa: pd.DataFrame, out_dir, name: str = "feature_angle") -> list[Path]:
+    """Angle of each network's last layer to the max-margin direction of its own penultimate features
+    (recorded training images, bias appended), vs epoch; mean over seeds, one curve per weight."""
+    d = fa[fa.separable]
+    colors = weight_colors(fa.weight.unique())
+    with plt.rc_context(icml("column")):
+        fig, ax = plt.subplots()
+        for (w, _), g in d.groupby(["weight", "regime"]):
+            m = g.groupby("epoch").angle.mean()
+            ax.plot(m.index + 1, m.to_numpy(), color=colors[w], marker="o", ms=2)
+        ax.set_xscale("log")
+        ax.set_xlabel("epoch + 1")
+        ax.set_ylabel("angle to feature max margin (rad)")
+        _legend_weights(ax, fa.weight.unique(), colors, ncol=2, loc="lower left")
+        return save(fig, out_dir, name)

@@ -90,6 +90,7 @@ def test_early_late_summary():
     assert s.loc[("none", 4.0), "settle_time"] == 6
     assert s.loc[("l2", 4.0), "settle_time"] > 6  # the kept 0.03 delays settling below 0.05
     assert s.loc[("l2", 4.0), "late_effect"] > s.loc[("none", 4.0), "late_effect"]
+    assert 1.0 not in s.index.get_level_values("weight")  # the baseline's Delta is 0 by definition
 
 
 def test_settle_and_time_to_epsilon():

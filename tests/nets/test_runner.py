@@ -1,5 +1,4 @@
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,8 @@ from iwtheory.cli import main
 from iwtheory.runs import load
 from iwtheory.runs.config import ConfigError, load_toml
 from iwtheory.runs.train import TrainConfig, run_train
+
+from ..conftest import assert_documented_header
 
 ROOT = Path(__file__).resolve().parents[2]
 CFG = dict(name="tiny", dataset="synthetic", synthetic={"n_train": 96, "n_test": 40, "shape": [3, 24, 24]},
@@ -102,9 +103,7 @@ def test_config_errors():
 
 @pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("cnn_*.toml")), ids=lambda p: p.name)
 def test_shipped_cnn_configs_load_and_document_themselves(path):
-    text = path.read_text()
-    for tag in ("command:", "runtime:", "expected:"):
-        assert re.search(rf"^# {tag}", text, re.M), f"{path.name} lacks a '# {tag}' header line"
+    assert_documented_header(path)
     cfg = load_toml(path, TrainConfig)
     assert cfg.source, f"{path.name} does not say where its hyperparameters come from"
     quick = load_toml(path, TrainConfig, quick=True)

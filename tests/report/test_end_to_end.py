@@ -59,6 +59,19 @@ def test_numbers_in_the_macros_equal_the_dataframe(sweep, tmp_path):
         end = name.replace("Kpred", "Kend")
         assert raw[end] == pytest.approx(g.angle.iloc[-1] * np.log(g.t.iloc[-1]))
 
+    # the feature-space numbers, recomputed from the saved features with an SVM of scikit-learn's
+    from sklearn.svm import SVC
+
+    last = cnn.epoch.max()
+    rows = cnn[(cnn.epoch == last) & cnn.features.notna()]
+    sep = []
+    for _, r in rows.iterrows():
+        z = np.load(sweep / r.config_hash / r.features)
+        svc = SVC(kernel="linear", C=1e8).fit(z["features"], z["labels"])
+        sep.append(svc.score(z["features"], z["labels"]) == 1.0)
+    assert raw["FeatLastEpoch"] == last
+    assert raw["FeatSeparableShare"] == pytest.approx(np.mean(sep))
+
     tex = (tmp_path / "tables" / "early_late.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex and "\\pm" in tex
     # the best cell is bolded whole, never split across LaTeX

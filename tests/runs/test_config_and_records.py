@@ -1,5 +1,4 @@
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -8,6 +7,8 @@ from iwtheory.cli import main
 from iwtheory.runs import load, load_summaries, missing_runs
 from iwtheory.runs.config import ConfigError, load_toml, parse_override
 from iwtheory.runs.theory import TheoryConfig
+
+from ..conftest import assert_documented_header
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = """
@@ -99,9 +100,7 @@ def test_cli_reports_bad_config_in_one_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("theory_*.toml")), ids=lambda p: p.name)
 def test_shipped_theory_configs_load_and_document_themselves(path):
-    text = path.read_text()
-    for tag in ("command:", "runtime:", "expected:"):
-        assert re.search(rf"^# {tag}", text, re.M), f"{path.name} lacks a '# {tag}' header line"
+    assert_documented_header(path)
     full = load_toml(path, TheoryConfig)
     quick = load_toml(path, TheoryConfig, quick=True)
     assert len(quick.cells()) <= len(full.cells())
