@@ -33,10 +33,11 @@ def _train(args) -> int:
 def _reproduce(args) -> int:
     from iwtheory.runs.reproduce import reproduce
 
-    res = reproduce(args.out, quick=args.quick, data_dir=args.data_dir, device=args.device,
+    out = args.out or ("runs/quick" if args.quick else "runs")
+    res = reproduce(out, quick=args.quick, data_dir=args.data_dir, device=args.device,
                     progress=not args.no_progress, paper=Path(args.paper))
     for name, n in res["runs"].items():
-        print(f"{name}: {n} runs under {args.out}")
+        print(f"{name}: {n} runs under {out}")
     if res["pdf"]:
         print(f"paper: {res['pdf']}")
     return 0
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("reproduce", help="run every experiment the paper uses, skipping finished runs")
     r.add_argument("--quick", action="store_true", help="the seconds-long variants of every experiment")
-    r.add_argument("--out", default="runs", help="run records folder (default: runs)")
+    r.add_argument("--out", default=None, help="run records folder (default: runs, or runs/quick with --quick)")
     r.add_argument("--data-dir", default=None, help="CIFAR-10 folder (with a GPU: the full study)")
     r.add_argument("--device", default=None, help="cpu, cuda ... (default: auto)")
     r.add_argument("--paper", default=str(PAPER), help="paper folder to write figures, tables and the PDF into")

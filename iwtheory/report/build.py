@@ -20,12 +20,30 @@ def _records(runs_root) -> pd.DataFrame:
     df = load(runs_root, finished_only=False)
     if df.empty:
         raise FileNotFoundError(f"no run records under {runs_root}; run `iwtheory reproduce` first")
+    check_unambiguous(df)
     unfinished = sorted(set(df.loc[~df["done"], "config_hash"]))
     if unfinished:
         exps = sorted(set(df.loc[~df["done"], "experiment"]))
         raise IncompleteSweepError(f"{len(unfinished)} run(s) of {exps} are unfinished ({unfinished[:5]}"
                                    f"{' ...' if len(unfinished) > 5 else ''}); rerun the same command to resume them")
     return df
+
+
+# What names a run within its experiment; two runs with equal keys are two sweeps in one folder.
+RUN_KEYS = ("experiment", "regime", "weight", "seed", "loss", "depth", "method", "lr", "weight_decay", "dropout")
+
+
+def check_unambiguous(df: pd.DataFrame) -> None:
+    """Refuse records where one experiment holds two runs with the same sweep keys (say a quick and a
+    full variant in one folder): mixing them would silently average different configurations."""
+    keys = [k for k in RUN_KEYS if k in df.columns]
+    runs = df[keys + ["config_hash"]].drop_duplicates()
+    clash = runs[runs.duplicated(keys, keep=False)]
+    if not clash.empty:
+        exps = sorted(clash.experiment.unique())
+        raise ValueError(f"experiment(s) {exps} have several runs with the same sweep keys "
+                         f"({sorted(clash.config_hash)[:6]} ...): different variants share this folder; "
+                         "keep one sweep per records folder (`--out`), e.g. runs/ and runs/quick/")
 
 
 def cnn_records(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:

@@ -99,6 +99,15 @@ def test_figures_tables_and_a_compiled_pdf(sweep, tmp_path):
         "\\begin{document}")[1]
 
 
+def test_two_variants_in_one_folder_are_refused(sweep, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(sweep, runs)
+    run_theory(TheoryConfig(name="theory_angle", dataset="bl_toy", data={"n_per_class": 15, "seed": 0},
+                            weights=[1.0], losses=["exponential"], t_max=1e25, n_records=30), runs, progress=False)
+    with pytest.raises(ValueError, match=r"\['theory_angle'\] have several runs with the same sweep keys"):
+        make_tables(runs, tmp_path / "out")
+
+
 def test_unfinished_or_holey_sweeps_say_which(sweep, tmp_path):
     runs = tmp_path / "runs"
     shutil.copytree(sweep, runs)
