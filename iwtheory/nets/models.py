@@ -199,8 +199,12 @@ def to_models(x: torch.Tensor, M: int) -> torch.Tensor:
 
 
 def _dropout_stacked(x, p: torch.Tensor, training: bool, gens) -> torch.Tensor:
-    """Per-model dropout on (M, B, F); model m's mask comes from gens[m] as a plain model's would."""
-    if not training or gens is None or not bool((p > 0).any()):
+    """Per-model dropout on (M, B, F); model m's mask comes from gens[m] as a plain model's would.
+
+    ``gens`` is None when no model of the stack has dropout (the engine's convention); a member
+    with p = 0 keeps every unit. No tensor is turned into a Python bool here: that would force a
+    device sync (and a torch.compile graph break) on every step."""
+    if not training or gens is None:
         return x
     u = torch.stack([torch.rand(x.shape[1:], generator=g, device=g.device) for g in gens]).to(x.device)
     keep = (u >= p[:, None, None]).to(x.dtype)

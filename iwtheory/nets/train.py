@@ -95,8 +95,8 @@ class Stack:
         self.net = self.net.to(self.dtype)
         if s.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        self.forward = torch.compile(self.net) if s.compile else self.net
         self.params = [p for p in self.net.parameters()]
+        self.forward = self.net
         self.bufs = [torch.zeros_like(p) for p in self.params]
         lr = torch.tensor([m.lr for m in members], device=self.device, dtype=self.dtype)
         wd = torch.tensor([m.weight_decay for m in members], device=self.device, dtype=self.dtype)
@@ -115,6 +115,40 @@ class Stack:
         self.epoch = 0
         torch.backends.cuda.matmul.allow_tf32 = s.precision == "tf32"
         torch.backends.cudnn.allow_tf32 = s.precision == "tf32"
+        if s.compile:
+            self.forward = self._checked_compile()
+
+    def _checked_compile(self):
+        """torch.compile(net), after checking that its gradients equal eager mode's on a few images.
+
+        Seen on torch 2.13.0 (CPU build, inductor): the compiled B&L CNN returned zero gradients for
+        every convolution, silently. A wrong gradient must never train a model, so a mismatch is an error.
+        """
+        compiled = torch.compile(self.net)
+        saved = {k: v.clone() for k, v in self.net.state_dict().items()}  # batch norm updates its statistics
+        n = min(4, len(self.task.y_train))
+        idx = torch.arange(n, device=self.device).expand(self.M, n)
+        x, y = self._layout(self.task.x_train[idx]), self.task.y_train[idx]
+        grads = []
+        for f in (self.net, compiled):
+            for p in self.params:
+                p.grad = None
+            with self._autocast():
+                logits = f(x)
+            weighted_risk(logits.to(self.dtype), y, self.class_weights(y)).sum().backward()
+            grads.append([torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in self.params])
+            self.net.load_state_dict(saved)
+        for p in self.params:
+            p.grad = None
+        tol = 5e-2 if self.s.precision == "bf16" else 1e-3
+        for (name, _), ge, gc in zip(self.net.named_parameters(), *grads):
+            scale = float(ge.abs().max())
+            if float((ge - gc).abs().max()) > tol * max(scale, 1e-12):
+                raise RuntimeError(
+                    f"torch.compile changed the gradient of {name} (largest eager value {scale:.2e}, compiled "
+                    f"{float(gc.abs().max()):.2e}) with torch {torch.__version__} on {self.device}; "
+                    "train without compile")
+        return compiled
 
     # ---- training ---------------------------------------------------------------------
 

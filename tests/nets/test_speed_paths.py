@@ -47,6 +47,43 @@ def test_bf16_autocast_stays_close_to_the_reference(task):
         assert torch.nn.functional.cosine_similarity(da, db, dim=0) > 0.95
 
 
+@pytest.mark.slow
+def test_torch_compile_is_checked_against_eager(task):
+    # Either the compiled model trains exactly as eager mode (fp64: rounding-level differences only)
+    # or the engine refuses it; on torch 2.13.0's CPU inductor the B&L CNN's conv gradients come out 0.
+    try:
+        comp = trained(task, precision="fp64", compile=True)
+    except RuntimeError as e:
+        assert "torch.compile changed the gradient of convs.0.weight" in str(e)
+        return
+    eager = trained(task, precision="fp64")
+    for m in range(2):
+        for a, b in zip(params(eager, m), params(comp, m)):
+            torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7)
+
+
+def test_the_compile_check_catches_a_wrong_gradient(task, monkeypatch):
+    # a stand-in compiler whose model cuts the gradient to the first convolution
+    class Detached(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x, gens=None):
+            w = self.net.convs[0].weight
+            with torch.no_grad():
+                saved = w.detach().clone()
+            self.net.convs[0].weight = torch.nn.Parameter(saved, requires_grad=False)
+            try:
+                return self.net(x, gens)
+            finally:
+                self.net.convs[0].weight = w
+
+    monkeypatch.setattr(torch, "compile", lambda net: Detached(net))
+    with pytest.raises(RuntimeError, match="changed the gradient of convs.0.weight"):
+        trained(task, compile=True)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_fp32_matches_the_cpu_reference(task):
