@@ -49,9 +49,6 @@ class EngineSettings:
     poly_alpha: float = 1.0
     momentum: float = 0.9
     batch_size: int = 16
-    epochs: int = 10
-    eval_epochs: tuple = ()        # epochs (0 = before training) at which the metrics are recorded
-    record_epochs: tuple = ()      # epochs at which last-layer weights and features are saved
     n_feature_images: int = 256
     feature_seed: int = 0
     precision: str = "fp32"        # fp32 | tf32 | bf16 (GPU speed) | fp64 (CPU reference)
@@ -70,7 +67,8 @@ def log_epochs(epochs: int, dense: int, points: int) -> list[int]:
 
 
 class Stack:
-    """M models trained together; ``run_epochs`` drives them and calls ``on_eval`` with records."""
+    """M models trained together: ``train_epoch`` trains all of them, ``evaluate`` and ``features``
+    measure them, ``save``/``load`` checkpoint them. The schedule belongs to the caller."""
 
     def __init__(self, members: list[Member], task: Task, s: EngineSettings, device: str | torch.device = "cpu"):
         if not members:
@@ -135,7 +133,8 @@ class Stack:
                 p.grad = None
             with self._autocast():
                 logits = f(x)
-            weighted_risk(logits.to(self.dtype), y, self.class_weights(y)).sum().backward()
+            weighted_risk(logits.to(self.dtype), y, self.class_weights(y), self.s.loss,
+                          self.s.poly_alpha).sum().backward()
             grads.append([torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in self.params])
             self.net.load_state_dict(saved)
         for p in self.params:
@@ -214,34 +213,34 @@ class Stack:
 
     # ---- evaluation ---------------------------------------------------------------------
 
-    @torch.no_grad()
-    def logits(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        """(M, N) logits of every model on shared images, in eval mode (restored to train mode after)."""
+    @contextlib.contextmanager
+    def _evaluating(self):
+        """Eval mode (batch-norm running statistics, no dropout), then back to the mode it was in:
+        public reproductions lose dropout by never calling train() again after evaluating."""
         was_training = self.net.training
         self.net.eval()
         try:
-            out = []
-            for i in range(0, len(x_uint8), self.s.eval_chunk):
-                x = self.task.normalise(x_uint8[i:i + self.s.eval_chunk]).to(self.dtype)
-                if self.s.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with self._autocast():
-                    out.append(self.forward(x).to(self.dtype))
-            return torch.cat(out, dim=1)
+            with torch.no_grad(), self._autocast():
+                yield
         finally:
             self.net.train(was_training)
 
-    @torch.no_grad()
+    def _shared(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        """Images every model sees alike: normalised (N, C, H, W), in the engine's dtype and layout."""
+        x = self.task.normalise(x_uint8).to(self.dtype)
+        return x.contiguous(memory_format=torch.channels_last) if self.s.channels_last else x
+
+    def logits(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        """(M, N) logits of every model on shared images, in eval mode."""
+        with self._evaluating():
+            chunks = range(0, len(x_uint8), self.s.eval_chunk)
+            return torch.cat([self.forward(self._shared(x_uint8[i:i + self.s.eval_chunk])).to(self.dtype)
+                              for i in chunks], dim=1)
+
     def features(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Penultimate features (M, k, F) of the fixed feature subset, last-layer weights (M, F) and biases (M,)."""
-        was_training = self.net.training
-        self.net.eval()
-        try:
-            x = self.task.normalise(self.task.x_train[self.feature_idx.to(self.device)]).to(self.dtype)
-            with self._autocast():
-                f = self.net.features(x).float()
-        finally:
-            self.net.train(was_training)
+        with self._evaluating():
+            f = self.net.features(self._shared(self.task.x_train[self.feature_idx.to(self.device)])).float()
         return f, self.net.out.weight[:, 0, :].detach().float(), self.net.out.bias[:, 0].detach().float()
 
     @torch.no_grad()

@@ -140,13 +140,10 @@ def run_train(cfg: TrainConfig, out: str | Path = "runs", data_dir: str | None =
         return runs
     dev = resolve_device(device or cfg.device)
     task = build_task(cfg, data_dir, download)
-    eval_epochs = log_epochs(cfg.epochs, cfg.eval_dense, cfg.eval_points)
-    record_epochs = sorted({0, cfg.epochs} | set(np.unique(np.round(
-        np.geomspace(1, cfg.epochs, cfg.record_points))).astype(int).tolist()))
-    eval_set = set(eval_epochs) | set(record_epochs)
+    record_epochs = set(log_epochs(cfg.epochs, 0, cfg.record_points))
+    eval_set = set(log_epochs(cfg.epochs, cfg.eval_dense, cfg.eval_points)) | record_epochs
     settings = EngineSettings(model=cfg.model, batchnorm=cfg.batchnorm, loss=cfg.loss, poly_alpha=cfg.poly_alpha,
-                              momentum=cfg.momentum, batch_size=cfg.batch_size, epochs=cfg.epochs,
-                              eval_epochs=tuple(sorted(eval_set)), record_epochs=tuple(record_epochs),
+                              momentum=cfg.momentum, batch_size=cfg.batch_size,
                               n_feature_images=cfg.n_feature_images, feature_seed=cfg.subsample_seed,
                               precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile,
                               eval_chunk=cfg.eval_chunk)
@@ -164,14 +161,14 @@ def run_train(cfg: TrainConfig, out: str | Path = "runs", data_dir: str | None =
         else:
             for r, c in group:
                 r.start(fresh=True)
-            _record(stack, group, 0, settings)
+            _record(stack, group, 0, record_epochs)
         bar = tqdm(total=cfg.epochs, initial=stack.epoch, disable=not progress, unit="epoch",
                    desc=f"{cfg.name} [{len(group)} models on {dev}]")
         while stack.epoch < cfg.epochs:
             stack.train_epoch()
             e = stack.epoch
             if e in eval_set:
-                _record(stack, group, e, settings)
+                _record(stack, group, e, record_epochs)
             if e % cfg.checkpoint_every == 0 or e == cfg.epochs:
                 stack.save(ckpt)
             bar.update(1)
@@ -187,9 +184,9 @@ def run_train(cfg: TrainConfig, out: str | Path = "runs", data_dir: str | None =
     return runs
 
 
-def _record(stack, group, epoch: int, settings) -> None:
+def _record(stack, group, epoch: int, record_epochs: set[int]) -> None:
     metrics = stack.evaluate()
-    feats = stack.features() if epoch in settings.record_epochs else None
+    feats = stack.features() if epoch in record_epochs else None
     for m, (r, c) in enumerate(group):
         row = {"epoch": epoch, **metrics[m], "diverged": stack.diverged_epoch[m] >= 0}
         if feats is not None:
