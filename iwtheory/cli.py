@@ -63,23 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="iwtheory", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("theory", help="run a theory experiment (linear / deep linear models)")
-    t.add_argument("config", help="experiment TOML file")
-    t.add_argument("--quick", action="store_true", help="apply the config's [quick] overrides")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    t.add_argument("--out", default="runs", help="run records folder (default: runs)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    experiment = argparse.ArgumentParser(add_help=False)  # what `theory` and `train` share
+    experiment.add_argument("config", help="experiment TOML file")
+    experiment.add_argument("--quick", action="store_true", help="apply the config's [quick] overrides")
+    experiment.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                            help="override a config field")
+    experiment.add_argument("--out", default="runs", help="run records folder (default: runs)")
+    experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    t = sub.add_parser("theory", parents=[experiment], help="run a theory experiment (linear / deep linear models)")
     t.set_defaults(func=_theory)
 
-    tr = sub.add_parser("train", help="train weighted CNNs (many models per device)")
-    tr.add_argument("config", help="experiment TOML file")
-    tr.add_argument("--quick", action="store_true", help="apply the config's [quick] overrides")
-    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    tr = sub.add_parser("train", parents=[experiment], help="train weighted CNNs (many models per device)")
     tr.add_argument("--data-dir", default=None, help="folder holding the dataset files")
     tr.add_argument("--download", action="store_true", help="fetch the official files (needs a network)")
     tr.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the config's, else auto)")
-    tr.add_argument("--out", default="runs", help="run records folder (default: runs)")
-    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.set_defaults(func=_train)
 
     r = sub.add_parser("reproduce", help="run every experiment the paper uses, skipping finished runs")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -72,9 +73,30 @@ def check_seeds(df: pd.DataFrame) -> None:
             raise IncompleteSweepError(f"regime {reg!r}: seeds differ from the w = 1 runs for weights {bad}")
 
 
-def make_figures(runs_root="runs", out_dir="paper/figures") -> list[Path]:
-    """Every figure whose experiment has records under ``runs_root``."""
+@dataclass
+class Analysis:
+    """Everything figures and tables read, computed once from the records."""
+
+    df: pd.DataFrame
+    cnn: pd.DataFrame               # the CNN records shown (empty without CNN runs)
+    cnn_label: str
+    summary: pd.DataFrame | None    # early-vs-late weight effect per regime and weight
+    features: pd.DataFrame | None   # feature-space max-margin angles per run and recorded epoch
+
+
+def analyse(runs_root) -> Analysis:
+    """Read and check the records, and compute the CNN measurements the paper uses."""
     df = _records(runs_root)
+    cnn, label = cnn_records(df)
+    if cnn.empty:
+        return Analysis(df, cnn, label, None, None)
+    return Analysis(df, cnn, label, early_late(weight_effect(cnn)), feature_angles_of(cnn, runs_root))
+
+
+def make_figures(runs_root="runs", out_dir="paper/figures", analysis: Analysis | None = None) -> list[Path]:
+    """Every figure whose experiment has records under ``runs_root``."""
+    a = analysis or analyse(runs_root)
+    df = a.df
     paths = []
     exps = set(df.experiment)
     th = lambda name: df[df.experiment == name].dropna(axis=1, how="all")  # noqa: E731
@@ -86,14 +108,11 @@ def make_figures(runs_root="runs", out_dir="paper/figures") -> list[Path]:
         paths += F.curves_figure(th("theory_deep"), out_dir, by="depth", name="theory_deep")
     if "theory_poly" in exps:
         paths += F.curves_figure(th("theory_poly"), out_dir, by="loss", name="theory_poly")
-    cnn, _ = cnn_records(df)
-    if not cnn.empty:
-        paths += F.frac_pos_figure(cnn, out_dir, name="frac_pos")
-        eff = weight_effect(cnn)
-        paths += F.effect_figure(early_late(eff), out_dir, name="effect_by_regime")
-        fa = feature_angles_of(cnn, runs_root)
-        if not fa.empty and fa.separable.any():
-            paths += F.feature_angle_figure(fa, out_dir)
+    if not a.cnn.empty:
+        paths += F.frac_pos_figure(a.cnn, out_dir, name="frac_pos")
+        paths += F.effect_figure(a.summary, out_dir, name="effect_by_regime")
+        if not a.features.empty and a.features.separable.any():
+            paths += F.feature_angle_figure(a.features, out_dir)
     return paths
 
 
@@ -151,9 +170,10 @@ def numbers(df: pd.DataFrame, summaries: pd.DataFrame, theory_df: pd.DataFrame |
     return vals
 
 
-def make_tables(runs_root="runs", out_dir="paper") -> list[Path]:
+def make_tables(runs_root="runs", out_dir="paper", analysis: Analysis | None = None) -> list[Path]:
     """paper/tables/*.tex and paper/generated/numbers.tex (+ .json) from the records."""
-    df = _records(runs_root)
+    a = analysis or analyse(runs_root)
+    df = a.df
     out = Path(out_dir)
     paths = []
     summaries = load_summaries(runs_root)
@@ -162,12 +182,8 @@ def make_tables(runs_root="runs", out_dir="paper") -> list[Path]:
         sa = summaries[(summaries.experiment == "theory_angle") & summaries.angle_constant.notna()]
         tex, theory_df = T.theory_table(sa, df[df.experiment == "theory_angle"])
         paths.append(T.write(tex, out / "tables" / "theory.tex"))
-    cnn, label = cnn_records(df)
-    summary = fa = None
-    if not cnn.empty:
-        summary = early_late(weight_effect(cnn))
-        paths.append(T.write(T.early_late_table(summary), out / "tables" / "early_late.tex"))
-        fa = feature_angles_of(cnn, runs_root)
-    paths.append(write_macros(numbers(df, summaries, theory_df, summary, label, fa),
+    if a.summary is not None:
+        paths.append(T.write(T.early_late_table(a.summary), out / "tables" / "early_late.tex"))
+    paths.append(write_macros(numbers(df, summaries, theory_df, a.summary, a.cnn_label, a.features),
                               out / "generated" / "numbers.tex"))
     return paths

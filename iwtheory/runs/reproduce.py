@@ -54,7 +54,7 @@ def reproduce(out: str | Path = "runs", quick: bool = False, data_dir: str | Non
               device: str | None = None, paper: Path = PAPER, experiments: Path = EXPERIMENTS,
               progress: bool = True, cnn: bool = True, pdf: bool = True) -> dict:
     """Run the experiments, then write figures, tables and numbers under ``paper`` and build the PDF."""
-    from iwtheory.report.build import make_figures, make_tables
+    from iwtheory.report.build import analyse, make_figures, make_tables
     from iwtheory.runs.train import TrainConfig, run_train
 
     if not experiments.is_dir():
@@ -69,7 +69,8 @@ def reproduce(out: str | Path = "runs", quick: bool = False, data_dir: str | Non
         for name in names:
             cfg = load_toml(experiments / f"{name}.toml", TrainConfig, quick=quick)
             counts[name] = len(run_train(cfg, out, data_dir=data_dir, device=device, progress=progress))
-    make_figures(out, paper / "figures")
-    make_tables(out, paper)
+    analysis = analyse(out)  # the feature-space SVMs and weight effects, computed once for both
+    make_figures(out, paper / "figures", analysis)
+    make_tables(out, paper, analysis)
     result = {"runs": counts, "pdf": build_pdf(paper) if pdf else None}
     return result

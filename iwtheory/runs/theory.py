@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +80,7 @@ def run_cell(cell: dict, ds: data.Dataset) -> tuple[list[dict], dict]:
     """Train one cell; return its metrics rows and its summary (with the asymptotic prediction)."""
     c = class_weights(ds.y, cell["weight"])
     loss = losses.get_loss(cell["loss"], cell.get("poly_alpha", 1.0))
-    mm = max_margin(ds.X, ds.y)
+    mm = ds.svm if ds.svm is not None else max_margin(ds.X, ds.y)
     common = dict(weights=c, loss=loss, depth=cell["depth"], widths=cell["widths"] or None,
                   init_scale=cell["init_scale"], balanced=cell["balanced"], seed=cell["seed"],
                   n_records=cell["n_records"], w_hat=mm.w)
@@ -124,6 +124,6 @@ def run_theory(cfg: TheoryConfig, out: str | Path = "runs", progress: bool = Tru
         run.start()
         rows, summary = run_cell(cell, ds)
         run.log(rows)
-        run.write_summary({**summary, "config_hash": run.hash, "dataset": asdict(ds)["name"]})
+        run.write_summary({**summary, "config_hash": run.hash, "dataset": ds.name})
         run.finish()
     return runs

@@ -15,13 +15,17 @@ from iwtheory.theory.checks import check_xy
 
 @dataclass
 class Dataset:
-    """Features X (N, d), labels y in {-1, +1}; ``bias`` says whether X's last column is a constant 1."""
+    """Features X (N, d), labels y in {-1, +1}; ``bias`` says whether X's last column is a constant 1.
+
+    ``svm`` is the hard-margin solution computed when the generator checked separability.
+    """
 
     X: np.ndarray
     y: np.ndarray
     name: str
     bias: bool = False
     params: dict = field(default_factory=dict)
+    svm: object = None  # MaxMargin
 
     @property
     def z(self) -> np.ndarray:
@@ -40,8 +44,8 @@ def _finish(X, y, name, bias, params) -> Dataset:
         X = add_bias(X)
     from iwtheory.theory.maxmargin import check_separable  # imports data types only lazily
 
-    check_separable(X, y, what=f"the generated {name} dataset ({params})")
-    return Dataset(X, y, name, bias, params)
+    svm = check_separable(X, y, what=f"the generated {name} dataset ({params})")
+    return Dataset(X, y, name, bias, params, svm)
 
 
 def _truncated_normal(rng: np.random.Generator, n: int, d: int, radius: float) -> np.ndarray:
