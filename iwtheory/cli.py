@@ -14,19 +14,22 @@ def _theory(args) -> int:
     from iwtheory.runs.theory import TheoryConfig, run_theory
 
     cfg = load_toml(args.config, TheoryConfig, quick=args.quick, overrides=args.set)
-    runs = run_theory(cfg, args.out, progress=not args.no_progress)
+    runs = run_theory(cfg, args.out, progress=not args.no_progress, wait=args.wait)
     print(f"{cfg.name}: {len(runs)} runs under {args.out}")
     return 0
 
 
 def _train(args) -> int:
-    from iwtheory.runs.config import load_toml
-    from iwtheory.runs.train import TrainConfig, run_train
+    from iwtheory.runs.config import load_study
+    from iwtheory.runs.train import TrainConfig, resolve_device, run_train
 
-    cfg = load_toml(args.config, TrainConfig, quick=args.quick, overrides=args.set)
-    runs = run_train(cfg, args.out, data_dir=args.data_dir, device=args.device,
-                     download=True if args.download else None, progress=not args.no_progress)
-    print(f"{cfg.name}: {len(runs)} runs under {args.out}")
+    if args.device:
+        resolve_device(args.device)  # before any data is read
+    cfgs = load_study(args.config, TrainConfig, quick=args.quick, overrides=args.set, regimes=args.regime or None)
+    for cfg in cfgs:
+        runs = run_train(cfg, args.out, data_dir=args.data_dir, device=args.device,
+                         download=True if args.download else None, progress=not args.no_progress, wait=args.wait)
+        print(f"{cfg.name} [{cfg.regime}]: {len(runs)} runs under {args.out}")
     return 0
 
 
@@ -70,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="override a config field")
     experiment.add_argument("--out", default="runs", help="run records folder (default: runs)")
     experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
+    experiment.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                            help="wait this long for runs another process is writing (default: refuse at once)")
 
     t = sub.add_parser("theory", parents=[experiment], help="run a theory experiment (linear / deep linear models)")
     t.set_defaults(func=_theory)
@@ -78,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--data-dir", default=None, help="folder holding the dataset files")
     tr.add_argument("--download", action="store_true", help="fetch the official files (needs a network)")
     tr.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the config's, else auto)")
+    tr.add_argument("--regime", action="append", default=[], metavar="NAME",
+                    help="run only this regime of a study (repeatable; default: all)")
     tr.set_defaults(func=_train)
 
     r = sub.add_parser("reproduce", help="run every experiment the paper uses, skipping finished runs")
@@ -103,11 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `iwtheory` console script; errors print one clear line, exit code 2."""
+    from iwtheory.runs.locks import RunLockedError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError) as e:
-        print(f"iwtheory: error: {e}", file=sys.stderr)
+    except (ValueError, KeyError, OSError, RunLockedError) as e:
+        # named errors (ConfigError, DataError, DataFileError, RecordError, ...) are ValueErrors
+        msg = str(e) if not isinstance(e, KeyError) else f"missing key {e}"
+        if isinstance(e, OSError) and e.filename and str(e.filename) not in msg:
+            msg = f"{e.filename}: {msg}"
+        print(f"iwtheory: error: {msg}", file=sys.stderr)
         return 2
 
 

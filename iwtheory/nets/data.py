@@ -19,9 +19,11 @@ from iwtheory.nets.readers import ImageData
 class Task:
     """A binary task with its probe sets, as tensors on one device.
 
-    ``x_*`` are uint8 (N, C, H, W); ``mean``/``std`` are the training set's channel statistics
-    (float32, shape (C,)) used by ``normalise``. Probe sets: ``test`` (the task's test images),
-    ``other`` (test images of every other class) and ``noise`` (seeded uniform noise).
+    ``x_*`` are uint8 (N, C, H, W) images (or float32 points for the 2-D toy); ``mean``/``std`` are
+    the training set's channel statistics (float32, shape (C,)) used by ``normalise``. Probe sets:
+    ``test`` (the task's test images), ``other`` (test images of every other class) and ``noise``
+    (seeded uniform noise). ``val`` is a held-out split of the training images (possibly empty),
+    for early stopping; ``flipped`` marks training labels flipped by label noise.
     """
 
     x_train: torch.Tensor
@@ -35,14 +37,31 @@ class Task:
     pos: str
     neg: str
     train_index: np.ndarray        # indices into the source training split (for audits)
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
+    flipped: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.x_val is None:
+            self.x_val = self.x_train[:0]
+            self.y_val = self.y_train[:0]
+        if self.flipped is None:
+            self.flipped = np.zeros(len(self.y_train), dtype=bool)
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])
 
+    @property
+    def class_counts(self) -> tuple[int, int]:
+        """(positives, negatives) among the training labels as trained on."""
+        n_pos = int((self.y_train > 0).sum())
+        return n_pos, len(self.y_train) - n_pos
+
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 -> float32 standardised by the training set's channel statistics."""
-        x = x.float().div_(255.0)
+        """Images (uint8, scaled by 1/255) or points (float) -> float32 standardised by the training statistics."""
+        # float input must not be divided in place: it is the task's own tensor
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float() / 255.0
         return (x - self.mean[:, None, None]) / self.std[:, None, None]
 
     def to(self, device) -> "Task":
@@ -63,14 +82,37 @@ def subsample_indices(idx: np.ndarray, keep, rng: np.random.Generator) -> np.nda
     return np.sort(rng.choice(idx, size=k, replace=False))
 
 
+def split_validation(idx: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val): ``fraction`` of ``idx`` held out without replacement, both in original order."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"a validation fraction must lie in [0, 1); got {fraction}")
+    k = int(round(fraction * len(idx)))
+    if fraction > 0 and not 1 <= k < len(idx):
+        raise ValueError(f"a validation fraction of {fraction} leaves no validation or no training images "
+                         f"of a class with {len(idx)}")
+    val = np.sort(rng.choice(idx, size=k, replace=False)) if k else idx[:0]
+    return np.setdiff1d(idx, val), val
+
+
+def flip_labels(n: int, share: float, rng: np.random.Generator) -> np.ndarray:
+    """A boolean mask marking round(share * n) of n labels, drawn without replacement."""
+    if not 0 <= share < 0.5:
+        raise ValueError(f"a label-noise share must lie in [0, 0.5); got {share}")
+    mask = np.zeros(n, dtype=bool)
+    mask[rng.choice(n, size=int(round(share * n)), replace=False)] = True
+    return mask
+
+
 def make_task(images: ImageData, pos: str = "dog", neg: str = "cat", keep_pos=None, keep_neg=None,
               subsample_seed: int = 0, noise_count: int = 1000, noise_seed: int = 0,
-              max_other: int | None = None) -> Task:
+              max_other: int | None = None, val_fraction: float = 0.0, label_noise: float = 0.0) -> Task:
     """Build the binary task ``pos`` (+1) vs ``neg`` (-1) with its probe sets.
 
     ``keep_pos``/``keep_neg`` subsample each class of the training split (a count or a ratio),
-    without replacement, seeded by ``subsample_seed``. The test split gives the task's test set
-    and, from all other classes, the ``other`` probe set (at most ``max_other``, seeded).
+    without replacement, seeded by ``subsample_seed``. ``val_fraction`` of each class is then held
+    out as a validation split, and ``label_noise`` of the remaining training labels are flipped
+    (both seeded by ``subsample_seed`` too). The test split gives the task's test set and, from all
+    other classes, the ``other`` probe set (at most ``max_other``, seeded).
     """
     names = list(images.classes)
     for c in (pos, neg):
@@ -82,7 +124,11 @@ def make_task(images: ImageData, pos: str = "dog", neg: str = "cat", keep_pos=No
     rng = np.random.default_rng(subsample_seed)
     tr_pos = subsample_indices(np.flatnonzero(images.y_train == ip), keep_pos, rng)
     tr_neg = subsample_indices(np.flatnonzero(images.y_train == ineg), keep_neg, rng)
+    split_rng = np.random.default_rng([subsample_seed, 1])  # its own stream: subsampling stays as it was
+    (tr_pos, va_pos), (tr_neg, va_neg) = (split_validation(i, val_fraction, split_rng) for i in (tr_pos, tr_neg))
     tr = np.concatenate([tr_pos, tr_neg])
+    va = np.concatenate([va_pos, va_neg])
+    flipped = flip_labels(len(tr), label_noise, np.random.default_rng([subsample_seed, 2]))
     te = np.flatnonzero((images.y_test == ip) | (images.y_test == ineg))
     other = np.flatnonzero((images.y_test != ip) & (images.y_test != ineg))
     if max_other is not None and len(other) > max_other:
@@ -92,15 +138,46 @@ def make_task(images: ImageData, pos: str = "dog", neg: str = "cat", keep_pos=No
         return torch.from_numpy(np.where(labels == ip, 1.0, -1.0).astype(np.float32))
 
     x_train = torch.from_numpy(np.ascontiguousarray(images.x_train[tr]))
-    xf = x_train.float() / 255.0
-    mean = xf.mean(dim=(0, 2, 3))
-    std = xf.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    mean, std = _channel_stats(x_train.float() / 255.0)
     noise = np.random.default_rng(noise_seed).integers(0, 256, size=(noise_count, *images.x_train.shape[1:]),
                                                        dtype=np.uint8)
-    return Task(x_train, signs(images.y_train[tr]),
+    y_train = signs(images.y_train[tr])
+    y_train[torch.from_numpy(flipped)] *= -1
+    return Task(x_train, y_train,
                 torch.from_numpy(np.ascontiguousarray(images.x_test[te])), signs(images.y_test[te]),
                 torch.from_numpy(np.ascontiguousarray(images.x_test[other])), torch.from_numpy(noise),
-                mean, std, pos, neg, tr)
+                mean, std, pos, neg, tr, torch.from_numpy(np.ascontiguousarray(images.x_train[va])),
+                signs(images.y_train[va]), flipped)
+
+
+def _channel_stats(xf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return xf.mean(dim=(0, 2, 3)), xf.std(dim=(0, 2, 3)).clamp_min(1e-6)
+
+
+def points_task(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray,
+                noise_count: int = 500, noise_seed: int = 0, val_fraction: float = 0.0,
+                split_seed: int = 0) -> Task:
+    """A task of float feature vectors (the 2-D toy) in the engine's layout (N, d, 1, 1).
+
+    The noise probe set is uniform over the box spanned by the training points; the task's test
+    points double as the ``other`` probe set (a toy has no other classes).
+    """
+    X_train, X_test = np.asarray(X_train, dtype=np.float32), np.asarray(X_test, dtype=np.float32)
+    rng = np.random.default_rng([split_seed, 1])
+    parts = [split_validation(np.flatnonzero(y_train == s), val_fraction, rng) for s in (1, -1)]
+    tr = np.concatenate([p[0] for p in parts])
+    va = np.concatenate([p[1] for p in parts])
+    lo, hi = X_train.min(0), X_train.max(0)
+    noise = np.random.default_rng(noise_seed).uniform(lo, hi, size=(noise_count, X_train.shape[1]))
+
+    def t(a):
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32).reshape(len(a), -1, 1, 1))
+
+    x_train = t(X_train[tr])
+    mean, std = _channel_stats(x_train / 255.0)  # normalise() scales by 1/255 before standardising
+    ys = lambda v: torch.from_numpy(np.asarray(v, dtype=np.float32))  # noqa: E731
+    return Task(x_train, ys(y_train[tr]), t(X_test), ys(y_test), t(X_test), t(noise), mean, std,
+                "pos", "neg", tr, t(X_train[va]), ys(y_train[va]))
 
 
 def synthetic_images(n_train: int = 200, n_test: int = 100, shape=(3, 32, 32), n_classes: int = 10,

@@ -70,22 +70,25 @@ class BLCNN(nn.Module):
 
 
 class MLP(nn.Module):
-    """Fully connected ReLU network on flattened inputs; dropout after each hidden layer."""
+    """Fully connected ReLU network on flattened inputs: linear, [batch norm], ReLU, [dropout] per hidden
+    layer. ``hidden = ()`` is a linear model."""
 
     def __init__(self, in_shape=(3, 32, 32), hidden=(512, 128), dropout: float = 0.0, batchnorm: bool = False):
         super().__init__()
-        if batchnorm:
-            raise ValueError("the MLP has no batch-norm variant")
         self.in_shape = tuple(in_shape)
-        dims = [int(torch.tensor(in_shape).prod())] + list(hidden)
+        dims = [int(torch.tensor(in_shape).prod())] + [int(h) for h in hidden]
         self.hidden = nn.ModuleList(nn.Linear(dims[i], dims[i + 1]) for i in range(len(hidden)))
+        self.bns = nn.ModuleList(nn.BatchNorm1d(h) for h in dims[1:]) if batchnorm else None
         self.out = nn.Linear(dims[-1], 1)
         self.dropout = float(dropout)
 
     def features(self, x, gen=None):
         x = torch.flatten(x, 1)
-        for lin in self.hidden:
-            x = _dropout(F.relu(lin(x)), self.dropout, self.training, gen)
+        for i, lin in enumerate(self.hidden):
+            x = lin(x)
+            if self.bns is not None:
+                x = self.bns[i](x)
+            x = _dropout(F.relu(x), self.dropout, self.training, gen)
         return x
 
     def forward(self, x, gen=None):
@@ -136,15 +139,22 @@ class ResNet(nn.Module):
 PLAIN = {"bl_cnn": BLCNN, "mlp": MLP, "resnet": ResNet}
 
 
-def make_plain(name: str, in_shape, dropout: float = 0.0, batchnorm: bool = False, seed: int | None = None):
-    """A plain model by name; ``seed`` fixes its initialisation (torch's default init)."""
+def make_plain(name: str, in_shape, dropout: float = 0.0, batchnorm: bool = False, seed: int | None = None,
+               hidden=None):
+    """A plain model by name; ``seed`` fixes its initialisation (torch's default init); ``hidden`` sets
+    the MLP's widths."""
     if name not in PLAIN:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(PLAIN)}")
+    kw = dict(dropout=dropout, batchnorm=batchnorm)
+    if hidden is not None:
+        if name != "mlp":
+            raise ValueError(f"hidden widths are an MLP setting; the {name} has a fixed architecture")
+        kw["hidden"] = tuple(hidden)
     if seed is None:
-        return PLAIN[name](in_shape, dropout=dropout, batchnorm=batchnorm)
+        return PLAIN[name](in_shape, **kw)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return PLAIN[name](in_shape, dropout=dropout, batchnorm=batchnorm)
+        return PLAIN[name](in_shape, **kw)
 
 
 # ---- stacked layers -----------------------------------------------------------------------
@@ -176,6 +186,14 @@ class BLinear(nn.Module):
         return torch.baddbmm(self.bias[:, None, :].to(x.dtype), x, self.weight.transpose(1, 2).to(x.dtype))
 
 
+class BBatchNorm1d(nn.BatchNorm1d):
+    """M batch norms over (M, B, F) inputs: one BatchNorm1d of M*F channels, so statistics stay per model."""
+
+    def forward(self, x):
+        M, B, Fd = x.shape
+        return super().forward(x.transpose(0, 1).reshape(B, M * Fd)).reshape(B, M, Fd).transpose(0, 1)
+
+
 def _stack_layer(M, mod):
     if isinstance(mod, nn.Conv2d):
         return BConv2d(M, mod)
@@ -183,6 +201,8 @@ def _stack_layer(M, mod):
         return BLinear(M, mod)
     if isinstance(mod, nn.BatchNorm2d):
         return nn.BatchNorm2d(M * mod.num_features, eps=mod.eps, momentum=mod.momentum)
+    if isinstance(mod, nn.BatchNorm1d):
+        return BBatchNorm1d(M * mod.num_features, eps=mod.eps, momentum=mod.momentum)
     if isinstance(mod, nn.Identity):
         return nn.Identity()
     if mod is None:
@@ -234,16 +254,22 @@ class StackedMLP(nn.Module):
         super().__init__()
         self.M, self.cin = M, ref.in_shape[0]
         self.hidden = _stack_layer(M, ref.hidden)
+        self.bns = _stack_layer(M, ref.bns)
         self.out = BLinear(M, ref.out)
         self.register_buffer("p", torch.as_tensor(dropouts, dtype=torch.float32))
 
     def features(self, x, gens=None):
-        if x.shape[1] == self.cin:  # one batch shared by every model
+        if x.dim() == 3:            # (M, B, F): a batch per model, already in the models' layout
+            pass
+        elif x.shape[1] == self.cin:  # one batch shared by every model
             x = torch.flatten(x, 1).expand(self.M, x.shape[0], -1)
         else:                       # (B, M*C, H, W): a batch per model
             x = to_models(x, self.M)
-        for lin in self.hidden:
-            x = _dropout_stacked(F.relu(lin(x)), self.p, self.training, gens)
+        for i, lin in enumerate(self.hidden):
+            x = lin(x)
+            if self.bns is not None:
+                x = self.bns[i](x)
+            x = _dropout_stacked(F.relu(x), self.p, self.training, gens)
         return x
 
     def forward(self, x, gens=None):

@@ -14,9 +14,8 @@ dampening, weight decay added to the gradient) with a learning rate and weight d
 from __future__ import annotations
 
 import contextlib
-import os
+import io
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,19 +23,22 @@ import torch
 from iwtheory.nets.data import Task
 from iwtheory.nets.losses import margin_loss, weighted_risk
 from iwtheory.nets.models import make_plain, stack_members
+from iwtheory.nets.names import PRECISIONS
 
 ORDER_OFFSET, DROPOUT_OFFSET = 10**6, 2 * 10**6
 
 
 @dataclass
 class Member:
-    """One model of a stack: its class weight (on the positive class) and hyperparameters."""
+    """One model of a stack: its class weights (``weight`` on positives, ``wneg`` on negatives) and
+    hyperparameters."""
 
     weight: float
     seed: int
     lr: float
     weight_decay: float = 0.0
     dropout: float = 0.0
+    wneg: float = 1.0
 
 
 @dataclass
@@ -45,6 +47,7 @@ class EngineSettings:
 
     model: str = "bl_cnn"
     batchnorm: bool = False
+    hidden: tuple | None = None    # MLP widths (None: the MLP's default)
     loss: str = "logistic"
     poly_alpha: float = 1.0
     momentum: float = 0.9
@@ -57,15 +60,6 @@ class EngineSettings:
     eval_chunk: int = 1000
 
 
-def log_epochs(epochs: int, dense: int, points: int) -> list[int]:
-    """Every epoch up to ``dense``, then ``points`` log-spaced epochs up to ``epochs`` (always included)."""
-    out = set(range(0, min(dense, epochs) + 1))
-    if epochs > dense:
-        out |= set(np.unique(np.round(np.geomspace(max(dense, 1), epochs, points))).astype(int).tolist())
-    out.add(epochs)
-    return sorted(out)
-
-
 class Stack:
     """M models trained together: ``train_epoch`` trains all of them, ``evaluate`` and ``features``
     measure them, ``save``/``load`` checkpoint them. The schedule belongs to the caller."""
@@ -74,19 +68,19 @@ class Stack:
         if not members:
             raise ValueError("a stack needs at least one member")
         for m in members:
-            if not (m.weight > 0 and np.isfinite(m.weight)):
-                raise ValueError(f"class weights must be positive and finite; got {m.weight}")
+            if not all(isinstance(v, (int, float)) and v > 0 and np.isfinite(v) for v in (m.weight, m.wneg)):
+                raise ValueError(f"class weights must be positive and finite; got {m.weight} and {m.wneg}")
             if not (m.lr > 0) or m.weight_decay < 0 or not 0 <= m.dropout < 1:
                 raise ValueError(f"bad hyperparameters {m}: need lr > 0, weight_decay >= 0, 0 <= dropout < 1")
-        if s.precision not in ("fp32", "tf32", "bf16", "fp64"):
-            raise ValueError(f"precision must be fp32, tf32, bf16 or fp64; got {s.precision!r}")
+        if s.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}; got {s.precision!r}")
         if s.batch_size > len(task.y_train):
             raise ValueError(f"batch_size {s.batch_size} exceeds the {len(task.y_train)} training images")
         self.members, self.s, self.M = members, s, len(members)
         self.device = torch.device(device)
         self.task = task.to(self.device)
-        plain = [make_plain(s.model, task.shape, dropout=m.dropout, batchnorm=s.batchnorm, seed=m.seed)
-                 for m in members]
+        plain = [make_plain(s.model, task.shape, dropout=m.dropout, batchnorm=s.batchnorm, seed=m.seed,
+                            hidden=s.hidden) for m in members]
         self.net = stack_members(plain).to(self.device)
         # fp64 is a CPU reference mode: it makes float accumulation order irrelevant in tests
         self.dtype = torch.float64 if s.precision == "fp64" else torch.float32
@@ -98,9 +92,14 @@ class Stack:
         self.bufs = [torch.zeros_like(p) for p in self.params]
         lr = torch.tensor([m.lr for m in members], device=self.device, dtype=self.dtype)
         wd = torch.tensor([m.weight_decay for m in members], device=self.device, dtype=self.dtype)
+        # Shared scalars where the members agree: the update then makes no per-model broadcast.
+        self.lr_scalar = members[0].lr if len({m.lr for m in members}) == 1 else None
+        self.wd_scalar = members[0].weight_decay if len({m.weight_decay for m in members}) == 1 else None
         self.lr_p = [self.per_param(lr, p) for p in self.params]
         self.wd_p = [self.per_param(wd, p) for p in self.params]
         self.wpos = torch.tensor([m.weight for m in members], device=self.device)
+        self.wneg = torch.tensor([m.wneg for m in members], device=self.device)
+        self.flat_input = s.model == "mlp"  # an MLP reads (M, B, F) directly, with no image layout
         self.active = torch.ones(self.M, dtype=torch.bool, device=self.device)
         self.all_active = True
         self.diverged_epoch = [-1] * self.M
@@ -163,14 +162,17 @@ class Stack:
         return contextlib.nullcontext()
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
-        """(M, B, C, H, W) uint8 -> normalised (B, M*C, H, W)."""
+        """(M, B, C, H, W) images -> normalised (B, M*C, H, W), or (M, B, C*H*W) for an MLP."""
         M, B, C, H, W = x.shape
-        x = self.task.normalise(x).to(self.dtype).permute(1, 0, 2, 3, 4).reshape(B, M * C, H, W)
+        x = self.task.normalise(x).to(self.dtype)
+        if self.flat_input:
+            return x.reshape(M, B, C * H * W)
+        x = x.permute(1, 0, 2, 3, 4).reshape(B, M * C, H, W)
         return x.contiguous(memory_format=torch.channels_last) if self.s.channels_last else x
 
     def class_weights(self, y: torch.Tensor) -> torch.Tensor:
-        """(M, B) weights: the member's weight on positives, 1 on negatives."""
-        return torch.where(y > 0, self.wpos[:, None], torch.ones((), device=y.device))
+        """(M, B) weights: the member's weight on positives, its ``wneg`` on negatives."""
+        return torch.where(y > 0, self.wpos[:, None], self.wneg[:, None])
 
     def train_step(self, idx: torch.Tensor) -> torch.Tensor:
         """One SGD step of every model on its own batch ``idx`` (M, B); returns the per-model risk."""
@@ -183,13 +185,20 @@ class Stack:
             p.grad = None
         risk.sum().backward()  # models share no parameters, so each gets its own gradient
         with torch.no_grad():
-            # In place on each tensor as it is laid out (a reshape of a channels_last weight would copy).
+            # In place on each tensor as it is laid out (a reshape of a channels_last weight would copy),
+            # fused where the members share lr or weight decay: on a CPU this loop is memory-bound.
             for p, buf, lr, wd in zip(self.params, self.bufs, self.lr_p, self.wd_p):
-                buf.mul_(self.s.momentum).add_(p.grad).add_(p * wd)
-                if self.all_active:
-                    p.sub_(lr * buf)
-                else:  # a diverged model's weights stay frozen (and cannot leak: models share nothing)
+                buf.mul_(self.s.momentum).add_(p.grad)
+                if self.wd_scalar is None:
+                    buf.addcmul_(p, wd)
+                elif self.wd_scalar:
+                    buf.add_(p, alpha=self.wd_scalar)
+                if not self.all_active:  # a diverged model's weights stay frozen (models share nothing)
                     p.copy_(torch.where(self.per_param(self.active, p), p - lr * buf, p))
+                elif self.lr_scalar is None:
+                    p.addcmul_(lr, buf, value=-1.0)
+                else:
+                    p.add_(buf, alpha=-self.lr_scalar)
         return risk.detach()
 
     def train_epoch(self) -> torch.Tensor:
@@ -245,7 +254,7 @@ class Stack:
 
     @torch.no_grad()
     def evaluate(self) -> list[dict]:
-        """Per-model metrics on the training set and the three probe sets."""
+        """Per-model metrics on the training set, the validation split (if any) and the three probe sets."""
         t = self.task
         lt = self.logits(t.x_train)
         y = t.y_train[None, :]
@@ -261,6 +270,12 @@ class Stack:
             "frac_pos_other": (self.logits(t.x_other) > 0).float().mean(1),
             "frac_pos_noise": (self.logits(t.x_noise) > 0).float().mean(1),
         }
+        if len(t.y_val):
+            lv = self.logits(t.x_val)
+            yv = t.y_val[None, :]
+            l_va = margin_loss(yv * lv, self.s.loss, self.s.poly_alpha)
+            res.update(val_loss=l_va.mean(1), val_acc=((lv > 0) == (yv > 0)).float().mean(1),
+                       val_loss_weighted=(self.class_weights(yv.expand(self.M, -1)) * l_va).mean(1))
         cols = {k: v.cpu().numpy() for k, v in res.items()}
         return [{k: float(cols[k][m]) for k in cols} for m in range(self.M)]
 
@@ -272,13 +287,17 @@ class Stack:
                 "drop_gens": [g.get_state() for g in self.drop_gens] if self.drop_gens else [],
                 "active": self.active.clone(), "diverged_epoch": torch.tensor(self.diverged_epoch)}
 
-    def save(self, path: Path) -> None:
-        tmp = Path(str(path) + ".tmp")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)
+    def state_bytes(self) -> bytes:
+        """The whole training state, serialised (the checkpoint's payload)."""
+        buf = io.BytesIO()
+        torch.save(self.state(), buf)
+        return buf.getvalue()
 
-    def load(self, path: Path) -> None:
-        st = torch.load(path, map_location=self.device, weights_only=True)
+    def load_bytes(self, payload: bytes) -> None:
+        """Restore a state written by ``state_bytes`` (loaded with weights_only: no code runs)."""
+        st = torch.load(io.BytesIO(payload), map_location=self.device, weights_only=True)
+        if len(st["bufs"]) != len(self.bufs) or len(st["diverged_epoch"]) != self.M:
+            raise ValueError(f"the state holds {len(st['diverged_epoch'])} models, this stack {self.M}")
         self.net.load_state_dict(st["net"])
         for b, v in zip(self.bufs, st["bufs"]):
             b.copy_(v)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
+import math
 import tomllib
 import types
 import typing
@@ -34,6 +36,11 @@ def _check_type(name: str, value, tp):
         if value is None:
             return None
         raise ConfigError(f"{name}: expected nothing, got {value!r}")
+    if origin is tuple:
+        arms = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(arms):
+            raise ConfigError(f"{name}: expected a list of {len(arms)} values, got {value!r}")
+        return tuple(_check_type(f"{name}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, arms)))
     if origin is list:
         (arm,) = typing.get_args(tp)
         if not isinstance(value, list):
@@ -46,9 +53,12 @@ def _check_type(name: str, value, tp):
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{name}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)
+                                                                      and value.is_integer())):
             raise ConfigError(f"{name}: expected an integer, got {type(value).__name__} {value!r}")
         return int(value)
     if tp is bool:
@@ -63,17 +73,36 @@ def _check_type(name: str, value, tp):
 
 
 def from_dict(cls, data: dict, where: str = "config"):
-    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and mistyped values."""
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys, missing keys and mistyped values."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table of settings, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = dataclasses.fields(cls)
+    names = {f.name for f in fields}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(names)}")
+    required = [f.name for f in fields if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING and f.name not in data]
+    if required:
+        raise ConfigError(f"{where}: missing required key(s) {required}")
     kwargs = {k: _check_type(f"{where}.{k}", v, hints[k]) for k, v in data.items()}
     obj = cls(**kwargs)
     if hasattr(obj, "validate"):
         obj.validate()
     return obj
+
+
+def check_kwargs(func, params: dict, where: str) -> dict:
+    """Check a nested table of keyword arguments for ``func``: known names, values of the annotated types."""
+    if not isinstance(params, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(params).__name__}")
+    sig = inspect.signature(func)
+    hints = typing.get_type_hints(func)
+    unknown = sorted(set(params) - set(sig.parameters))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(sig.parameters)}")
+    return {k: _check_type(f"{where}.{k}", v, hints[k]) if k in hints else v for k, v in params.items()}
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -88,27 +117,69 @@ def parse_override(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
-def load_toml(path: str | Path, cls, quick: bool = False, overrides: list[str] = ()):
-    """Read a TOML config into ``cls``, applying its ``[quick]`` table and ``--set`` overrides."""
+def _read_toml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    quick_over = data.pop("quick", {})
+
+
+def _apply(data: dict, path, cls, quick: bool, quick_over, overrides, where: str):
     if not isinstance(quick_over, dict):
         raise ConfigError(f"{path}: [quick] must be a table of overrides")
+    names = {f.name for f in dataclasses.fields(cls)}
     if quick:
-        unknown = set(quick_over) - {f.name for f in dataclasses.fields(cls)}
+        unknown = set(quick_over) - names
         if unknown:
             raise ConfigError(f"{path}: [quick] has unknown key(s) {sorted(unknown)}")
         data.update(quick_over)
     for text in overrides:
         k, v = parse_override(text)
+        if k not in names:
+            raise ConfigError(f"--set {k}: unknown key; known keys are {sorted(names)}")
         data[k] = v
-    return from_dict(cls, data, where=str(path))
+    return from_dict(cls, data, where=where)
+
+
+def load_toml(path: str | Path, cls, quick: bool = False, overrides: list[str] = ()):
+    """Read a TOML config into ``cls``, applying its ``[quick]`` table and ``--set`` overrides."""
+    data = _read_toml(path)
+    if "regimes" in data:
+        raise ConfigError(f"{path} is a study with regimes; load it with load_study")
+    return _apply(data, path, cls, quick, data.pop("quick", {}), overrides, str(path))
+
+
+def load_study(path: str | Path, cls, quick: bool = False, overrides: list[str] = (),
+               regimes: list[str] | None = None) -> list:
+    """A study: the file's top-level settings, once per ``[regimes.NAME]`` table of overrides.
+
+    Each regime's config is base | regime | [quick] (with ``quick``) | --set, its ``regime`` field
+    set to NAME. A file without regimes is one config. ``regimes`` keeps only the named ones.
+    """
+    data = _read_toml(path)
+    quick_over = data.pop("quick", {})
+    tables = data.pop("regimes", None)
+    if tables is None:
+        if regimes:
+            raise ConfigError(f"{path} has no [regimes] tables to choose {regimes} from")
+        return [_apply(data, path, cls, quick, quick_over, overrides, str(path))]
+    if not isinstance(tables, dict) or not tables or not all(isinstance(v, dict) for v in tables.values()):
+        raise ConfigError(f"{path}: [regimes] must hold one table of overrides per regime")
+    if "regime" in data:
+        raise ConfigError(f"{path}: 'regime' is set by the [regimes.NAME] table names, not at the top level")
+    unknown = sorted(set(regimes or []) - set(tables))
+    if unknown:
+        raise ConfigError(f"{path}: no regime(s) {unknown}; the study has {sorted(tables)}")
+    out = []
+    for name, over in tables.items():
+        if regimes and name not in regimes:
+            continue
+        merged = {**data, **over, "regime": name}
+        out.append(_apply(merged, path, cls, quick, quick_over, overrides, f"{path} [regimes.{name}]"))
+    return out
 
 
 def config_hash(d: dict) -> str:

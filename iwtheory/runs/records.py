@@ -1,21 +1,59 @@
-"""Run records: runs/<hash>/{config.json, metrics.jsonl, summary.json, done}.
+"""Run records: runs/<hash>/{config.json, metrics.jsonl, summary.json, done}, and their checks.
 
 A run directory is named by the hash of its resolved config, so a repeated sweep skips
 finished runs. Every metrics line repeats the cell's identity (experiment, config hash,
-seed and sweep keys), so a line is meaningful on its own. Writes are append-and-flush,
-and ``done`` is written last: a directory without it is an unfinished run.
+seed and sweep keys), so a line is meaningful on its own. Writes are append-and-fsync, and
+``done`` is written last, only after checking that the metrics hold every scheduled epoch
+(or time) exactly once: a directory without it is an unfinished run.
+
+Everything read back is checked and every failure names its file: a malformed metrics line is
+an error with its line number, except a partial last line (what a full disk or a kill in the
+middle of a write leaves), which a resume drops with a warning.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import signal
+import sys
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from iwtheory.runs.config import config_hash
+from iwtheory.runs.config import ConfigError, config_hash
+from iwtheory.runs.schedule import schedule_gaps
+
+
+class RecordError(ValueError):
+    """A run record (metrics, summary, config, features, checkpoint) that is malformed or inconsistent."""
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr (what the CLI's errors look like, with 'warning')."""
+    print(f"iwtheory: warning: {message}", file=sys.stderr, flush=True)
+
+
+# ---- fault injection (tests): IWTHEORY_FAULT=N kills the process with SIGKILL at its Nth write point
+
+_fault = {"count": 0}
+
+
+def fault_point(tag: str) -> None:
+    """A place where a kill -9 must leave records that resume to the same result (tests inject one)."""
+    at, log = os.environ.get("IWTHEORY_FAULT"), os.environ.get("IWTHEORY_FAULT_LOG")
+    if not at and not log:
+        return
+    _fault["count"] += 1
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{_fault['count']} {tag}\n")
+    if at and _fault["count"] == int(at):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _jsonable(x):
@@ -30,8 +68,72 @@ def _jsonable(x):
     return x
 
 
+def read_json(path: str | Path) -> dict:
+    """A JSON object from ``path``, or RecordError naming the file."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RecordError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RecordError(f"{path}: not readable JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise RecordError(f"{path}: expected a JSON object, found {type(obj).__name__}")
+    return obj
+
+
+def read_jsonl(path: str | Path, repair: bool = False, tolerate_partial: bool = False) -> list[dict]:
+    """The JSON objects of a metrics file, one per line.
+
+    A last line without its newline that does not parse is a partial write: ``repair`` drops it
+    from the file (with a warning), ``tolerate_partial`` ignores it; otherwise, and for any other
+    malformed line, RecordError names the file and the line number.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecordError(f"{path}: not readable ({e})") from None
+    lines = text.split("\n")
+    tail = lines.pop()  # '' when the file ends with a newline
+    rows = []
+    for i, ln in enumerate(lines, 1):
+        if not ln.strip():
+            continue
+        try:
+            r = json.loads(ln)
+        except json.JSONDecodeError as e:
+            raise RecordError(f"{path}, line {i}: malformed record ({e.msg})") from None
+        if not isinstance(r, dict):
+            raise RecordError(f"{path}, line {i}: expected a JSON object")
+        rows.append(r)
+    if tail.strip():
+        try:
+            r = json.loads(tail)
+            if not isinstance(r, dict):
+                raise json.JSONDecodeError("not an object", tail, 0)
+            rows.append(r)  # complete, only its newline was lost
+            if repair:
+                _atomic_write(path, text + "\n")
+        except json.JSONDecodeError:
+            n = len(lines) + 1
+            if repair:
+                warn(f"{path}, line {n}: dropped a partial last line ({len(tail)} bytes; an interrupted write)")
+                _atomic_write(path, "".join(ln + "\n" for ln in lines))
+            elif not tolerate_partial:
+                raise RecordError(f"{path}, line {n}: partial last line (an interrupted write); "
+                                  "rerun the same command to resume the run, which drops it") from None
+    return rows
+
+
 class Run:
-    """One run directory. ``identity`` keys are copied into every metrics line."""
+    """One run directory. ``identity`` keys are copied into every metrics line.
+
+    ``extra`` (for CNN runs, the data fingerprint) is written to config.json beside the config but is
+    not part of the hash: the run's folder is known before any data is read.
+    """
 
     def __init__(self, root: str | Path, config: dict, identity: dict):
         self.config = config
@@ -43,44 +145,136 @@ class Run:
     def done(self) -> bool:
         return (self.dir / "done").exists()
 
-    def start(self, fresh: bool = True) -> None:
-        """Create the directory and config.json; ``fresh`` drops a previous partial metrics file."""
+    @property
+    def metrics_path(self) -> Path:
+        return self.dir / "metrics.jsonl"
+
+    def stored_config(self) -> dict | None:
+        """config.json as written by an earlier start, or None if there is none."""
+        p = self.dir / "config.json"
+        return read_json(p) if p.exists() else None
+
+    def start(self, fresh: bool = True, extra: dict | None = None) -> None:
+        """Create the directory and config.json; ``fresh`` drops any earlier metrics, summary and features."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.dir / "config.json", json.dumps(_jsonable(self.config), indent=2, sort_keys=True))
-        if fresh and (self.dir / "metrics.jsonl").exists():
-            (self.dir / "metrics.jsonl").unlink()
+        _atomic_write(self.dir / "config.json",
+                      json.dumps(_jsonable({**self.config, **(extra or {})}), indent=2, sort_keys=True))
+        if fresh:
+            for name in ("metrics.jsonl", "summary.json", "done"):
+                if (self.dir / name).exists():
+                    (self.dir / name).unlink()
+            for f in sorted((self.dir / "features").glob("*.npz")) if (self.dir / "features").is_dir() else []:
+                f.unlink()
 
     def log(self, rows: list[dict]) -> None:
         for r in rows:
             clash = [k for k in r if k in self.identity and r[k] != self.identity[k]]
             if clash:
                 raise ValueError(f"metrics {clash} would overwrite the run's identity keys of the same name")
-        with open(self.dir / "metrics.jsonl", "a") as f:
+        fault_point("metrics")
+        with open(self.metrics_path, "a") as f:
             for r in rows:
                 f.write(json.dumps(_jsonable({**self.identity, **r})) + "\n")
             f.flush()
             os.fsync(f.fileno())
 
-    def truncate_after(self, key: str, last) -> None:
-        """Drop metrics lines with ``key`` > ``last`` (used when resuming from a checkpoint)."""
-        path = self.dir / "metrics.jsonl"
-        if not path.exists():
-            return
-        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get(key, -1) <= last]
-        _atomic_write(path, "".join(ln + "\n" for ln in keep))
+    def read_metrics(self, repair: bool = False) -> list[dict]:
+        return read_jsonl(self.metrics_path, repair=repair)
+
+    def truncate_after(self, key: str, last) -> list[dict]:
+        """Drop metrics lines with ``key`` > ``last`` (a resume from a checkpoint at ``last``); return the rest."""
+        rows = self.read_metrics(repair=True)
+        if all(r.get(key, -1) <= last for r in rows):
+            return rows
+        lines = [ln for ln in self.metrics_path.read_text().splitlines() if ln.strip()]
+        keep = [(ln, r) for ln, r in zip(lines, rows) if r.get(key, -1) <= last]  # the lines as written
+        _atomic_write(self.metrics_path, "".join(ln + "\n" for ln, _ in keep))
+        return [r for _, r in keep]
 
     def write_summary(self, summary: dict) -> None:
+        fault_point("summary")
         _atomic_write(self.dir / "summary.json", json.dumps(_jsonable(summary), indent=2, sort_keys=True))
 
     def finish(self) -> None:
+        """Write ``done``, after checking that the metrics hold every scheduled point exactly once."""
+        from iwtheory.runs.schedule import scheduled
+
+        key, _ = scheduled(self.config)
+        gaps = schedule_gaps(self.config, [r.get(key) for r in self.read_metrics()])
+        if gaps:
+            raise RecordError(f"{self.metrics_path}: not marking the run done: {gaps}")
+        fault_point("done")
         (self.dir / "done").write_text("")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
+def _atomic_write(path: Path, text: str | bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(text.encode() if isinstance(text, str) else text)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
+
+def check_out(out: str | Path) -> Path:
+    """The records folder, created if needed; a file or an unwritable folder is a clear error."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder of run records")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"--out {out} is not writable ({e.strerror or e})") from None
+    return out
+
+
+# ---- checkpoints: a checked header, then the torch payload ----------------------------------
+
+_MAGIC = b"IWTHEORY-CHECKPOINT 1\n"
+
+
+def write_checkpoint(path: Path, payload: bytes, meta: dict) -> None:
+    """Write ``payload`` with a header holding its SHA-256 and ``meta`` (epoch, group and run hashes)."""
+    header = {**meta, "sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}
+    fault_point("checkpoint")
+    _atomic_write(path, _MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload)
+
+
+def read_checkpoint(path: Path) -> tuple[dict, bytes]:
+    """(header, payload) of a checkpoint, after checking its checksum; RecordError names what is wrong."""
+    try:
+        blob = Path(path).read_bytes()
+    except OSError as e:
+        raise RecordError(f"{path}: not readable ({e})") from None
+    if not blob.startswith(_MAGIC):
+        raise RecordError(f"{path}: not an iwtheory checkpoint (bad header)")
+    end = blob.find(b"\n", len(_MAGIC))
+    try:
+        header = json.loads(blob[len(_MAGIC):end])
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RecordError(f"{path}: corrupt checkpoint header") from None
+    payload = blob[end + 1:]
+    if not isinstance(header, dict) or len(payload) != header.get("bytes"):
+        raise RecordError(f"{path}: truncated checkpoint ({len(payload)} payload bytes)")
+    if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
+        raise RecordError(f"{path}: checksum mismatch (the file is corrupt)")
+    return header, payload
+
+
+def set_aside(path: Path, why: str) -> Path:
+    """Rename a checkpoint that cannot be trusted (never delete it) and say so in one warning line."""
+    k = 0
+    while (dest := path.with_name(f"{path.name}.set-aside-{k}")).exists():
+        k += 1
+    os.replace(path, dest)
+    warn(f"checkpoint {path} {why}; set aside as {dest.name}, its runs restart from scratch")
+    return dest
+
+
+# ---- reading folders of runs ------------------------------------------------------------------
 
 def run_dirs(path: str | Path) -> list[Path]:
     """Run directories at ``path`` (itself a run directory, or a folder of them)."""
@@ -92,21 +286,37 @@ def run_dirs(path: str | Path) -> list[Path]:
     return sorted(p.parent for p in path.glob("*/config.json"))
 
 
-def load(path: str | Path, experiment: str | None = None, finished_only: bool = True) -> pd.DataFrame:
+def check_complete(d: Path, rows: list[dict]) -> str:
+    """'' when a finished run's metrics hold its schedule once; otherwise what is wrong."""
+    cfg = read_json(d / "config.json")
+    try:
+        from iwtheory.runs.schedule import scheduled
+
+        key, _ = scheduled(cfg)
+    except (ValueError, KeyError):
+        return ""  # a kind without a schedule (imported records of another tool) is not checked
+    return schedule_gaps(cfg, [r.get(key) for r in rows])
+
+
+def load(path: str | Path, experiment: str | None = None, finished_only: bool = True,
+         check: bool = True) -> pd.DataFrame:
     """All metrics lines under ``path`` as one DataFrame (one row per line).
 
     ``experiment`` keeps one experiment's runs; unfinished runs are left out unless
-    ``finished_only`` is False, in which case a ``done`` column tells them apart.
+    ``finished_only`` is False, in which case a ``done`` column tells them apart. With ``check``,
+    a finished run whose metrics miss or repeat a scheduled epoch is a RecordError naming it.
     """
     frames = []
     for d in run_dirs(path):
         is_done = (d / "done").exists()
         if finished_only and not is_done:
             continue
-        m = d / "metrics.jsonl"
-        if not m.exists():
-            continue
-        rows = [json.loads(ln) for ln in m.read_text().splitlines() if ln.strip()]
+        rows = read_jsonl(d / "metrics.jsonl", tolerate_partial=not is_done)
+        if check and is_done:
+            gaps = check_complete(d, rows)
+            if gaps:
+                raise RecordError(f"run {d} is marked done but its metrics fall short: {gaps}; "
+                                  "delete the folder and rerun to redo it")
         if experiment is not None:
             rows = [r for r in rows if r.get("experiment") == experiment]
         if rows:
@@ -123,8 +333,8 @@ def load_summaries(path: str | Path, experiment: str | None = None) -> pd.DataFr
     rows = []
     for d in run_dirs(path):
         s = d / "summary.json"
-        if (d / "done").exists() and s.exists():
-            r = json.loads(s.read_text())
+        if (d / "done").exists():
+            r = read_json(s)
             if experiment is None or r.get("experiment") == experiment:
                 rows.append(r)
     return pd.DataFrame(rows)
@@ -136,3 +346,30 @@ def missing_runs(root: str | Path, hashes: list[str]) -> dict[str, list[str]]:
     absent = [h for h in hashes if not (root / h).is_dir()]
     unfinished = [h for h in hashes if (root / h).is_dir() and not (root / h / "done").exists()]
     return {"absent": absent, "unfinished": unfinished}
+
+
+def read_features(path: str | Path) -> dict[str, np.ndarray]:
+    """One saved features file (penultimate features, labels, last layer), or RecordError naming it."""
+    try:
+        with np.load(path) as z:
+            out = {k: z[k] for k in ("features", "labels", "weight", "bias", "epoch")}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise RecordError(f"{path}: not a readable features file ({type(e).__name__}: {e})") from None
+    if out["features"].ndim != 2 or len(out["labels"]) != len(out["features"]):
+        raise RecordError(f"{path}: features of shape {out['features'].shape} with {len(out['labels'])} labels")
+    return out
+
+
+def feature_angles(run_dir: str | Path) -> pd.DataFrame:
+    """For one CNN run: per recorded epoch, the last layer's angle to the feature-space max-margin direction."""
+    from iwtheory.compare.directions import feature_max_margin
+
+    run_dir = Path(run_dir)
+    cfg = read_json(run_dir / "config.json")
+    rows = []
+    for f in sorted((run_dir / "features").glob("epoch_*.npz")):
+        z = read_features(f)
+        r = feature_max_margin(z["features"], z["labels"], z["weight"], z["bias"])
+        rows.append({"epoch": int(z["epoch"]), "weight": cfg["weight"], "seed": cfg["seed"],
+                     "regime": cfg.get("regime", "none"), "config_hash": run_dir.name, **r})
+    return pd.DataFrame(rows)

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from iwtheory.runs.config import ConfigError
-from iwtheory.runs.records import Run
+from iwtheory.runs.config import ConfigError, check_kwargs, config_hash
+from iwtheory.runs.locks import hold_runs
+from iwtheory.runs.records import Run, check_out
 from iwtheory.theory import asymptotics, data, dynamics, losses
 from iwtheory.theory.checks import DegenerateSupportError, class_weights
 from iwtheory.theory.maxmargin import max_margin
@@ -41,29 +42,51 @@ class TheoryConfig:
     widths: list[int] = field(default_factory=list)  # hidden widths; empty means d each
     balanced: bool = False
     n_records: int = 100
+    duplicates: list[bool] = field(default_factory=lambda: [False])  # True: integer weights as copies of points
 
     def validate(self) -> None:
-        if self.dataset not in data.GENERATORS:
-            raise ConfigError(f"{self.name}: unknown dataset {self.dataset!r}; choose from {sorted(data.GENERATORS)}")
+        def need(ok: bool, what: str):
+            if not ok:
+                raise ConfigError(f"{self.name}: {what}")
+
+        need(bool(self.name), "name must not be empty")
+        need(self.dataset in data.GENERATORS,
+             f"unknown dataset {self.dataset!r}; choose from {sorted(data.GENERATORS)}")
+        check_kwargs(data.GENERATORS[self.dataset], self.data, f"{self.name}: data")
         for m in self.methods:
-            if m not in METHODS:
-                raise ConfigError(f"{self.name}: unknown method {m!r}; choose from {METHODS}")
+            need(m in METHODS, f"unknown method {m!r}; choose from {METHODS}")
         for ls in self.losses:
-            losses.get_loss(ls, self.poly_alpha)
-        if not self.weights or any(not (w > 0 and np.isfinite(w)) for w in self.weights):
-            raise ConfigError(f"{self.name}: weights must be a non-empty list of positive numbers; got {self.weights}")
-        if any(dep < 1 for dep in self.depths):
-            raise ConfigError(f"{self.name}: depths must be >= 1; got {self.depths}")
+            need(ls in losses.LOSSES, f"unknown loss {ls!r}; choose one of {losses.LOSSES}")
+        for key in ("weights", "losses", "depths", "methods", "seeds", "duplicates"):
+            need(len(getattr(self, key)) > 0, f"{key} must not be empty")
+        need(all(w > 0 for w in self.weights), f"weights must be a list of positive numbers; got {self.weights}")
+        need(all(dep >= 1 for dep in self.depths), f"depths must be >= 1; got {self.depths}")
+        need(all(s >= 0 for s in self.seeds), f"seeds must be >= 0; got {self.seeds}")
+        need(self.poly_alpha > 0, f"poly_alpha must be positive; got {self.poly_alpha}")
+        need(self.t_max > 1 and np.isfinite(np.log1p(self.t_max)), f"t_max must exceed 1; got {self.t_max}")
+        need(self.steps >= 1 and self.n_records >= 1 and self.batch_size >= 1,
+             "steps, n_records and batch_size must be at least 1")
+        need(self.lr > 0, f"lr must be positive; got {self.lr}")
+        need(self.init_scale >= 0 and self.deep_init_scale > 0,
+             "init_scale must be >= 0 and deep_init_scale > 0 (a deep linear net at zero never moves)")
+        need(all(h >= 1 for h in self.widths), f"widths must be positive; got {self.widths}")
+        need(not any(self.duplicates) or all(float(w).is_integer() for w in self.weights),
+             "duplicated points realise integer weights only")
+        hashes = [config_hash(c) for c in self.cells()]
+        need(len(set(hashes)) == len(hashes), "the sweep lists a cell twice (a repeated weight, loss, depth, "
+                                              "method, seed or duplicate setting); every run must be distinct")
 
     def cells(self) -> list[dict]:
         """The sweep's cells: one resolved config per run."""
         out = []
-        for w, ls, dep, meth, seed in itertools.product(self.weights, self.losses, self.depths,
-                                                        self.methods, self.seeds):
+        for w, ls, dep, meth, seed, dup in itertools.product(self.weights, self.losses, self.depths,
+                                                             self.methods, self.seeds, self.duplicates):
             cell = dict(experiment=self.name, kind="theory", dataset=self.dataset, data=self.data,
                         weight=w, loss=ls, depth=dep, method=meth, seed=seed, n_records=self.n_records,
                         init_scale=self.init_scale if dep == 1 else self.deep_init_scale,
                         balanced=self.balanced, widths=self.widths[: dep - 1] if dep > 1 else [])
+            if dup:
+                cell["duplicate"] = True  # absent otherwise, so earlier runs keep their hashes
             if ls == "polynomial":
                 cell["poly_alpha"] = self.poly_alpha
             if meth == "flow":
@@ -76,28 +99,40 @@ class TheoryConfig:
         return out
 
 
+def duplicated(ds: data.Dataset, weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """(X, y) with every positive example repeated ``weight`` times (an integer), negatives once."""
+    k = int(round(weight))
+    reps = np.where(ds.y > 0, k, 1)
+    return np.repeat(ds.X, reps, axis=0), np.repeat(ds.y, reps)
+
+
 def run_cell(cell: dict, ds: data.Dataset) -> tuple[list[dict], dict]:
     """Train one cell; return its metrics rows and its summary (with the asymptotic prediction)."""
-    c = class_weights(ds.y, cell["weight"])
+    X, y = ds.X, ds.y
+    c = class_weights(y, cell["weight"])
+    if cell.get("duplicate"):
+        X, y = duplicated(ds, cell["weight"])
+        c = np.ones(len(y))
     loss = losses.get_loss(cell["loss"], cell.get("poly_alpha", 1.0))
     mm = ds.svm if ds.svm is not None else max_margin(ds.X, ds.y)
     common = dict(weights=c, loss=loss, depth=cell["depth"], widths=cell["widths"] or None,
                   init_scale=cell["init_scale"], balanced=cell["balanced"], seed=cell["seed"],
                   n_records=cell["n_records"], w_hat=mm.w)
     if cell["method"] == "flow":
-        traj = dynamics.gradient_flow(ds.X, ds.y, t_max=cell["t_max"], **common)
+        traj = dynamics.gradient_flow(X, y, t_max=cell["t_max"], **common)
         lr = 1.0
     else:
-        traj = dynamics.gradient_descent(ds.X, ds.y, lr=cell["lr"], steps=cell["steps"],
+        traj = dynamics.gradient_descent(X, y, lr=cell["lr"], steps=cell["steps"],
                                          batch_size=cell.get("batch_size"), **common)
         lr = cell["lr"]
     rows = traj.records()
     summary = dict(experiment=cell["experiment"], weight=cell["weight"], loss=cell["loss"],
                    depth=cell["depth"], method=cell["method"], seed=cell["seed"],
+                   duplicate=bool(cell.get("duplicate", False)),
                    w_hat=mm.w, margin=mm.margin, support=mm.support, kkt_residual=mm.kkt_residual,
                    final_t=float(traj.t[-1]), final_angle=float(traj.angle[-1]), final_w=traj.w[-1])
     # The prediction holds for exponential tails and the linear model trained by GD or flow.
-    if loss.tail == "exponential" and cell["depth"] == 1 and cell["method"] != "sgd":
+    if loss.tail == "exponential" and cell["depth"] == 1 and cell["method"] != "sgd" and not cell.get("duplicate"):
         try:
             off = asymptotics.asymptotic_offset(ds.X, ds.y, c, lr=lr, mm=mm)
         except DegenerateSupportError as e:
@@ -111,19 +146,47 @@ def run_cell(cell: dict, ds: data.Dataset) -> tuple[list[dict], dict]:
     return rows, summary
 
 
-def run_theory(cfg: TheoryConfig, out: str | Path = "runs", progress: bool = True) -> list[Run]:
+def _identity(cell: dict) -> dict:
+    return dict(experiment=cell["experiment"], weight=cell["weight"], loss=cell["loss"], depth=cell["depth"],
+                method=cell["method"], seed=cell["seed"], duplicate=bool(cell.get("duplicate", False)))
+
+
+def build_dataset(cfg: TheoryConfig) -> data.Dataset:
+    """The config's dataset; a setting its generator refuses is a ConfigError naming the config."""
+    try:
+        return data.make_dataset(cfg.dataset, **cfg.data)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{cfg.name}: data {cfg.data} for {cfg.dataset}: {e}") from None
+
+
+def run_cells(cfg: TheoryConfig, out: str | Path, indices: list[int], ds: data.Dataset | None = None,
+              wait: float = 0.0) -> list[str]:
+    """Run cells ``indices`` of ``cfg`` (each under its run's lock); return the hashes this call finished."""
+    cells = cfg.cells()
+    finished = []
+    for i in indices:
+        run = Run(out, cells[i], identity=_identity(cells[i]))
+        with hold_runs(out, [run.hash], wait=wait):
+            if run.done:  # another writer finished it while this one waited
+                continue
+            ds = ds if ds is not None else build_dataset(cfg)
+            run.start()
+            rows, summary = run_cell(cells[i], ds)
+            run.log(rows)
+            run.write_summary({**summary, "config_hash": run.hash, "dataset": ds.name})
+            run.finish()
+            finished.append(run.hash)
+    return finished
+
+
+def run_theory(cfg: TheoryConfig, out: str | Path = "runs", progress: bool = True, wait: float = 0.0) -> list[Run]:
     """Run every unfinished cell of ``cfg`` under ``out``; finished cells are skipped."""
-    ds = data.make_dataset(cfg.dataset, **cfg.data)
-    runs = []
-    for cell in tqdm(cfg.cells(), desc=cfg.name, disable=not progress, unit="run"):
-        run = Run(out, cell, identity=dict(experiment=cfg.name, weight=cell["weight"], loss=cell["loss"],
-                                           depth=cell["depth"], method=cell["method"], seed=cell["seed"]))
-        runs.append(run)
-        if run.done:
-            continue
-        run.start()
-        rows, summary = run_cell(cell, ds)
-        run.log(rows)
-        run.write_summary({**summary, "config_hash": run.hash, "dataset": ds.name})
-        run.finish()
+    out = check_out(out)
+    cells = cfg.cells()
+    runs = [Run(out, c, identity=_identity(c)) for c in cells]
+    todo = [i for i, r in enumerate(runs) if not r.done]
+    if todo:
+        ds = build_dataset(cfg)
+        for i in tqdm(todo, desc=cfg.name, disable=not progress, unit="run"):
+            run_cells(cfg, out, [i], ds, wait=wait)
     return runs

@@ -1,26 +1,37 @@
 """`iwtheory train CONFIG.toml`: weighted CNN experiments, many models per stack, resumable.
 
-Each model (weight x seed x lr x weight decay x dropout) is one run directory named by the
-hash of its resolved config. Models are trained ``max_models`` at a time in one stack; a
-stack checkpoints to ``<out>/_groups/<hash>.pt`` after each epoch, so a killed run resumes
-there and ends with the same records as an uninterrupted one.
+Each model (weight x seed x lr x weight decay x dropout) is one run directory named by the hash
+of its resolved config. Models are trained ``max_models`` at a time in one stack (a *group*).
+A group holds the write locks of its runs for its whole life, and checkpoints to
+``<out>/_groups/<hash>.pt`` (with a checksum, its epoch and its runs' hashes); a killed group
+resumes there, after its checkpoint has been checked against the run folders, and ends with the
+same records as an uninterrupted one. The data's fingerprint is part of every run's config.json:
+resuming or extending a sweep with other data is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from iwtheory.runs.config import ConfigError, config_hash
-from iwtheory.runs.records import Run
+from iwtheory.nets.names import DATASETS, MODELS, PRECISIONS, WEIGHT_NORMS
+from iwtheory.runs.config import ConfigError, check_kwargs, config_hash
+from iwtheory.runs.locks import hold_runs
+from iwtheory.runs.records import (RecordError, Run, check_out, fault_point, read_checkpoint, set_aside,
+                                   write_checkpoint)
+from iwtheory.runs.schedule import train_epochs
+from iwtheory.theory.losses import LOSSES
 
 # Fields that change how fast a run goes, not what it computes; they stay out of the run hash.
 ENGINEERING = ("name", "description", "source", "data_dir", "download", "device", "max_models", "compile",
                "channels_last", "checkpoint_every", "eval_chunk")
+SWEEP = ("weights", "seeds", "lrs", "weight_decays", "dropouts")
 
 
 @dataclass
@@ -31,7 +42,7 @@ class TrainConfig:
     description: str = ""
     source: str = ""               # where the hyperparameters come from
     regime: str = "none"           # label for tables: none | l2 | dropout | batchnorm | subsample | ...
-    dataset: str = "cifar10"       # cifar10 | fashion_mnist | synthetic
+    dataset: str = "cifar10"       # one of nets.names.DATASETS
     data_dir: str = ""
     download: bool = False
     pos: str = "dog"
@@ -40,13 +51,18 @@ class TrainConfig:
     keep_neg: float = 1.0
     n_pos: int = 0                 # or an exact count (0: use keep_pos)
     n_neg: int = 0
-    subsample_seed: int = 0        # subsampling, the "other" probe subset, noise images, feature subset
+    val_fraction: float = 0.0      # share of each class held out for validation (early stopping)
+    label_noise: float = 0.0       # share of the training labels flipped (a non-separable control)
+    subsample_seed: int = 0        # subsampling, validation split, label noise, probe subsets, noise images
     max_other: int = 2000
     noise_count: int = 1000
-    model: str = "bl_cnn"          # bl_cnn | mlp | resnet
+    model: str = "bl_cnn"          # one of nets.names.MODELS
+    hidden: list[int] = field(default_factory=list)  # MLP widths (empty: the MLP's default 512, 128)
+    linear: bool = False           # an MLP without hidden layers (hidden must then be empty)
     batchnorm: bool = False
     dropouts: list[float] = field(default_factory=lambda: [0.0])
     weights: list[float] = field(default_factory=lambda: [1.0])
+    weight_norm: str = "none"      # none: negatives weigh 1 | mean: weights rescaled to mean 1 over the training set
     seeds: list[int] = field(default_factory=lambda: [0])
     lrs: list[float] = field(default_factory=lambda: [0.1])
     weight_decays: list[float] = field(default_factory=lambda: [0.0])
@@ -66,40 +82,87 @@ class TrainConfig:
     max_models: int = 108
     checkpoint_every: int = 1
     eval_chunk: int = 1000
-    synthetic: dict = field(default_factory=dict)  # synthetic_images() arguments
+    synthetic: dict = field(default_factory=dict)  # synthetic_images() or bl_toy() arguments
 
     def validate(self) -> None:
-        if self.dataset not in ("cifar10", "fashion_mnist", "synthetic"):
-            raise ConfigError(f"{self.name}: unknown dataset {self.dataset!r}")
-        if self.model not in ("bl_cnn", "mlp", "resnet"):
-            raise ConfigError(f"{self.name}: unknown model {self.model!r}")
-        if not self.weights or any(not (w > 0 and np.isfinite(w)) for w in self.weights):
-            raise ConfigError(f"{self.name}: weights must be positive numbers; got {self.weights}")
-        if any(not 0 <= p < 1 for p in self.dropouts):
-            raise ConfigError(f"{self.name}: dropout rates must lie in [0, 1); got {self.dropouts}")
-        if self.epochs < 1 or self.batch_size < 1 or self.max_models < 1:
-            raise ConfigError(f"{self.name}: epochs, batch_size and max_models must be positive")
-        if self.precision not in ("fp32", "tf32", "bf16", "fp64"):
-            raise ConfigError(f"{self.name}: precision must be fp32, tf32, bf16 or fp64")
-        if self.loss not in ("logistic", "exponential", "polynomial"):
-            raise ConfigError(f"{self.name}: unknown loss {self.loss!r}")
+        def need(ok: bool, what: str):
+            if not ok:
+                raise ConfigError(f"{self.name}: {what}")
+
+        need(bool(self.name), "name must not be empty")
+        need(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; choose one of {DATASETS}")
+        need(self.model in MODELS, f"unknown model {self.model!r}; choose one of {MODELS}")
+        need(self.loss in LOSSES, f"unknown loss {self.loss!r}; choose one of {LOSSES}")
+        need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
+        need(self.weight_norm in WEIGHT_NORMS, f"weight_norm must be one of {WEIGHT_NORMS}")
+        for key in SWEEP:
+            need(len(getattr(self, key)) > 0, f"{key} must not be empty")
+        need(all(w > 0 for w in self.weights), f"weights must be positive numbers; got {self.weights}")
+        need(all(lr > 0 for lr in self.lrs), f"learning rates must be positive; got {self.lrs}")
+        need(all(wd >= 0 for wd in self.weight_decays), f"weight decays must be >= 0; got {self.weight_decays}")
+        need(all(0 <= p < 1 for p in self.dropouts), f"dropout rates must lie in [0, 1); got {self.dropouts}")
+        for key in ("epochs", "batch_size", "max_models", "checkpoint_every", "eval_chunk", "eval_points",
+                    "record_points", "n_feature_images"):
+            need(getattr(self, key) >= 1, f"{key} must be at least 1; got {getattr(self, key)}")
+        for key in ("eval_dense", "max_other", "noise_count", "n_pos", "n_neg", "subsample_seed"):
+            need(getattr(self, key) >= 0, f"{key} must be >= 0; got {getattr(self, key)}")
+        need(all(s >= 0 for s in self.seeds), f"seeds must be >= 0; got {self.seeds}")
+        need(0 < self.keep_pos <= 1 and 0 < self.keep_neg <= 1, "keep_pos and keep_neg must lie in (0, 1]")
+        need(0 <= self.val_fraction < 1, f"val_fraction must lie in [0, 1); got {self.val_fraction}")
+        need(0 <= self.label_noise < 0.5, f"label_noise must lie in [0, 0.5); got {self.label_noise}")
+        need(0 <= self.momentum < 1, f"momentum must lie in [0, 1); got {self.momentum}")
+        need(self.poly_alpha > 0, f"poly_alpha must be positive; got {self.poly_alpha}")
+        need(all(h >= 1 for h in self.hidden), f"hidden widths must be positive; got {self.hidden}")
+        need(not (self.hidden or self.linear) or self.model == "mlp", "hidden and linear are MLP settings")
+        need(not (self.hidden and self.linear), "a linear model has no hidden widths")
+        need(not (self.batchnorm and self.model == "mlp" and self.linear), "a linear model has no batch norm")
+        if self.dataset in ("synthetic", "bl_toy"):
+            from iwtheory.nets.data import synthetic_images
+
+            check_kwargs(synthetic_images if self.dataset == "synthetic" else _toy_arguments,
+                         self.synthetic, f"{self.name}: synthetic")
+        elif self.synthetic:
+            raise ConfigError(f"{self.name}: 'synthetic' settings apply to the synthetic and bl_toy datasets only")
+        hashes = [config_hash(c) for c in self.cells()]
+        if len(set(hashes)) != len(hashes):
+            raise ConfigError(f"{self.name}: the sweep lists a cell twice (a repeated weight, seed, lr, weight "
+                              "decay or dropout); every run must be distinct")
 
     def cells(self) -> list[dict]:
         """One resolved config per model, without the engineering fields."""
-        base = {k: v for k, v in asdict(self).items()
-                if k not in ENGINEERING and k not in ("weights", "seeds", "lrs", "weight_decays", "dropouts")}
+        base = {k: v for k, v in asdict(self).items() if k not in ENGINEERING and k not in SWEEP}
         base["experiment"] = self.name
         base["kind"] = "train"
         return [dict(base, weight=w, seed=s, lr=lr, weight_decay=wd, dropout=p)
                 for w, s, lr, wd, p in itertools.product(self.weights, self.seeds, self.lrs,
                                                          self.weight_decays, self.dropouts)]
 
+    @property
+    def hidden_widths(self) -> tuple | None:
+        if self.linear:
+            return ()
+        return tuple(self.hidden) if self.hidden else None
+
+
+def _toy_arguments(n_per_class: int = 50, seed: int = 0, n_test: int = 1000, angle_deg: float = 60.0,
+                   shift: tuple[float, float] = (0.5, 3.0), scales: tuple[float, float] = (1.0, 0.3)):
+    """The 2-D toy task's settings: bl_toy()'s, and the size of its test sample (drawn with seed + 1)."""
+
 
 def build_task(cfg: TrainConfig, data_dir: str | None = None, download: bool | None = None):
     """Read the dataset and build the binary task with its probe sets."""
-    from iwtheory.nets.data import make_task, synthetic_images
+    from iwtheory.nets.data import make_task, points_task, synthetic_images
     from iwtheory.nets.readers import load_images
 
+    if cfg.dataset == "bl_toy":
+        from iwtheory.theory.data import bl_toy
+
+        p = dict(cfg.synthetic)
+        n_test = p.pop("n_test", 1000)
+        train = bl_toy(bias=False, **p)
+        test = bl_toy(bias=False, **{**p, "seed": p.get("seed", 0) + 1, "n_per_class": max(1, n_test // 2)})
+        return points_task(train.X, train.y, test.X, test.y, noise_count=cfg.noise_count,
+                           noise_seed=cfg.subsample_seed, val_fraction=cfg.val_fraction, split_seed=cfg.subsample_seed)
     if cfg.dataset == "synthetic":
         images = synthetic_images(**cfg.synthetic)
     else:
@@ -108,16 +171,48 @@ def build_task(cfg: TrainConfig, data_dir: str | None = None, download: bool | N
     return make_task(images, cfg.pos, cfg.neg, keep_pos=cfg.n_pos or (cfg.keep_pos if cfg.keep_pos < 1 else None),
                      keep_neg=cfg.n_neg or (cfg.keep_neg if cfg.keep_neg < 1 else None),
                      subsample_seed=cfg.subsample_seed, noise_count=cfg.noise_count, noise_seed=cfg.subsample_seed,
-                     max_other=cfg.max_other)
+                     max_other=cfg.max_other, val_fraction=cfg.val_fraction, label_noise=cfg.label_noise)
+
+
+def data_fingerprint(task) -> str:
+    """SHA-256 (16 hex digits) of every array the runs train, validate and are probed on."""
+    h = hashlib.sha256()
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "x_other", "x_noise"):
+        t = getattr(task, name).contiguous().cpu()
+        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def class_weight_pair(weight: float, task, norm: str) -> tuple[float, float]:
+    """(positive, negative) class weights: (w, 1), or with ``norm = "mean"`` rescaled to mean 1 over the
+    training set, so every weighting takes steps of a similar size."""
+    if norm == "none":
+        return float(weight), 1.0
+    n_pos, n_neg = task.class_counts
+    k = (n_pos + n_neg) / (weight * n_pos + n_neg)
+    return float(weight * k), float(k)
 
 
 def resolve_device(name: str) -> str:
+    """'auto' -> cuda if available else cpu; any other name is checked before data is read."""
     import torch
 
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"--device: expected a device name such as cpu or cuda, got {name!r}")
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but no CUDA device is available")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {name!r} is not a device torch knows (cpu, cuda, cuda:1, ...)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} requested but no CUDA device is available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    elif dev.type != "cpu":
+        raise ConfigError(f"--device {name!r}: only cpu and cuda devices are supported")
     return name
 
 
@@ -125,63 +220,163 @@ def _identity(cell: dict) -> dict:
     return {k: cell[k] for k in ("experiment", "regime", "weight", "seed", "lr", "weight_decay", "dropout")}
 
 
+def plan_groups(cfg: TrainConfig, out: str | Path = "runs") -> list[list[int]]:
+    """The unfinished cells of ``cfg`` (indices into ``cfg.cells()``), ``max_models`` to a group."""
+    cells = cfg.cells()
+    todo = [i for i, c in enumerate(cells) if not Run(out, c, _identity(c)).done]
+    return [todo[g:g + cfg.max_models] for g in range(0, len(todo), cfg.max_models)]
+
+
 def run_train(cfg: TrainConfig, out: str | Path = "runs", data_dir: str | None = None, device: str | None = None,
-              download: bool | None = None, progress: bool = True, interrupt=None) -> list[Run]:
-    """Train every unfinished model of ``cfg``; ``interrupt(epoch)`` (tests) may raise to simulate a kill."""
-    import torch
+              download: bool | None = None, progress: bool = True, interrupt=None, wait: float = 0.0) -> list[Run]:
+    """Train every unfinished model of ``cfg``; ``interrupt(epoch)`` (tests) may raise to simulate a kill.
 
-    from iwtheory.nets.train import EngineSettings, Member, Stack, log_epochs
-
-    out = Path(out)
+    ``wait``: seconds to wait for a run another process is writing (0: refuse at once, naming it).
+    """
+    out = check_out(out)
     cells = cfg.cells()
     runs = [Run(out, c, _identity(c)) for c in cells]
-    todo = [(r, c) for r, c in zip(runs, cells) if not r.done]
-    if not todo:
+    groups = plan_groups(cfg, out)
+    if not groups:
         return runs
     dev = resolve_device(device or cfg.device)
     task = build_task(cfg, data_dir, download)
-    record_epochs = set(log_epochs(cfg.epochs, 0, cfg.record_points))
-    eval_set = set(log_epochs(cfg.epochs, cfg.eval_dense, cfg.eval_points)) | record_epochs
-    settings = EngineSettings(model=cfg.model, batchnorm=cfg.batchnorm, loss=cfg.loss, poly_alpha=cfg.poly_alpha,
-                              momentum=cfg.momentum, batch_size=cfg.batch_size,
+    for idx in groups:
+        run_group(cfg, out, idx, dev, task=task, progress=progress, interrupt=interrupt, wait=wait)
+    return runs
+
+
+def check_fingerprint(cfg: TrainConfig, out: Path, fp: str) -> None:
+    """Refuse data other than what the sweep's existing runs were trained on, naming both fingerprints."""
+    for c in cfg.cells():
+        stored = Run(out, c, _identity(c)).stored_config()
+        have = stored.get("data_fingerprint") if stored else None
+        if have is not None and have != fp:
+            raise RecordError(
+                f"run {config_hash(c)} under {out} was trained on data with fingerprint {have}, but the data "
+                f"read now has fingerprint {fp}: a sweep must not mix datasets; point --data-dir at the "
+                "same copy, or use another --out")
+
+
+def run_group(cfg: TrainConfig, out: str | Path, indices: list[int], device: str, task=None,
+              data_dir: str | None = None, download: bool | None = None, progress: bool = True,
+              interrupt=None, wait: float = 0.0) -> list[str]:
+    """Train one group of cells (indices into ``cfg.cells()``) under their locks; return the hashes finished.
+
+    Runs another writer finished while this one waited are skipped. The unit of work a scheduler
+    hands to a worker: it reads the data itself when ``task`` is not given.
+    """
+    out = Path(out)
+    cells = cfg.cells()
+    all_group = [(Run(out, cells[i], _identity(cells[i])), cells[i]) for i in indices]
+    with hold_runs(out, [r.hash for r, _ in all_group], wait=wait):
+        group = [(r, c) for r, c in all_group if not r.done]
+        if not group:
+            return []
+        if task is None:
+            task = build_task(cfg, data_dir, download)
+        _train_group(cfg, out, group, device, task, progress, interrupt)
+    return [r.hash for r, _ in group]
+
+
+def _consistency(header: dict, group, fp: str, evals: list[int]) -> str:
+    """'' when a checkpoint's header and the group's run folders agree; otherwise why not."""
+    hashes = [r.hash for r, _ in group]
+    if header.get("runs") != hashes:
+        return "belongs to other runs"
+    if header.get("data_fingerprint") != fp:
+        return f"was made with other data (fingerprint {header.get('data_fingerprint')}, now {fp})"
+    epoch = header.get("epoch")
+    if not isinstance(epoch, int) or epoch < 0:
+        return "has no valid epoch"
+    want = [e for e in evals if e <= epoch]
+    for r, _ in group:
+        if r.done:
+            return f"belongs to run {r.hash}, which is already done"
+        if r.stored_config() is None:
+            return f"belongs to run {r.hash}, whose folder is gone"
+        try:
+            got = [row.get("epoch") for row in r.read_metrics(repair=True) if row.get("epoch", -1) <= epoch]
+        except RecordError as e:
+            return f"cannot be checked against run {r.hash} ({e})"
+        if sorted(got) != want:
+            return f"is at epoch {epoch} but run {r.hash} holds metrics for {len(got)} of its {len(want)} epochs"
+    return ""
+
+
+def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: bool, interrupt) -> None:
+    import torch
+
+    from iwtheory.nets.train import EngineSettings, Member, Stack
+
+    fp = data_fingerprint(task)
+    check_fingerprint(cfg, out, fp)
+    evals, record = train_epochs(group[0][1])
+    eval_set, record_set = set(evals), set(record)
+    settings = EngineSettings(model=cfg.model, batchnorm=cfg.batchnorm, hidden=cfg.hidden_widths, loss=cfg.loss,
+                              poly_alpha=cfg.poly_alpha, momentum=cfg.momentum, batch_size=cfg.batch_size,
                               n_feature_images=cfg.n_feature_images, feature_seed=cfg.subsample_seed,
                               precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile,
                               eval_chunk=cfg.eval_chunk)
+    members = []
+    for _, c in group:
+        wpos, wneg = class_weight_pair(c["weight"], task, cfg.weight_norm)
+        members.append(Member(wpos, c["seed"], c["lr"], c["weight_decay"], c["dropout"], wneg=wneg))
+    def new_stack():
+        return Stack(members, task, settings, dev)
+
+    stack = new_stack()
     (out / "_groups").mkdir(parents=True, exist_ok=True)
-    for g0 in range(0, len(todo), cfg.max_models):
-        group = todo[g0:g0 + cfg.max_models]
-        members = [Member(c["weight"], c["seed"], c["lr"], c["weight_decay"], c["dropout"]) for _, c in group]
-        stack = Stack(members, task, settings, dev)
-        ckpt = out / "_groups" / f"{config_hash([r.hash for r, _ in group])}.pt"
-        if ckpt.exists():
-            stack.load(ckpt)
-            for r, c in group:
-                r.start(fresh=False)
-                r.truncate_after("epoch", stack.epoch)
+    hashes = [r.hash for r, _ in group]
+    group_hash = config_hash(hashes)
+    ckpt = out / "_groups" / f"{group_hash}.pt"
+    extra = {"data_fingerprint": fp}
+    resumed = False
+    if ckpt.exists():
+        try:
+            header, payload = read_checkpoint(ckpt)
+            why = _consistency(header, group, fp, evals)
+        except RecordError as e:
+            header, payload, why = None, None, f"is unreadable ({e})"
+        if not why:
+            try:
+                stack.load_bytes(payload)
+            except Exception as e:  # a checksummed file torch cannot load: written by another version
+                why = f"cannot be loaded into this group's models ({type(e).__name__}: {e})"
+                stack = new_stack()
+        if why:
+            set_aside(ckpt, why)
         else:
-            for r, c in group:
-                r.start(fresh=True)
-            _record(stack, group, 0, record_epochs)
-        bar = tqdm(total=cfg.epochs, initial=stack.epoch, disable=not progress, unit="epoch",
-                   desc=f"{cfg.name} [{len(group)} models on {dev}]")
-        while stack.epoch < cfg.epochs:
-            stack.train_epoch()
-            e = stack.epoch
-            if e in eval_set:
-                _record(stack, group, e, record_epochs)
-            if e % cfg.checkpoint_every == 0 or e == cfg.epochs:
-                stack.save(ckpt)
-            bar.update(1)
-            if interrupt is not None:
-                interrupt(e)
-        bar.close()
-        for m, (r, c) in enumerate(group):
-            r.write_summary({**_identity(c), "config_hash": r.hash, "epochs": cfg.epochs,
-                             "diverged_epoch": stack.diverged_epoch[m] if stack.diverged_epoch[m] >= 0 else None,
-                             "device": str(dev), "torch": torch.__version__})
-            r.finish()
-        del stack
-    return runs
+            for r, _ in group:
+                r.start(fresh=False, extra=extra)
+                r.truncate_after("epoch", stack.epoch)
+            resumed = True
+    if not resumed:
+        for r, _ in group:
+            r.start(fresh=True, extra=extra)
+        _record(stack, group, 0, record_set)
+    bar = tqdm(total=cfg.epochs, initial=stack.epoch, disable=not progress, unit="epoch",
+               desc=f"{cfg.name}/{cfg.regime} [{len(group)} models on {dev}]")
+    meta = {"group": group_hash, "runs": hashes, "data_fingerprint": fp}
+    while stack.epoch < cfg.epochs:
+        stack.train_epoch()
+        e = stack.epoch
+        if e in eval_set:
+            _record(stack, group, e, record_set)
+        if e % cfg.checkpoint_every == 0 or e == cfg.epochs:
+            write_checkpoint(ckpt, stack.state_bytes(), {**meta, "epoch": e})
+        bar.update(1)
+        if interrupt is not None:
+            interrupt(e)
+    bar.close()
+    for m, (r, c) in enumerate(group):
+        r.write_summary({**_identity(c), "config_hash": r.hash, "epochs": cfg.epochs,
+                         "diverged_epoch": stack.diverged_epoch[m] if stack.diverged_epoch[m] >= 0 else None,
+                         "class_weights": [members[m].weight, members[m].wneg], "data_fingerprint": fp,
+                         "device": str(dev), "torch": torch.__version__})
+        r.finish()
+    fault_point("group-finished")
+    ckpt.unlink()  # a finished group's checkpoint must never make a run done again
 
 
 def _record(stack, group, epoch: int, record_epochs: set[int]) -> None:
@@ -193,7 +388,11 @@ def _record(stack, group, epoch: int, record_epochs: set[int]) -> None:
             name = f"features/epoch_{epoch:05d}.npz"
             (r.dir / "features").mkdir(exist_ok=True)
             f, w, b = (t[m].cpu().numpy() for t in feats)
-            np.savez_compressed(r.dir / name, features=f, labels=stack.task.y_train[stack.feature_idx.to(
-                stack.device)].cpu().numpy(), weight=w, bias=b, epoch=epoch)
+            fault_point("features")
+            tmp = r.dir / (name + ".tmp")
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, features=f, labels=stack.task.y_train[stack.feature_idx.to(
+                    stack.device)].cpu().numpy(), weight=w, bias=b, epoch=epoch)
+            os.replace(tmp, r.dir / name)
             row["features"] = name
         r.log([row])

@@ -80,6 +80,8 @@ def _poly_deriv(m: np.ndarray, alpha: float) -> np.ndarray:
     return np.where(m <= 1.0, left, right)
 
 
+LOSSES = ("logistic", "exponential", "polynomial")  # the legal loss names, owned here once
+
 LOGISTIC = Loss("logistic", "exponential")
 EXPONENTIAL = Loss("exponential", "exponential")
 
@@ -99,7 +101,7 @@ def get_loss(name: str, alpha: float = 1.0) -> Loss:
         return EXPONENTIAL
     if name == "polynomial":
         return polynomial(alpha)
-    raise ValueError(f"unknown loss {name!r}; choose logistic, exponential or polynomial")
+    raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
 
 
 def weighted_loss(loss: Loss, margins, weights=None) -> float:
