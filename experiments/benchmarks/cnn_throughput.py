@@ -21,7 +21,8 @@ from torch import nn
 
 from iwtheory.nets.data import make_task, synthetic_images
 from iwtheory.nets.models import BLCNN
-from iwtheory.nets.train import EngineSettings, Member, Stack, log_epochs
+from iwtheory.nets.train import EngineSettings, Member, Stack
+from iwtheory.runs.schedule import log_epochs
 
 N_TRAIN, BATCH, EPOCHS = 10_000, 16, 500
 # Dense peak TFLOP/s by precision for the cards this project meets (vendor datasheets, SXM parts).

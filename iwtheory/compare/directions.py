@@ -4,30 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from iwtheory.theory.geometry import angle, orthogonal_component, unit
 
-def angle(a, b) -> np.ndarray:
-    """Angle in radians between the last-axis vectors of ``a`` and ``b`` (broadcasting).
-
-    Computed as atan2(|a_perp|, a . b_unit): accurate for the tiny angles of late training,
-    where arccos of a cosine near 1 loses half the digits.
-    """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    nb = np.linalg.norm(b, axis=-1, keepdims=True)
-    if np.any(nb == 0):
-        raise ValueError("the reference direction is the zero vector")
-    u = b / nb
-    along = np.sum(a * u, axis=-1)
-    perp = np.linalg.norm(a - along[..., None] * u, axis=-1)
-    return np.arctan2(perp, along)
-
-
-def orthogonal_component(v, direction) -> np.ndarray:
-    """The part of ``v`` orthogonal to ``direction``."""
-    v = np.asarray(v, dtype=np.float64)
-    u = np.asarray(direction, dtype=np.float64)
-    u = u / np.linalg.norm(u)
-    return v - np.sum(v * u, axis=-1, keepdims=True) * u
+__all__ = ["angle", "orthogonal_component", "direction_gap", "feature_max_margin"]
 
 
 def direction_gap(w_a, w_b, w_hat=None) -> dict:
@@ -35,7 +14,7 @@ def direction_gap(w_a, w_b, w_hat=None) -> dict:
     w_a, w_b = np.asarray(w_a, dtype=np.float64), np.asarray(w_b, dtype=np.float64)
     out = {"angle": float(angle(w_a, w_b))}
     if w_hat is not None:
-        ua, ub = w_a / np.linalg.norm(w_a), w_b / np.linalg.norm(w_b)
+        ua, ub = unit(w_a), unit(w_b)
         out["orthogonal_gap"] = float(np.linalg.norm(orthogonal_component(ua - ub, w_hat)))
     return out
 
@@ -56,21 +35,3 @@ def feature_max_margin(features, labels, weight, bias) -> dict:
     except NotSeparableError:
         return {"separable": False, "angle": float("nan"), "margin": float("nan")}
     return {"separable": True, "angle": float(angle(v, mm.w)), "margin": float(mm.margin)}
-
-
-def feature_angles(run_dir) -> "pd.DataFrame":  # noqa: F821
-    """For one CNN run: per recorded epoch, the last layer's angle to the feature-space max-margin direction."""
-    import json
-    from pathlib import Path
-
-    import pandas as pd
-
-    run_dir = Path(run_dir)
-    cfg = json.loads((run_dir / "config.json").read_text())
-    rows = []
-    for f in sorted((run_dir / "features").glob("epoch_*.npz")):
-        z = np.load(f)
-        r = feature_max_margin(z["features"], z["labels"], z["weight"], z["bias"])
-        rows.append({"epoch": int(z["epoch"]), "weight": cfg["weight"], "seed": cfg["seed"],
-                     "regime": cfg.get("regime", "none"), "config_hash": run_dir.name, **r})
-    return pd.DataFrame(rows)

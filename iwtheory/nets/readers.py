@@ -10,12 +10,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import pickle
 import shutil
 import struct
 import tarfile
 import tempfile
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,8 @@ import numpy as np
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 FASHION_CLASSES = ("tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
                    "boot")
-FASHION_DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+EXPECTED_COUNTS = {"cifar10": (50_000, 10_000), "fashion_mnist": (60_000, 10_000)}
 FASHION_FILES = {"train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",
                  "test_images": "t10k-images-idx3-ubyte.gz", "test_labels": "t10k-labels-idx1-ubyte.gz"}
 # Official archives and their published MD5 sums.
@@ -60,12 +63,19 @@ class ImageData:
 _CIFAR_RECORD = 1 + 3 * 32 * 32
 
 
+_CIFAR_BATCH = 10_000  # records in every official batch, training and test alike
+
+
 def read_cifar_bin_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One binary batch: records of 1 label byte + 3072 pixel bytes (channel-major)."""
-    raw = np.fromfile(path, dtype=np.uint8)
-    if raw.size == 0 or raw.size % _CIFAR_RECORD:
-        raise DataFileError(f"{path}: {raw.size} bytes is not a whole number of {_CIFAR_RECORD}-byte "
-                            "CIFAR-10 records (truncated or not a CIFAR-10 binary batch)")
+    """One binary batch: exactly 10,000 records of 1 label byte + 3072 pixel bytes (channel-major)."""
+    try:
+        raw = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        raise DataFileError(f"{path}: not readable ({e})") from None
+    if raw.size != _CIFAR_BATCH * _CIFAR_RECORD:
+        raise DataFileError(f"{path}: {raw.size} bytes, but a CIFAR-10 binary batch holds {_CIFAR_BATCH} records "
+                            f"of {_CIFAR_RECORD} bytes ({_CIFAR_BATCH * _CIFAR_RECORD} bytes): truncated, padded "
+                            "or not a CIFAR-10 batch")
     rec = raw.reshape(-1, _CIFAR_RECORD)
     y = rec[:, 0].astype(np.int64)
     if y.max() > 9:
@@ -111,10 +121,16 @@ def read_cifar_py_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
         raise DataFileError(f"{path}: expected a dict with b'data' and b'labels'")
     x = np.asarray(d[b"data"])
-    y = np.asarray(d[b"labels"], dtype=np.int64)
-    if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072 or x.shape[0] != y.shape[0]:
-        raise DataFileError(f"{path}: data of shape {x.shape} and dtype {x.dtype} with {y.shape[0]} labels "
+    labels = d[b"labels"]
+    if not isinstance(labels, (list, np.ndarray)) or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in np.asarray(labels).ravel().tolist()):
+        raise DataFileError(f"{path}: labels must be integers 0..9 (found {np.asarray(labels).dtype} values)")
+    y = np.asarray(labels, dtype=np.int64)
+    if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+        raise DataFileError(f"{path}: data of shape {x.shape} and dtype {x.dtype} with {y.shape} labels "
                             "is not an N x 3072 uint8 CIFAR-10 batch")
+    if x.shape[0] != _CIFAR_BATCH:
+        raise DataFileError(f"{path}: {x.shape[0]} images, but a CIFAR-10 batch holds {_CIFAR_BATCH}")
     if y.size and (y.min() < 0 or y.max() > 9):
         raise DataFileError(f"{path}: labels outside 0..9")
     return x.reshape(-1, 3, 32, 32), y
@@ -132,7 +148,7 @@ def read_cifar10(root: str | Path) -> ImageData:
             parts = [reader(d / n) for n in names]
             xtr = np.concatenate([p[0] for p in parts[:5]])
             ytr = np.concatenate([p[1] for p in parts[:5]])
-            return ImageData(xtr, ytr, parts[5][0], parts[5][1], CIFAR10_CLASSES, "cifar10")
+            return checked(ImageData(xtr, ytr, parts[5][0], parts[5][1], CIFAR10_CLASSES, "cifar10"), d)
     raise DataFileError(
         f"no CIFAR-10 batches under {root}: expected cifar-10-batches-bin/ (data_batch_1.bin .. test_batch.bin) "
         "or cifar-10-batches-py/ (data_batch_1 .. test_batch); download the official archive from "
@@ -145,8 +161,8 @@ def read_idx_gz(path: Path, expect_dims: int) -> np.ndarray:
     """An idx file (gzip): magic 0x0000 08 NDIM, big-endian dims, uint8 payload."""
     try:
         raw = gzip.decompress(Path(path).read_bytes())
-    except (OSError, EOFError) as e:
-        raise DataFileError(f"{path}: not a readable gzip file ({e})") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataFileError(f"{path}: not a readable gzip file ({type(e).__name__}: {e})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataFileError(f"{path}: bad idx magic number (expected unsigned-byte data)")
     ndim = raw[3]
@@ -174,7 +190,22 @@ def read_fashion_mnist(root: str | Path = FASHION_DEFAULT_DIR) -> ImageData:
     yte = read_idx_gz(root / FASHION_FILES["test_labels"], 1).astype(np.int64)
     if len(xtr) != len(ytr) or len(xte) != len(yte):
         raise DataFileError(f"{root}: image and label counts differ")
-    return ImageData(xtr, ytr, xte, yte, FASHION_CLASSES, "fashion_mnist")
+    for f, y in (("train_labels", ytr), ("test_labels", yte)):
+        if y.size and y.max() > 9:
+            raise DataFileError(f"{root / FASHION_FILES[f]}: label {int(y.max())} is outside 0..9")
+    return checked(ImageData(xtr, ytr, xte, yte, FASHION_CLASSES, "fashion_mnist"), root)
+
+
+def checked(d: ImageData, where) -> ImageData:
+    """Train and test images must have one shape; a dataset with the wrong counts is named."""
+    if d.x_train.shape[1:] != d.x_test.shape[1:]:
+        raise DataFileError(f"{where}: training images of shape {d.x_train.shape[1:]} but test images of shape "
+                            f"{d.x_test.shape[1:]}")
+    want = EXPECTED_COUNTS.get(d.name)
+    if want and (len(d.y_train), len(d.y_test)) != want:
+        raise DataFileError(f"{where}: {len(d.y_train)} training and {len(d.y_test)} test images; "
+                            f"{d.name} has {want[0]} and {want[1]}")
+    return d
 
 
 # ---- download ---------------------------------------------------------------------------
@@ -185,6 +216,14 @@ def md5sum(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    """Where ``--download`` writes: $IWTHEORY_CACHE, else $XDG_CACHE_HOME/iwtheory, else ~/.cache/iwtheory."""
+    if os.environ.get("IWTHEORY_CACHE"):
+        return Path(os.environ["IWTHEORY_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "iwtheory"
 
 
 def download(name: str, root: str | Path, sources=None, timeout: float = 10.0) -> Path:
@@ -215,16 +254,31 @@ def download(name: str, root: str | Path, sources=None, timeout: float = 10.0) -
     return root
 
 
-def load_images(name: str, data_dir: str | Path | None = None, fetch: bool = False) -> ImageData:
-    """Read ``cifar10`` or ``fashion_mnist`` from ``data_dir`` (downloading first if ``fetch``)."""
-    if name == "cifar10":
-        root = Path(data_dir) if data_dir else Path("data/cifar10")
-        if fetch:
-            download(name, root)
-        return read_cifar10(root)
-    if name == "fashion_mnist":
-        root = Path(data_dir) if data_dir else FASHION_DEFAULT_DIR
-        if fetch:
-            download(name, root)
-        return read_fashion_mnist(root)
-    raise ValueError(f"unknown image dataset {name!r}; choose cifar10 or fashion_mnist")
+READERS = {"cifar10": lambda root: read_cifar10(root), "fashion_mnist": lambda root: read_fashion_mnist(root)}
+
+
+def load_images(name: str, data_dir: str | Path | None = None, fetch: bool = False,
+                cache: str | Path | None = None) -> ImageData:
+    """Read ``cifar10`` or ``fashion_mnist`` from ``data_dir`` (default: data/cifar10, or Debian's copy).
+
+    With ``fetch``, a local copy that reads with the right counts is used as it is (a copy is judged by
+    its content, not by the MD5 of its compression); otherwise the official files are downloaded into
+    ``cache`` (default ``cache_dir()/NAME``), never into ``data_dir`` or a system folder, and their MD5
+    is checked.
+    """
+    if name not in READERS:
+        raise ValueError(f"unknown image dataset {name!r}; choose cifar10 or fashion_mnist")
+    default = Path("data/cifar10") if name == "cifar10" else FASHION_DEFAULT_DIR
+    root = Path(data_dir) if data_dir else default
+    if not fetch:
+        return READERS[name](root)
+    try:
+        return READERS[name](root)
+    except DataFileError:
+        pass
+    target = Path(cache) if cache else cache_dir() / name
+    try:
+        return READERS[name](target)  # downloaded earlier
+    except DataFileError:
+        download(name, target)
+        return READERS[name](target)

@@ -118,7 +118,7 @@ def make_figures(runs_root="runs", out_dir="paper/figures", analysis: Analysis |
 
 def feature_angles_of(cnn: pd.DataFrame, runs_root) -> pd.DataFrame:
     """Feature-space max-margin angles of every CNN run that saved features."""
-    from iwtheory.compare.directions import feature_angles
+    from iwtheory.runs.records import feature_angles
 
     frames = [feature_angles(Path(runs_root) / h) for h in sorted(cnn.config_hash.unique())]
     frames = [f for f in frames if not f.empty]

@@ -243,6 +243,18 @@ def write_checkpoint(path: Path, payload: bytes, meta: dict) -> None:
     _atomic_write(path, _MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload)
 
 
+def checkpoint_header(path: Path) -> dict | None:
+    """A checkpoint's header alone (no payload read, no checksum), or None if it has none."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(_MAGIC)) != _MAGIC:
+                return None
+            header = json.loads(f.readline())
+    except (OSError, ValueError):
+        return None
+    return header if isinstance(header, dict) else None
+
+
 def read_checkpoint(path: Path) -> tuple[dict, bytes]:
     """(header, payload) of a checkpoint, after checking its checksum; RecordError names what is wrong."""
     try:

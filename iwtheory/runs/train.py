@@ -23,8 +23,8 @@ from tqdm import tqdm
 from iwtheory.nets.names import DATASETS, MODELS, PRECISIONS, WEIGHT_NORMS
 from iwtheory.runs.config import ConfigError, check_kwargs, config_hash
 from iwtheory.runs.locks import hold_runs
-from iwtheory.runs.records import (RecordError, Run, check_out, fault_point, read_checkpoint, set_aside,
-                                   write_checkpoint)
+from iwtheory.runs.records import (RecordError, Run, check_out, checkpoint_header, fault_point, read_checkpoint,
+                                   set_aside, write_checkpoint)
 from iwtheory.runs.schedule import train_epochs
 from iwtheory.theory.losses import LOSSES
 
@@ -243,7 +243,20 @@ def run_train(cfg: TrainConfig, out: str | Path = "runs", data_dir: str | None =
     task = build_task(cfg, data_dir, download)
     for idx in groups:
         run_group(cfg, out, idx, dev, task=task, progress=progress, interrupt=interrupt, wait=wait)
+    drop_finished_checkpoints(out)
     return runs
+
+
+def drop_finished_checkpoints(out: Path) -> list[Path]:
+    """Delete checkpoints whose runs are all done (left by a kill between two runs' ``done``): no run that is
+    done is ever trained again, so they can never be used."""
+    dropped = []
+    for p in sorted((Path(out) / "_groups").glob("*.pt")):
+        h = checkpoint_header(p)
+        if h and h.get("runs") and all((Path(out) / r / "done").exists() for r in h["runs"]):
+            p.unlink()
+            dropped.append(p)
+    return dropped
 
 
 def check_fingerprint(cfg: TrainConfig, out: Path, fp: str) -> None:
@@ -295,10 +308,8 @@ def _consistency(header: dict, group, fp: str, evals: list[int]) -> str:
             return f"belongs to run {r.hash}, which is already done"
         if r.stored_config() is None:
             return f"belongs to run {r.hash}, whose folder is gone"
-        try:
-            got = [row.get("epoch") for row in r.read_metrics(repair=True) if row.get("epoch", -1) <= epoch]
-        except RecordError as e:
-            return f"cannot be checked against run {r.hash} ({e})"
+        # a malformed line other than a partial last one raises, naming the file and line: never repaired
+        got = [row.get("epoch") for row in r.read_metrics(repair=True) if row.get("epoch", -1) <= epoch]
         if sorted(got) != want:
             return f"is at epoch {epoch} but run {r.hash} holds metrics for {len(got)} of its {len(want)} epochs"
     return ""

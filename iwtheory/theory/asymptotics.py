@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linprog
 
-from iwtheory.compare.directions import angle, orthogonal_component
+from iwtheory.theory.geometry import angle, orthogonal_component
 from iwtheory.theory.checks import DegenerateSupportError, check_weights, margins_matrix
 from iwtheory.theory.maxmargin import MaxMargin, max_margin
 

@@ -21,10 +21,20 @@ class DegenerateSupportError(ValueError):
     """A support vector has a (near) zero dual coefficient, so the asymptotic offset diverges."""
 
 
+def _as_float(value, name: str, error: type) -> np.ndarray:
+    """``value`` as a float64 array; strings, objects and ragged lists raise ``error`` naming ``name``."""
+    if isinstance(value, (str, bytes)):
+        raise error(f"{name} must be numbers, got the {type(value).__name__} {value!r:.40}")
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise error(f"{name} must be an array of numbers ({type(value).__name__} given: {e})") from None
+
+
 def check_xy(X, y) -> tuple[np.ndarray, np.ndarray]:
     """Return X as a float64 (N, d) array and y as a float64 (N,) array of +-1, or raise DataError."""
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    X = _as_float(X, "X", DataError)
+    y = _as_float(y, "y", DataError)
     if X.ndim != 2:
         raise DataError(f"X must be a 2-D array (N, d); got shape {X.shape}")
     if y.ndim != 1:
@@ -46,7 +56,7 @@ def check_weights(weights, n: int) -> np.ndarray:
     """Return per-example weights as float64 (n,), broadcasting None to ones; raise WeightError."""
     if weights is None:
         return np.ones(n)
-    c = np.asarray(weights, dtype=np.float64)
+    c = _as_float(weights, "weights", WeightError)
     if c.ndim == 0:
         c = np.full(n, float(c))
     if c.shape != (n,):

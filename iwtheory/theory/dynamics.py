@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from iwtheory.compare.directions import angle
+from iwtheory.theory.geometry import angle
 from iwtheory.theory.checks import check_weights, margins_matrix
 from iwtheory.theory.losses import Loss, get_loss
 

@@ -106,3 +106,11 @@ def test_angle_decay_fit_recovers_its_parameters():
     assert K == pytest.approx(0.37, rel=1e-10) and b == pytest.approx(-4.0, rel=1e-9)
     with pytest.raises(ValueError, match="fewer than three"):
         fit_angle_decay([1.0, 2.0], [0.1, 0.1])
+
+
+@pytest.mark.parametrize("s", [1e-300, 1e-160, 1.0, 1e160, 1e300])
+def test_angles_at_every_magnitude(s):
+    assert angle([s, s], [1.0, 0.0]) == pytest.approx(np.pi / 4, rel=1e-14)
+    assert angle([1.0, 0.0], [s, s]) == pytest.approx(np.pi / 4, rel=1e-14)
+    assert angle([s, 0.0], [0.0, s]) == pytest.approx(np.pi / 2, rel=1e-14)
+    np.testing.assert_allclose(orthogonal_component([s, s], [1.0, 0.0]), [0.0, s], rtol=1e-14)

@@ -7,11 +7,21 @@ import numpy as np
 import pytest
 import torch
 
+from iwtheory.nets import readers
 from iwtheory.nets.data import make_task, subsample_indices
-from iwtheory.nets.readers import (CIFAR10_CLASSES, DataFileError, ImageData, download, md5sum, read_cifar10,
-                                   read_fashion_mnist, safe_unpickle)
+from iwtheory.nets.readers import (CIFAR10_CLASSES, DataFileError, ImageData, download, load_images, md5sum,
+                                   read_cifar10, read_cifar_bin_file, read_fashion_mnist, safe_unpickle)
 
 RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def small_batches(monkeypatch):
+    """Fixtures write 20-image CIFAR batches and 30/10-image Fashion-MNIST sets: the readers are told so.
+    (The real sizes are checked by test_a_batch_cut_at_a_record_boundary_is_refused.)"""
+    monkeypatch.setattr(readers, "_CIFAR_BATCH", 20)
+    monkeypatch.setitem(readers.EXPECTED_COUNTS, "cifar10", (100, 20))
+    monkeypatch.setitem(readers.EXPECTED_COUNTS, "fashion_mnist", (30, 10))
 
 
 def fake_cifar(n_per_batch=20):
@@ -78,7 +88,7 @@ def test_truncated_and_malformed_files_get_clear_errors(tmp_path):
     d = write_bin(tmp_path / "a", batches)
     raw = (d / "data_batch_2.bin").read_bytes()
     (d / "data_batch_2.bin").write_bytes(raw[:-100])
-    with pytest.raises(DataFileError, match="data_batch_2.bin.*not a whole number"):
+    with pytest.raises(DataFileError, match="data_batch_2.bin.*holds 20 records"):
         read_cifar10(tmp_path / "a")
     d = write_py(tmp_path / "b", batches)
     (d / "test_batch").write_bytes((d / "test_batch").read_bytes()[:500])
@@ -86,6 +96,73 @@ def test_truncated_and_malformed_files_get_clear_errors(tmp_path):
         read_cifar10(tmp_path / "b")
     with pytest.raises(DataFileError, match="no CIFAR-10 batches under"):
         read_cifar10(tmp_path / "empty")
+
+
+def test_a_batch_cut_at_a_record_boundary_is_refused(tmp_path, monkeypatch):
+    monkeypatch.undo()  # the official sizes: 10,000 records in every batch
+    full = np.zeros((10_000, 3073), dtype=np.uint8)
+    (tmp_path / "full.bin").write_bytes(full.tobytes())
+    assert read_cifar_bin_file(tmp_path / "full.bin")[0].shape == (10_000, 3, 32, 32)
+    (tmp_path / "cut.bin").write_bytes(full[:100].tobytes())  # a whole number of records, but too few
+    with pytest.raises(DataFileError, match="cut.bin: 307300 bytes.*holds 10000 records"):
+        read_cifar_bin_file(tmp_path / "cut.bin")
+
+
+def test_float_labels_and_mismatched_shapes_are_refused(tmp_path):
+    batches = fake_cifar()
+    d = write_py(tmp_path, batches)
+    x, y = batches["data_batch_1"]
+    with open(d / "data_batch_1", "wb") as f:
+        pickle.dump({b"labels": (y + 0.7).tolist(), b"data": x}, f, protocol=2)
+    with pytest.raises(DataFileError, match="data_batch_1: labels must be integers"):
+        read_cifar10(tmp_path)
+    with open(d / "data_batch_1", "wb") as f:
+        pickle.dump({b"labels": y.astype(int).tolist(), b"data": x}, f, protocol=2)
+    read_cifar10(tmp_path)
+    xtr = RNG.integers(0, 256, size=(30, 28, 28))
+    ytr = np.arange(30) % 10
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", xtr)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", ytr)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", RNG.integers(0, 256, size=(10, 27, 28)))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", ytr[:10])
+    with pytest.raises(DataFileError, match=r"training images of shape \(1, 28, 28\) but test images"):
+        read_fashion_mnist(tmp_path)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", xtr[:10])
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.full(10, 200))
+    with pytest.raises(DataFileError, match="t10k-labels-idx1-ubyte.gz: label 200 is outside 0..9"):
+        read_fashion_mnist(tmp_path)
+
+
+def test_a_corrupt_gzip_stream_is_named(tmp_path):
+    arr = RNG.integers(0, 256, size=(30, 28, 28))
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", arr)
+    raw = bytearray((tmp_path / "train-images-idx3-ubyte.gz").read_bytes())
+    raw[40:60] = bytes(20)  # the header parses; the deflate stream does not
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(bytes(raw))
+    with pytest.raises(DataFileError, match="train-images-idx3-ubyte.gz: not a readable gzip"):
+        readers.read_idx_gz(tmp_path / "train-images-idx3-ubyte.gz", 3)
+
+
+def test_download_accepts_a_local_copy_by_its_content_and_writes_only_to_the_cache(tmp_path, monkeypatch):
+    local = tmp_path / "system"
+    xtr = RNG.integers(0, 256, size=(30, 28, 28))
+    for name, arr in (("train-images-idx3-ubyte.gz", xtr), ("train-labels-idx1-ubyte.gz", np.arange(30) % 10),
+                      ("t10k-images-idx3-ubyte.gz", xtr[:10]), ("t10k-labels-idx1-ubyte.gz", np.arange(10))):
+        local.mkdir(exist_ok=True)
+        write_idx(local / name, arr)  # recompressed: its MD5 is not the official one
+    local.chmod(0o555)
+    before = sorted(p.name for p in local.iterdir())
+    monkeypatch.setenv("IWTHEORY_CACHE", str(tmp_path / "cache"))
+    data = load_images("fashion_mnist", local, fetch=True)  # nothing fetched: the copy reads correctly
+    assert len(data.y_train) == 30 and sorted(p.name for p in local.iterdir()) == before
+    assert not (tmp_path / "cache").exists()
+    # a folder without a copy: the download goes to the cache (here it fails: no network), never into it
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setattr(readers, "DOWNLOADS", {"fashion_mnist": [("http://127.0.0.1:9/f.gz", "f.gz", "0" * 32)]})
+    with pytest.raises(DataFileError, match="without a network"):
+        load_images("fashion_mnist", empty, fetch=True)
+    assert list(empty.iterdir()) == [] and (tmp_path / "cache" / "fashion_mnist").is_dir()
 
 
 def write_idx(path, arr):

@@ -116,3 +116,42 @@ def test_kkt_residual_detects_a_wrong_solution():
     Z = np.eye(2)
     assert kkt_residual(Z, np.array([1.0, 1.0]), np.array([1.0, 1.0])) < 1e-15
     assert kkt_residual(Z, np.array([0.5, 1.0]), np.array([0.5, 1.0])) >= 0.5
+
+
+@pytest.mark.parametrize("e", [3e-6, 1e-7, 1e-12, 1e-14])
+def test_a_margin_tiny_relative_to_the_largest_point(e):
+    # z = (1, e), (-1, e), (0.5, 2e): the only separator through the origin is w = (0, 1/e)
+    X = np.array([[1.0, e], [-1.0, e], [0.5, 2 * e]])
+    r = max_margin(X, np.ones(3))
+    np.testing.assert_allclose(r.w * e, [0.0, 1.0], atol=1e-12)
+    assert r.margin == pytest.approx(e, rel=1e-12) and r.kkt_residual < 1e-12
+    np.testing.assert_allclose(r.alpha * e * e, [0.5, 0.5, 0.0], atol=1e-9)  # by symmetry
+
+
+def test_below_float64_resolution_is_refused_not_answered():
+    X = np.array([[1.0, 1e-16], [-1.0, 1e-16], [0.5, 2e-16]])
+    with pytest.raises(NotSeparableError, match="float64's precision"):
+        max_margin(X, np.ones(3))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_feature_scales_spread_over_five_decades(seed):
+    rng = np.random.default_rng(seed)
+    scales = np.logspace(0, 5, 10)
+    X = rng.standard_normal((300, 10)) * scales
+    y = np.sign(X @ (rng.standard_normal(10) / scales))
+    r = max_margin(X, y)
+    # the KKT conditions certify the optimum of this convex problem
+    assert r.kkt_residual < 1e-8
+    assert np.min(y * (X @ r.w)) == pytest.approx(1.0, abs=1e-9)
+    assert np.linalg.norm((X * y[:, None]).T @ r.alpha - r.w) <= 1e-8 * np.linalg.norm(r.w)
+
+
+@pytest.mark.parametrize("k", [1e154, 1e300, 1e-155, 1e-300])
+def test_every_scale_float64_holds_gives_the_same_direction(k):
+    X, y = symmetric_mixture(n=40, d=4, sep=4.0, seed=3)
+    ref = max_margin(X, y)
+    r = max_margin(X * k, y)
+    np.testing.assert_allclose(r.w * k, ref.w, rtol=1e-10)
+    assert r.margin == pytest.approx(ref.margin * k, rel=1e-10)
+    assert r.kkt_residual == pytest.approx(ref.kkt_residual, abs=1e-12)
