@@ -34,7 +34,7 @@ def _train(args) -> int:
 
 
 def _reproduce(args) -> int:
-    from iwtheory.runs.reproduce import reproduce
+    from iwtheory.pipeline import reproduce
 
     out = args.out or ("runs/quick" if args.quick else "runs")
     res = reproduce(out, quick=args.quick, data_dir=args.data_dir, device=args.device,
@@ -46,10 +46,17 @@ def _reproduce(args) -> int:
     return 0
 
 
+def _results(args):
+    from iwtheory.pipeline import RESULTS
+    from iwtheory.report.analysis import result_dirs
+
+    return [] if args.no_gpu_results else result_dirs(*RESULTS)
+
+
 def _figures(args) -> int:
     from iwtheory.report.build import make_figures
 
-    for p in make_figures(args.runs, args.out):
+    for p in make_figures(args.runs, args.out, results=_results(args)):
         print(p)
     return 0
 
@@ -57,7 +64,21 @@ def _figures(args) -> int:
 def _tables(args) -> int:
     from iwtheory.report.build import make_tables
 
-    for p in make_tables(args.runs, args.out):
+    for p in make_tables(args.runs, args.out, results=_results(args)):
+        print(p)
+    return 0
+
+
+def _claims(args) -> int:
+    import json
+
+    from iwtheory.report.build import make_claims
+
+    paths = make_claims(args.runs, args.out, results=_results(args))
+    for e in json.loads(paths[0].read_text()):
+        v = "---" if e["value"] is None else f"{e['value']:.3g}" + ("" if e["se"] is None else f" +- {e['se']:.2g}")
+        print(f"{e['id']:>4}  {e['verdict']:<12}  {v:<18}  {e['statement']}")
+    for p in paths:
         print(p)
     return 0
 
@@ -105,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--runs", default="runs", help="run records folder")
     tb.add_argument("--out", default=str(PAPER), help="paper folder (tables/ and generated/ inside)")
     tb.set_defaults(func=_tables)
+
+    c = sub.add_parser("claims", help="the verdict on each claim C1-C12: claims.json and a LaTeX table")
+    c.add_argument("--runs", default="runs", help="run records folder")
+    c.add_argument("--out", default=str(PAPER), help="paper folder (generated/claims.json, tables/claims.tex)")
+    c.set_defaults(func=_claims)
+    for parser in (f, tb, c):
+        parser.add_argument("--no-gpu-results", action="store_true",
+                            help="do not read the GPU records under results/gpu/ beside --runs")
     return p
 
 

@@ -100,3 +100,21 @@ def require_complete(df: pd.DataFrame, expected: list[str], what: str = "this ta
     if missing:
         raise IncompleteSweepError(f"{what} needs {len(expected)} finished runs; {len(missing)} are missing or "
                                    f"unfinished: {missing[:10]}{' ...' if len(missing) > 10 else ''}")
+
+
+def residual_decay(t, w, w_hat, offset) -> tuple[np.ndarray, np.ndarray]:
+    """(t, |w(t) - w_hat log t - offset|) for t > 0: the o(1) term of w(t) = w_hat log t + w_tilde + o(1)."""
+    t = np.asarray(t, dtype=float)
+    m = t > 0
+    w = np.asarray(w, dtype=float)[m]
+    r = w - np.log(t[m])[:, None] * np.asarray(w_hat)[None, :] - np.asarray(offset)[None, :]
+    return t[m], np.linalg.norm(r, axis=1)
+
+
+def fit_power(t, r, t_min: float, floor: float = 1e-9) -> float:
+    """Slope of log r against log t over t >= t_min while r > floor (the exponent of a power-law decay)."""
+    t, r = np.asarray(t, dtype=float), np.asarray(r, dtype=float)
+    m = (t >= t_min) & (r > floor)
+    if m.sum() < 3:
+        return float("nan")
+    return float(np.polyfit(np.log(t[m]), np.log(r[m]), 1)[0])

@@ -171,7 +171,7 @@ def points_task(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_
     noise = np.random.default_rng(noise_seed).uniform(lo, hi, size=(noise_count, X_train.shape[1]))
 
     def t(a):
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32).reshape(len(a), -1, 1, 1))
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32).reshape(len(a), a.shape[1], 1, 1))
 
     x_train = t(X_train[tr])
     mean, std = _channel_stats(x_train / 255.0)  # normalise() scales by 1/255 before standardising

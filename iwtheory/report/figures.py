@@ -119,66 +119,126 @@ def curves_figure(df: pd.DataFrame, out_dir, by: str, name: str, ylabel=r"angle 
         return save(fig, out_dir, name)
 
 
-def frac_pos_figure(df: pd.DataFrame, out_dir, probes=PROBES, name: str = "frac_pos") -> list[Path]:
-    """The paper's main figure: fraction predicted positive vs epoch, a curve per weight with seed bands;
-    one row per regime, one column per probe set."""
-    regimes = list(dict.fromkeys(df.regime))
+def frac_pos_figure(df: pd.DataFrame, out_dir, probes=PROBES, name: str = "frac_pos", by: str = "variant",
+                    ncols: int | None = None) -> list[Path]:
+    """Fraction predicted positive vs epoch, a curve per weight with seed bands (standard error).
+
+    With several probes: one row per ``by`` group, one column per probe set. With one probe: one
+    panel per group, ``ncols`` to a row."""
+    groups = list(dict.fromkeys(df[by]))
     colors = weight_colors(df.weight.unique())
-    with plt.rc_context(icml("full", aspect=0.28 * len(regimes), nrows=1, ncols=1)):
-        fig, axes = plt.subplots(len(regimes), len(probes), sharex=True, sharey=True, squeeze=False)
-        for i, reg in enumerate(regimes):
-            for j, probe in enumerate(probes):
-                ax = axes[i, j]
-                g = df[df.regime == reg].groupby(["weight", "epoch"])[probe].agg(["mean", "std", "count"])
-                for w in sorted(df.weight.unique()):
-                    if w not in g.index.get_level_values(0):
-                        continue
-                    s = g.loc[w]
-                    x = s.index.to_numpy() + 1
-                    se = (s["std"].fillna(0) / np.sqrt(s["count"])).to_numpy()
-                    ax.plot(x, s["mean"], color=colors[w])
-                    ax.fill_between(x, s["mean"] - se, s["mean"] + se, color=colors[w], alpha=0.25, lw=0)
-                ax.set_xscale("log")
-                ax.set_ylim(-0.03, 1.03)
-                if i == 0:
-                    ax.set_title(PROBE_TITLES.get(probe, probe))
-                if j == 0:
-                    ax.set_ylabel(f"{reg}\nfrac. positive")
-                if i == len(regimes) - 1:
-                    ax.set_xlabel("epoch + 1")
-        _figure_legend(fig, df.weight.unique(), colors, below=-0.12 / len(regimes))
+    one = len(probes) == 1
+    nc = (ncols or min(4, len(groups))) if one else len(probes)
+    nr = int(np.ceil(len(groups) / nc)) if one else len(groups)
+    panels = [(g, probes[0]) for g in groups] if one else [(g, p) for g in groups for p in probes]
+    with plt.rc_context(icml("full", aspect=0.26 * nr * 3 / max(nc, 3))):
+        fig, axes = plt.subplots(nr, nc, sharex=True, sharey=True, squeeze=False)
+        for k, (grp, probe) in enumerate(panels):
+            ax = axes.flat[k]
+            g = df[df[by] == grp].groupby(["weight", "epoch"])[probe].agg(["mean", "std", "count"])
+            for w in sorted(g.index.get_level_values(0).unique()):
+                s_ = g.loc[w]
+                x = s_.index.to_numpy() + 1
+                se = (s_["std"].fillna(0) / np.sqrt(s_["count"])).to_numpy()
+                ax.plot(x, s_["mean"], color=colors[w])
+                ax.fill_between(x, s_["mean"] - se, s_["mean"] + se, color=colors[w], alpha=0.25, lw=0)
+            ax.set_xscale("log")
+            ax.set_ylim(-0.03, 1.03)
+            ax.set_title(grp if one else (PROBE_TITLES.get(probe, probe) if k < nc else ""))
+            if not one and k % nc == 0:
+                ax.set_ylabel(f"{grp}\nfrac. positive")
+        for ax in axes.flat[len(panels):]:
+            ax.set_visible(False)
+        for ax in axes[-1]:
+            ax.set_xlabel("epoch + 1")
+        if one:
+            for ax in axes[:, 0]:
+                ax.set_ylabel("frac. positive")
+        _figure_legend(fig, df.weight.unique(), colors, below=-0.1 / nr)
         return save(fig, out_dir, name)
 
 
-def effect_figure(summary: pd.DataFrame, out_dir, name: str = "effect_by_regime") -> list[Path]:
-    """Largest early |Delta| and mean late |Delta| against log2 weight, one panel per regime."""
-    regimes = list(dict.fromkeys(summary.regime))
-    with plt.rc_context(icml("full", aspect=0.25)):
-        fig, axes = plt.subplots(1, len(regimes), sharey=True, squeeze=False)
-        for ax, reg in zip(axes[0], regimes):
-            s = summary[summary.regime == reg].sort_values("weight")
-            lw = np.log2(s.weight)
-            ax.plot(lw, s.peak_effect, "o-", ms=3, color="#0072B2", label="largest early")
-            ax.errorbar(lw, s.late_effect, yerr=s.late_se, fmt="s-", ms=3, color="#D55E00", label="last tenth")
-            ax.set_title(reg)
+def effect_figure(summary: pd.DataFrame, out_dir, name: str = "effect_by_regime", by: str = "variant") -> list[Path]:
+    """Largest early |Delta| and mean late |Delta| (with its SE) against log2 weight, one panel per group."""
+    groups = list(dict.fromkeys(summary[by]))
+    nc = min(4, len(groups))
+    nr = int(np.ceil(len(groups) / nc))
+    with plt.rc_context(icml("full", aspect=0.25 * nr)):
+        fig, axes = plt.subplots(nr, nc, sharey=True, squeeze=False)
+        for ax, grp in zip(axes.flat, groups):
+            s_ = summary[summary[by] == grp].sort_values("weight")
+            lw = np.log2(s_.weight)
+            ax.plot(lw, s_.peak_effect, "o-", ms=3, color="#0072B2", label="largest early")
+            ax.errorbar(lw, s_.late_effect, yerr=s_.late_se, fmt="s-", ms=3, color="#D55E00", label="last tenth")
+            ax.set_title(grp)
+        for ax in axes.flat[len(groups):]:
+            ax.set_visible(False)
+        for ax in axes[-1]:
             ax.set_xlabel(r"$\log_2 w$")
-        axes[0, 0].set_ylabel(r"$|\Delta|$ (frac. positive)")
+        for ax in axes[:, 0]:
+            ax.set_ylabel(r"$|\Delta|$ (frac. positive)")
         axes[0, 0].legend(loc="upper center")
         return save(fig, out_dir, name)
 
 
 def feature_angle_figure(fa: pd.DataFrame, out_dir, name: str = "feature_angle") -> list[Path]:
     """Angle of each network's last layer to the max-margin direction of its own penultimate features
-    (recorded training images, bias appended), vs epoch; mean over seeds, one curve per weight."""
+    (every training image, bias appended), vs epoch, from the epoch the net classifies all of them;
+    mean over seeds, one curve per weight."""
     d = fa[fa.separable]
     colors = weight_colors(fa.weight.unique())
-    with plt.rc_context(icml("column")):
+    with plt.rc_context(icml("column", aspect=0.7)):
         fig, ax = plt.subplots()
-        for (w, _), g in d.groupby(["weight", "regime"]):
+        for w, g in d.groupby("weight"):
             m = g.groupby("epoch").angle.mean()
             ax.plot(m.index + 1, m.to_numpy(), color=colors[w], marker="o", ms=2)
         ax.set_xscale("log")
         ax.set_xlabel("epoch + 1")
         ax.set_ylabel("angle to feature max margin (rad)")
-        _legend_weights(ax, fa.weight.unique(), colors, ncol=2, loc="lower left")
+        _figure_legend(fig, fa.weight.unique(), colors, below=-0.05)
+        return save(fig, out_dir, name)
+
+
+def points_figure(points: pd.DataFrame, out_dir, name: str, x: str, xlabel: str, ylabel: str,
+                  logx: bool = False, hline: float | None = None) -> list[Path]:
+    """Mean +- SE against ``x``, one line per ``series`` (columns: series, x, mean, se)."""
+    with plt.rc_context(icml("column", aspect=0.62)):
+        fig, ax = plt.subplots()
+        palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00"]
+        for (label, g), col in zip(points.groupby("series", sort=False), palette * 4):
+            g = g.sort_values(x)
+            ax.errorbar(g[x], g["mean"], yerr=g["se"], fmt="o-", ms=3, capsize=2, color=col, label=label)
+        if hline is not None:
+            ax.axhline(hline, color="0.5", lw=0.6, ls=":")
+        if logx:
+            ax.set_xscale("symlog", linthresh=min(v for v in points[x] if v > 0))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend(loc="best")
+        return save(fig, out_dir, name)
+
+
+def residual_figure(records: pd.DataFrame, summaries: pd.DataFrame, out_dir, name: str = "theory_residual",
+                    floor: float = 1e-9) -> list[Path]:
+    """|w(t) - w_hat log t - w_tilde| against t (log-log), one curve per weight, with the predicted decay
+    t^-(theta_2 - 1) dashed (theta_2: the smallest margin of a point off the support)."""
+    from iwtheory.compare.effects import residual_decay
+
+    colors = weight_colors(summaries.weight.unique())
+    with plt.rc_context(icml("column")):
+        fig, ax = plt.subplots()
+        for _, s_ in summaries.sort_values("weight").iterrows():
+            g = records[records.config_hash == s_.config_hash].sort_values("t")
+            t, r = residual_decay(g.t, np.array(g.w.tolist()), np.asarray(s_.w_hat), np.asarray(s_.offset))
+            keep = (t >= 10.0) & (r > floor)
+            ax.plot(np.log10(t[keep]), np.log10(r[keep]), color=colors[s_.weight])
+            if keep.any():
+                t0, r0 = t[keep][-1], r[keep][-1]
+                tt = np.geomspace(t[keep][0], t0, 20)
+                ax.plot(np.log10(tt), np.log10(r0 * (tt / t0) ** (1.0 - s_.theta2)), color=colors[s_.weight],
+                        ls="--", lw=0.7)
+        ax.set_xlabel(r"$\log_{10} t$")
+        ax.set_ylabel(r"$\log_{10} |w(t) - \hat w \log t - \tilde w_c|$")
+        ax.plot([], [], color="0.4", ls="--", lw=0.7, label=r"$\propto t^{-(\theta_2 - 1)}$")
+        _legend_weights(ax, summaries.weight.unique(), colors, ncol=2, loc="lower left")
         return save(fig, out_dir, name)

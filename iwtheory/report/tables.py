@@ -56,26 +56,29 @@ def theory_table(summaries: pd.DataFrame, records: pd.DataFrame) -> tuple[str, p
         r"$K$ fitted ($t \geq 10^{10}$)": [pm(v) for v in df.fit],
         "rel. error of fit": [pm(v, digits=4) for v in df.rel_error]})
     values = pd.DataFrame({"rel. error of fit": df.rel_error})
-    tex = latex_table(cells, values, {"rel. error of fit": "min"},
+    tex = latex_table(cells, values, {"rel. error of fit": "max"},
                       caption=r"Angle constant $K$: predicted from $\tilde w_c$, and measured along gradient flow "
-                              r"(at the last record, and by fitting $\theta(t) \approx K/(\log t + b)$).",
+                              r"(at the last record, and by fitting $\theta(t) \approx K/(\log t + b)$). Bold: "
+                              r"the largest relative error of the fit.",
                       label="tab:theory")
     return tex, df
 
 
 def early_late_table(summary: pd.DataFrame) -> str:
     """Early-vs-late weight effect on the task's test images, per regime and weight (mean +- s.e. over seeds)."""
-    s = summary.sort_values(["regime", "weight"]).reset_index(drop=True)
+    s = summary.sort_values(["variant", "weight"]).reset_index(drop=True)
     cells = pd.DataFrame({
-        "regime": s.regime, "weight $w$": [weight_label(w) for w in s.weight],
+        "regime": s.variant, "weight $w$": [weight_label(w) for w in s.weight],
         r"largest $|\Delta|$": [pm(v) for v in s.peak_effect],
         r"late $|\Delta|$": [pm(m, e) for m, e in zip(s.late_effect, s.late_se)],
         "late / largest": [pm(v, digits=2) for v in s.ratio],
         "settles at epoch": ["never" if not np.isfinite(v) else f"{v:.0f}" for v in s.settle_time]})
     values = pd.DataFrame({r"late $|\Delta|$": s.late_effect, "late / largest": s.ratio})
-    return latex_table(cells, values, {r"late $|\Delta|$": "min", "late / largest": "min"},
+    return latex_table(cells, values, {},
                        caption=r"Weight effect $\Delta(t; w)$ on the fraction of task test images predicted "
-                               r"positive: its largest value and its mean over the last tenth of training.",
+                               r"positive: its largest value over training, its mean over the last tenth "
+                               r"(mean $\pm$ standard error over seeds), their ratio, and the epoch after which "
+                               r"$|\Delta|$ stays below 0.05.",
                        label="tab:early-late")
 
 

@@ -18,11 +18,19 @@ def log_epochs(epochs: int, dense: int, points: int) -> list[int]:
     return sorted(out)
 
 
+def tail_epochs(epochs: int, points: int) -> list[int]:
+    """``points`` evenly spaced epochs over the last tenth of training (the 'late' window), ending at ``epochs``."""
+    if points <= 0:
+        return []
+    return sorted(set(np.round(np.linspace(epochs - epochs / 10, epochs, points)).astype(int).tolist()))
+
+
 def train_epochs(cfg: dict) -> tuple[list[int], list[int]]:
     """(evaluated epochs, epochs that also save features) of a CNN run's resolved config."""
     record = log_epochs(cfg["epochs"], 0, cfg["record_points"])
-    evals = sorted(set(log_epochs(cfg["epochs"], cfg["eval_dense"], cfg["eval_points"])) | set(record))
-    return evals, record
+    evals = (set(log_epochs(cfg["epochs"], cfg["eval_dense"], cfg["eval_points"])) | set(record)
+             | set(tail_epochs(cfg["epochs"], cfg.get("eval_tail", 0))))
+    return sorted(evals), record
 
 
 def scheduled(cfg: dict) -> tuple[str, np.ndarray]:

@@ -99,6 +99,14 @@ class TheoryConfig:
         return out
 
 
+def second_margin(Z: np.ndarray, w_hat: np.ndarray, tol: float = 1e-8) -> float | None:
+    """theta_2: the smallest margin z_n . w_hat of a point off the margin (the o(1) term decays like
+    t^-(theta_2 - 1)); None when every point is on it."""
+    m = Z @ w_hat
+    off = m[m > 1.0 + tol]
+    return float(off.min()) if off.size else None
+
+
 def duplicated(ds: data.Dataset, weight: float) -> tuple[np.ndarray, np.ndarray]:
     """(X, y) with every positive example repeated ``weight`` times (an integer), negatives once."""
     k = int(round(weight))
@@ -130,6 +138,7 @@ def run_cell(cell: dict, ds: data.Dataset) -> tuple[list[dict], dict]:
                    depth=cell["depth"], method=cell["method"], seed=cell["seed"],
                    duplicate=bool(cell.get("duplicate", False)),
                    w_hat=mm.w, margin=mm.margin, support=mm.support, kkt_residual=mm.kkt_residual,
+                   theta2=second_margin(ds.z, mm.w),
                    final_t=float(traj.t[-1]), final_angle=float(traj.angle[-1]), final_w=traj.w[-1])
     # The prediction holds for exponential tails and the linear model trained by GD or flow.
     if loss.tail == "exponential" and cell["depth"] == 1 and cell["method"] != "sgd" and not cell.get("duplicate"):

@@ -73,6 +73,7 @@ class TrainConfig:
     poly_alpha: float = 1.0
     eval_dense: int = 20           # evaluate every epoch up to here, then log-spaced
     eval_points: int = 30
+    eval_tail: int = 0             # and this many evenly spaced over the last tenth (the late window)
     record_points: int = 8         # log-spaced epochs with last layer and features saved
     n_feature_images: int = 256
     precision: str = "fp32"
@@ -104,7 +105,7 @@ class TrainConfig:
         for key in ("epochs", "batch_size", "max_models", "checkpoint_every", "eval_chunk", "eval_points",
                     "record_points", "n_feature_images"):
             need(getattr(self, key) >= 1, f"{key} must be at least 1; got {getattr(self, key)}")
-        for key in ("eval_dense", "max_other", "noise_count", "n_pos", "n_neg", "subsample_seed"):
+        for key in ("eval_dense", "eval_tail", "max_other", "noise_count", "n_pos", "n_neg", "subsample_seed"):
             need(getattr(self, key) >= 0, f"{key} must be >= 0; got {getattr(self, key)}")
         need(all(s >= 0 for s in self.seeds), f"seeds must be >= 0; got {self.seeds}")
         need(0 < self.keep_pos <= 1 and 0 < self.keep_neg <= 1, "keep_pos and keep_neg must lie in (0, 1]")
@@ -159,9 +160,10 @@ def build_task(cfg: TrainConfig, data_dir: str | None = None, download: bool | N
 
         p = dict(cfg.synthetic)
         n_test = p.pop("n_test", 1000)
-        train = bl_toy(bias=False, **p)
-        test = bl_toy(bias=False, **{**p, "seed": p.get("seed", 0) + 1, "n_per_class": max(1, n_test // 2)})
-        return points_task(train.X, train.y, test.X, test.y, noise_count=cfg.noise_count,
+        # the generator checks separability with its bias feature; the MLP has biases of its own
+        train = bl_toy(bias=True, **p)
+        test = bl_toy(bias=True, **{**p, "seed": p.get("seed", 0) + 1, "n_per_class": max(1, n_test // 2)})
+        return points_task(train.X[:, :2], train.y, test.X[:, :2], test.y, noise_count=cfg.noise_count,
                            noise_seed=cfg.subsample_seed, val_fraction=cfg.val_fraction, split_seed=cfg.subsample_seed)
     if cfg.dataset == "synthetic":
         images = synthetic_images(**cfg.synthetic)
@@ -217,7 +219,7 @@ def resolve_device(name: str) -> str:
 
 
 def _identity(cell: dict) -> dict:
-    return {k: cell[k] for k in ("experiment", "regime", "weight", "seed", "lr", "weight_decay", "dropout")}
+    return {k: cell[k] for k in ("experiment", "regime", "dataset", "weight", "seed", "lr", "weight_decay", "dropout")}
 
 
 def plan_groups(cfg: TrainConfig, out: str | Path = "runs") -> list[list[int]]:
@@ -380,8 +382,10 @@ def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: b
         if interrupt is not None:
             interrupt(e)
     bar.close()
+    sizes = {k: len(getattr(task, f"y_{k}" if k in ("train", "val", "test") else f"x_{k}"))
+             for k in ("train", "val", "test", "other", "noise")}
     for m, (r, c) in enumerate(group):
-        r.write_summary({**_identity(c), "config_hash": r.hash, "epochs": cfg.epochs,
+        r.write_summary({**_identity(c), "config_hash": r.hash, "epochs": cfg.epochs, "task_sizes": sizes,
                          "diverged_epoch": stack.diverged_epoch[m] if stack.diverged_epoch[m] >= 0 else None,
                          "class_weights": [members[m].weight, members[m].wneg], "data_fingerprint": fp,
                          "device": str(dev), "torch": torch.__version__})

@@ -1,0 +1,107 @@
+"""`iwtheory reproduce`: every experiment the paper uses, then figures, tables, claims and the PDF.
+
+On a CPU (the embedded default) it runs the theory experiments, the 2-D toy MLP and the Fashion-MNIST
+study in full; with CIFAR-10 (``--data-dir``) and a CUDA device it also runs the CIFAR study. GPU
+records committed under ``results/gpu/`` (or supplied in ``../shared/results/gpu/``) are read beside
+the fresh runs and labelled as recorded on a GPU. Finished runs are skipped, unfinished ones resume.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ROOT / "experiments"
+PAPER = ROOT / "paper"
+RESULTS = (ROOT / "results" / "gpu", ROOT.parent / "shared" / "results" / "gpu")
+THEORY_CONFIGS = ("theory_boundaries", "theory_angle", "theory_deep", "theory_poly", "theory_duplicates")
+CPU_CONFIGS = ("toy_mlp", "study_fashion")
+GPU_CONFIGS = ("study_cifar",)
+
+
+def choose_cnn(data_dir: str | None, device: str | None) -> tuple[tuple[str, ...], str]:
+    """The CPU study always; the CIFAR study too when CIFAR-10 is readable and a GPU is in use."""
+    from iwtheory.nets.readers import DataFileError, read_cifar10
+    from iwtheory.runs.train import resolve_device
+
+    dev = resolve_device(device or "auto")
+    if not data_dir:
+        return CPU_CONFIGS, "running the CPU study (pass --data-dir with CIFAR-10 on a GPU for the CIFAR study too)"
+    try:
+        read_cifar10(data_dir)
+    except DataFileError:
+        return CPU_CONFIGS, f"no CIFAR-10 under {data_dir}: running the CPU study only"
+    if dev.startswith("cuda"):
+        return CPU_CONFIGS + GPU_CONFIGS, f"CIFAR-10 found and {dev} in use: running the CIFAR study too"
+    return CPU_CONFIGS, "CIFAR-10 found but no GPU in use: running the CPU study only"
+
+
+def build_pdf(paper: Path) -> Path | None:
+    """latexmk paper/main.tex; None (with a note) where LaTeX is not installed."""
+    if shutil.which("latexmk") is None:
+        print("latexmk not found: skipping the PDF (install TeX, see the README)")
+        return None
+    subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"], cwd=paper,
+                   check=True, stdout=subprocess.DEVNULL)
+    return paper / "main.pdf"
+
+
+def environment() -> dict[str, str]:
+    """Machine and versions, for the paper's reproducibility appendix."""
+    import numpy
+    import scipy
+    import torch
+
+    import iwtheory
+
+    return {"EnvMachine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
+            "EnvPython": platform.python_version(), "EnvNumpy": numpy.__version__, "EnvScipy": scipy.__version__,
+            "EnvTorch": torch.__version__.replace("+", r"\texttt{+}"), "EnvIwtheory": iwtheory.__version__}
+
+
+def reproduce(out: str | Path = "runs", quick: bool = False, data_dir: str | None = None,
+              device: str | None = None, paper: Path = PAPER, experiments: Path = EXPERIMENTS,
+              progress: bool = True, cnn: bool = True, pdf: bool = True, results=None) -> dict:
+    """Run the experiments, then write figures, tables, claims and numbers under ``paper`` and build the PDF."""
+    from iwtheory.report.analysis import analyse, result_dirs
+    from iwtheory.report.build import make_claims, make_figures, make_tables
+    from iwtheory.runs.config import load_study, load_toml
+    from iwtheory.runs.theory import TheoryConfig, run_theory
+    from iwtheory.runs.train import TrainConfig, run_train
+
+    if not experiments.is_dir():
+        raise FileNotFoundError(f"experiment configs not found at {experiments}; run from a source checkout")
+    t0 = time.perf_counter()
+    counts, timings = {}, {}
+    for name in THEORY_CONFIGS:
+        t = time.perf_counter()
+        cfg = load_toml(experiments / f"{name}.toml", TheoryConfig, quick=quick)
+        counts[name] = len(run_theory(cfg, out, progress=progress))
+        timings[name] = time.perf_counter() - t
+    if cnn:
+        names, why = choose_cnn(data_dir, device)
+        print(why)
+        for name in names:
+            t = time.perf_counter()
+            for cfg in load_study(experiments / f"{name}.toml", TrainConfig, quick=quick):
+                counts[f"{name} [{cfg.regime}]"] = len(run_train(cfg, out, data_dir=data_dir, device=device,
+                                                                 progress=progress))
+            timings[name] = time.perf_counter() - t
+    t_runs = time.perf_counter() - t0
+    found = result_dirs(*(RESULTS if results is None else results))
+    for _, label in found:
+        print(f"reading GPU records {label}")
+    analysis = analyse(out, found)  # computed once for figures, tables and claims
+    make_figures(out, paper / "figures", analysis)
+    make_claims(out, paper, analysis)
+    extra = {**environment(), "RunsMinutes": t_runs / 60, "Quick": "yes" if quick else "no",
+             "ReportMinutes": (time.perf_counter() - t0 - t_runs) / 60,
+             "CommandLine": " ".join(["iwtheory", *sys.argv[1:]]) if sys.argv and "iwtheory" in sys.argv[0]
+             else "iwtheory reproduce"}
+    make_tables(out, paper, analysis, extra_numbers=extra)
+    return {"runs": counts, "seconds": timings, "pdf": build_pdf(paper) if pdf else None}

@@ -1,0 +1,142 @@
+"""`iwtheory claims`: the verdict on each of the seed paper's claims, as JSON and as a LaTeX table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from iwtheory.compare import claims as C
+from iwtheory.report.analysis import STUDY, TOY, Analysis, study
+from iwtheory.report.tables import latex_table
+
+ORDER = ("C1", "C2", "C2b", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10", "C11", "C12")
+STATEMENTS = {
+    "C1": "Weighting matters early.", "C2": "Without regularisation the effect fades once the net separates its "
+    "training data.", "C2b": "Fading needs separability.", "C3": "The same holds off-distribution.",
+    "C4": "L2 keeps part of the effect.", "C5": "Dropout does not keep the effect.",
+    "C6": "Batch norm keeps some of the effect.", "C7": "The kept effect depends on the L2 strength jointly with "
+    "the weight.", "C8": "Subsampling changes predictions; weighting cannot correct the imbalance.",
+    "C9": "Linear toy: every weighting converges to the max-margin boundary.",
+    "C10": "A small MLP on the 2-D toy shows the same.",
+    "C11": "Location, not density: duplicating points changes nothing in the limit.",
+    "C12": "Early stopping keeps the effect."}
+
+
+def _missing(cid: str, what: str) -> dict:
+    return {"id": cid, "statement": STATEMENTS[cid], "statistic": "", "value": None, "se": None, "n_seeds": 0,
+            "rule": "", "verdict": "inconclusive", "details": {"missing": f"no records of {what}"}}
+
+
+def scale_of(s) -> dict:
+    """Dataset, model, training images and epochs of a CNN study, from its own config."""
+    cfg = s.config
+    model = cfg["model"]
+    if model == "mlp":
+        widths = [] if cfg.get("linear") else (cfg.get("hidden") or [512, 128])
+        model = "MLP " + "-".join(["in", *map(str, widths), "1"])
+    sizes = s.sizes.get("none") or next(iter(s.sizes.values()), {})
+    return {"dataset": f"{s.label} {cfg['pos']} vs {cfg['neg']}", "model": model,
+            "training images": sizes.get("train"), "validation images": sizes.get("val"),
+            "epochs": int(cfg["epochs"]), "source": s.source}
+
+
+def evaluate(a: Analysis) -> list[dict]:
+    """C1-C12 (and C2b) from the study, the toy and the theory records; a claim without records is
+    inconclusive, saying what is missing."""
+    out = {}
+    st = study(a, STUDY)
+    if st is not None:
+        df = st.df
+        none = C.variant(df, "none")
+        have = set(df.regime)
+        scale = scale_of(st)
+        exps = [f"{STUDY} [{r}]" for r in sorted(have)]
+        if "none" in have:
+            out["C1"] = C.c1(none)
+            out["C2"] = C.c2(none)
+            out["C3"] = C.c3(none)
+            if "val_loss_weighted" in none and none.val_loss_weighted.notna().any():
+                out["C12"] = C.c12(none)
+        for cid, reg, fn in (("C2b", "noise", C.c2b), ("C5", "dropout", C.c5), ("C6", "batchnorm", C.c6)):
+            if reg in have and "none" in have:
+                out[cid] = fn(C.variant(df, reg), none)
+        if "l2" in have and "none" in have:
+            l2 = C.variant(df, "l2")
+            out["C4"] = C.c4(l2, none)
+            out["C7"] = C.c7(l2, none)
+        if "subsample" in have and "none" in have:
+            sub = C.variant(df, "subsample")
+            cfg, base = st.configs.get("subsample", {}), st.configs.get("none", {})
+            ratio = cfg["n_pos"] / base["n_pos"] if cfg.get("n_pos") and base.get("n_pos") else cfg.get("keep_pos", 1)
+            out["C8"] = C.c8(sub, none, float(ratio))
+        for cid in ("C1", "C2", "C2b", "C3", "C4", "C5", "C6", "C7", "C8", "C12"):
+            if cid in out:
+                out[cid].update(scale=scale, experiments=exps)
+    theory = a.theory("theory_angle")
+    if not theory.empty:
+        out["C9"] = C.c9(theory, a.theory_summaries("theory_angle"))
+        out["C9"].update(scale={"dataset": "2-D toy (B&L), 50 points per class", "model": "linear, bias feature",
+                                "epochs": f"gradient flow to t = {theory.t.max():.0e}"}, experiments=["theory_angle"])
+    dup = a.theory("theory_duplicates")
+    if not dup.empty:
+        out["C11"] = C.c11(dup)
+        out["C11"].update(scale={"dataset": "2-D toy (B&L)", "model": "linear, bias feature",
+                                 "epochs": f"{int(dup.t.max())} GD / SGD steps"}, experiments=["theory_duplicates"])
+    toy = study(a, TOY)
+    if toy is not None:
+        out["C10"] = C.c10(toy.df)
+        out["C10"].update(scale=scale_of(toy) | {"dataset": "2-D toy (B&L)"}, experiments=[TOY])
+    what = {"C9": "theory_angle", "C10": TOY, "C11": "theory_duplicates"}
+    return [out.get(cid) or _missing(cid, what.get(cid, f"{STUDY} (its regimes)")) for cid in ORDER]
+
+
+def _fmt(v, se=None) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "---"
+    if abs(v) < 1e-3 and v != 0:
+        m, e = f"{v:.1e}".split("e")
+        s = f"{m}\\times 10^{{{int(e)}}}"
+    else:
+        s = f"{v:.3f}"
+    if se is not None and np.isfinite(se):
+        s += f" \\pm {se:.3f}"
+    return f"${s}$"
+
+
+def claims_table(entries: list[dict]) -> str:
+    """Booktabs table: claim, statement, value +- SE (seeds), verdict."""
+    cells = pd.DataFrame({
+        "claim": [e["id"] for e in entries],
+        "statement": [e["statement"] for e in entries],
+        "value": [_fmt(e["value"], e["se"]) for e in entries],
+        "seeds": [str(e["n_seeds"]) if e["n_seeds"] else "---" for e in entries],
+        "verdict": [e["verdict"] for e in entries]})
+    tex = latex_table(cells, pd.DataFrame(index=cells.index), {},
+                      caption="The seed paper's claims at the scale measured here (Section~\\ref{sec:claims} gives "
+                              "each statistic and its rule, fixed before the results were seen). Value: the claim's "
+                              "statistic, mean $\\pm$ standard error over seeds.", label="tab:claims")
+    return tex.replace("{llllll}", "{llp{2.6in}lll}").replace("{lllll}", "{lp{2.9in}lll}")
+
+
+def write_claims(a: Analysis, out_dir: str | Path) -> list[Path]:
+    """paper/generated/claims.json and paper/tables/claims.tex."""
+    entries = evaluate(a)
+    out = Path(out_dir)
+    (out / "generated").mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    j = out / "generated" / "claims.json"
+    j.write_text(json.dumps(entries, indent=1, default=_json_default))
+    t = out / "tables" / "claims.tex"
+    t.write_text(claims_table(entries))
+    return [j, t]
+
+
+def _json_default(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, np.bool_):
+        return bool(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")

@@ -1,0 +1,178 @@
+"""The values the paper's text quotes, each computed from the records and the runs' own configs.
+
+Names are macro names (letters only); ``write_macros`` turns them into ``\\newcommand``s with a JSON twin.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from iwtheory.compare import claims as C
+from iwtheory.compare.effects import fit_power, residual_decay
+from iwtheory.report.analysis import STUDY, TOY, Analysis, study
+from iwtheory.report.claims import evaluate
+from iwtheory.report.macros import macro_name
+from iwtheory.report.style import weight_label
+
+
+def _tex_list(values, fmt=lambda v: f"{v:g}") -> str:
+    return ", ".join(fmt(v) for v in values)
+
+
+def _sci(v: float) -> str:
+    """10^{-4}-style text for powers of ten, plain otherwise."""
+    e = np.log10(v) if v > 0 else 0
+    return f"10^{{{int(round(e))}}}" if v > 0 and abs(e - round(e)) < 1e-9 else f"{v:g}"
+
+
+def theory_numbers(a: Analysis, theory_df: pd.DataFrame | None) -> dict:
+    vals: dict[str, object] = {}
+    if theory_df is not None and not theory_df.empty:
+        for _, r in theory_df.iterrows():
+            key = ("Exp" if r.loss == "exponential" else "Log", float(r.weight))
+            vals[macro_name("Kpred", *key)] = float(r.predicted)
+            vals[macro_name("Kend", *key)] = float(r.at_end)
+        vals["KmaxRelError"] = float(theory_df.rel_error.max())
+        vals["AngleTmaxLog"] = float(np.log10(a.theory("theory_angle").t.max()))
+    s = a.summaries[a.summaries.source == "local"]
+    if "kkt_residual" in s and s.kkt_residual.notna().any():
+        vals["KKTmax"] = float(s.kkt_residual.max())
+    deep = a.theory_summaries("theory_deep")
+    if not deep.empty:
+        vals["DeepMaxFinalAngle"] = float(deep.final_angle.max())
+        vals["DeepMaxDepth"] = int(deep.depth.max())
+    poly = a.theory_summaries("theory_poly")
+    if not poly.empty:
+        vals["PolyMinFinalAngle"] = float(poly[poly.loss == "polynomial"].final_angle.min())
+        vals["LogisticMaxFinalAngle"] = float(poly[poly.loss == "logistic"].final_angle.max())
+    b = a.theory("theory_boundaries")
+    if not b.empty:
+        from iwtheory.runs.records import read_json
+        from iwtheory.theory.data import make_dataset
+
+        cfg = read_json(Path(b.root.iloc[0]) / b.config_hash.iloc[0] / "config.json")
+        ds = make_dataset(cfg["dataset"], **cfg["data"])
+        # smoothness of the summed logistic loss (l'' <= 1/4) at each weight of the figure
+        betas = [0.25 * float(np.linalg.eigvalsh((ds.z.T * np.where(ds.y > 0, w, 1.0)) @ ds.z).max())
+                 for w in sorted(b.weight.unique())]
+        vals["BetaMin"], vals["BetaMax"] = min(betas), max(betas)
+        vals["OldStepBetaMin"], vals["OldStepBetaMax"] = 0.1 * min(betas), 0.1 * max(betas)
+        vals["BoundaryTmaxLog"] = float(np.log10(b.t.max()))
+    sa = a.theory_summaries("theory_angle")
+    if not sa.empty and "theta2" in sa and sa.theta2.notna().any():
+        r = sa[(sa.loss == "exponential") & sa.angle_constant.notna()]
+        vals["ThetaTwo"] = float(r.theta2.iloc[0])
+        vals["ResidualSlopePred"] = float(1.0 - r.theta2.iloc[0])
+        recs = a.theory("theory_angle")
+        slopes = []
+        for _, row in r.iterrows():
+            g = recs[recs.config_hash == row.config_hash].sort_values("t")
+            t, res = residual_decay(g.t, np.array(g.w.tolist()), np.asarray(row.w_hat), np.asarray(row.offset))
+            slopes.append(fit_power(t, res, t_min=1e3))
+        slopes = [x for x in slopes if np.isfinite(x)]
+        if slopes:
+            vals["ResidualSlopeFitMin"], vals["ResidualSlopeFitMax"] = min(slopes), max(slopes)
+        # time for the o(1) term to shrink tenfold: t grows by 10^(1 / (theta2 - 1))
+        vals["ResidualDecadeLog"] = float(1.0 / (r.theta2.iloc[0] - 1.0))
+    return vals
+
+
+def study_numbers(a: Analysis) -> dict:
+    vals: dict[str, object] = {}
+    st = study(a, STUDY)
+    if st is None:
+        return vals
+    cfg, df = st.config, st.df
+    none = st.configs.get("none", cfg)
+    sizes = st.sizes.get("none") or {}
+    vals.update(StudyDataset=st.label, StudyPos=cfg["pos"], StudyNeg=cfg["neg"], StudyEpochs=int(cfg["epochs"]),
+                StudyLr=float(cfg["lr"]), StudyMomentum=float(cfg["momentum"]), StudyBatch=int(cfg["batch_size"]),
+                StudyWeightNorm=cfg.get("weight_norm", "none"), StudySeeds=int(df.seed.nunique()),
+                StudyWeightCount=int(df.weight.nunique()), StudyWeightMin=weight_label(df.weight.min()),
+                StudyWeightMax=weight_label(df.weight.max()), StudyPerClass=int(none.get("n_pos") or 0),
+                StudyValFraction=float(none.get("val_fraction", 0.0)),
+                StudyHidden=_tex_list(none.get("hidden") or [512, 128], fmt=str),
+                StudyRegimes=int(df.regime.nunique()), StudyRuns=int(df.config_hash.nunique()),
+                StudyTail=int(C.late_window(df[df.regime == df.regime.iloc[0]].epoch).size))
+    for k in ("train", "val", "test", "other", "noise"):
+        if k in sizes:
+            vals[macro_name("Study", k, "Images")] = int(sizes[k])
+    if "l2" in st.configs:
+        lams = sorted(df[df.regime == "l2"].weight_decay.unique())
+        vals["StudyLambdas"] = _tex_list(lams, fmt=_sci)
+        vals["StudyLambdaMax"] = _sci(max(lams))
+    if "dropout" in st.configs:
+        vals["StudyDropout"] = float(df[df.regime == "dropout"].dropout.max())
+    if "subsample" in st.configs:
+        sub = st.configs["subsample"]
+        vals["StudySubsampleKept"] = int(sub.get("n_pos") or 0)
+        if sub.get("n_pos") and none.get("n_pos"):
+            vals["StudySubsampleRatio"] = weight_label(sub["n_pos"] / none["n_pos"])
+    if "noise" in st.configs:
+        nz = st.configs["noise"]
+        vals["StudyNoiseShare"] = float(nz.get("label_noise", 0.0))
+        vals["StudyNoiseTrain"] = int((st.sizes.get("noise") or {}).get("train", 0))
+    last = df[df.epoch == df.epoch.max()]
+    sep = last.groupby("variant").train_acc.apply(lambda x: float((x >= 1.0).mean()))
+    for v, share in sep.items():
+        vals[macro_name("SeparatedShare", v.split()[0], *(v.split("=")[1:] if "=" in v else []))] = share
+    fa = st.features
+    if not fa.empty:
+        fn = fa[fa.variant == "none"]
+        if not fn.empty:
+            le = int(fn.epoch.max())
+            at = fn[fn.epoch == le]
+            vals["FeatLastEpoch"] = le
+            vals["FeatSeparableShare"] = float(at.separable.mean())
+            vals["FeatImages"] = int(sizes.get("train", 0))
+            mean = at[at.separable].groupby("weight").angle.mean()
+            if 1.0 in mean.index:
+                vals["FeatAngleUnweightedLast"] = float(mean[1.0])
+            if len(mean):
+                vals["FeatAngleExtremeLast"] = float(max(mean.get(mean.index.min(), np.nan),
+                                                         mean.get(mean.index.max(), np.nan)))
+    a_late = st.summary
+    top = a_late[a_late.weight == a_late.weight.max()]
+    for _, r in top.iterrows():
+        vals[macro_name("Peak", r.variant.split()[0])] = float(r.peak_effect)
+    return vals
+
+
+def claim_numbers(a: Analysis) -> dict:
+    vals: dict[str, object] = {}
+    for e in evaluate(a):
+        key = e["id"].replace("C", "Claim")
+        vals[macro_name(key, "Verdict")] = e["verdict"]
+        if e["value"] is not None:
+            vals[macro_name(key, "Value")] = float(e["value"])
+        if e["se"] is not None:
+            vals[macro_name(key, "Se")] = float(e["se"])
+        for k, v in e["details"].items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                vals[macro_name(key, k.replace("_", " ").title().replace(" ", ""))] = float(v)
+    return vals
+
+
+def other_numbers(a: Analysis) -> dict:
+    vals: dict[str, object] = {}
+    d = a.diverged
+    vals["DivergedCount"] = int(len(d))
+    vals["DivergedList"] = "none" if d.empty else "; ".join(
+        f"{r.experiment} {r.regime}, $w = {weight_label(r.weight)}$, seed {int(r.seed)}, epoch {int(r.epoch)}"
+        for r in d.itertuples())
+    toy = study(a, TOY)
+    if toy is not None:
+        vals["ToyEpochs"] = int(toy.config["epochs"])
+        vals["ToyHidden"] = _tex_list(toy.config.get("hidden") or [], fmt=str)
+        vals["ToyWeights"] = _tex_list(sorted(toy.df.weight.unique()), fmt=weight_label)
+    gpu = [s for s in a.studies.values() if s.source != "local"]
+    vals["GpuStudies"] = len(gpu)
+    return vals
+
+
+def numbers(a: Analysis, theory_df: pd.DataFrame | None = None) -> dict[str, object]:
+    """Every value the paper quotes."""
+    return {**theory_numbers(a, theory_df), **study_numbers(a), **claim_numbers(a), **other_numbers(a)}
