@@ -8,6 +8,7 @@ the fresh runs and labelled as recorded on a GPU. Finished runs are skipped, unf
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import subprocess
@@ -59,7 +60,7 @@ def environment() -> dict[str, str]:
 
     import iwtheory
 
-    return {"EnvMachine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
+    return {"EnvMachine": f"{platform.machine()}, {os.cpu_count()} CPUs".replace("_", r"\_"),
             "EnvPython": platform.python_version(), "EnvNumpy": numpy.__version__, "EnvScipy": scipy.__version__,
             "EnvTorch": torch.__version__.replace("+", r"\texttt{+}"), "EnvIwtheory": iwtheory.__version__}
 

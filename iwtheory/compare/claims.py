@@ -119,9 +119,9 @@ def exceeds_verdict(diff: float, se: float, n: int) -> str:
     """'diff >= 3 SE': holds; fails when diff <= 0; inconclusive between (or with too few seeds)."""
     if n < MIN_SEEDS or not np.isfinite(diff) or not np.isfinite(se):
         return "inconclusive"
-    if diff >= K_SE * se:
-        return "holds"
-    return "fails" if diff <= 0 else "inconclusive"
+    if diff <= 0:
+        return "fails"
+    return "holds" if diff >= K_SE * se else "inconclusive"
 
 
 def combine(verdicts: list[str]) -> str:
@@ -307,7 +307,7 @@ def c8(sub: pd.DataFrame, none: pd.DataFrame, ratio: float) -> dict:
     if n < MIN_SEEDS or K_SE * se2 > TOO_NOISY:
         verdict = "inconclusive"
     else:
-        verdict = "holds" if abs(d1) >= K_SE * se1 and abs(d2) <= K_SE * se2 else "fails"
+        verdict = "holds" if abs(d1) > K_SE * se1 and abs(d2) <= K_SE * se2 else "fails"
     return _entry("C8", statement,
                   f"late F on S_in: subsampled (r = {ratio:g}) minus balanced, both unweighted",
                   d1, se1, n,

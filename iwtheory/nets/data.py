@@ -105,14 +105,16 @@ def flip_labels(n: int, share: float, rng: np.random.Generator) -> np.ndarray:
 
 def make_task(images: ImageData, pos: str = "dog", neg: str = "cat", keep_pos=None, keep_neg=None,
               subsample_seed: int = 0, noise_count: int = 1000, noise_seed: int = 0,
-              max_other: int | None = None, val_fraction: float = 0.0, label_noise: float = 0.0) -> Task:
+              max_other: int | None = None, val_fraction: float = 0.0, label_noise: float = 0.0,
+              max_test: int | None = None) -> Task:
     """Build the binary task ``pos`` (+1) vs ``neg`` (-1) with its probe sets.
 
     ``keep_pos``/``keep_neg`` subsample each class of the training split (a count or a ratio),
     without replacement, seeded by ``subsample_seed``. ``val_fraction`` of each class is then held
     out as a validation split, and ``label_noise`` of the remaining training labels are flipped
     (both seeded by ``subsample_seed`` too). The test split gives the task's test set and, from all
-    other classes, the ``other`` probe set (at most ``max_other``, seeded).
+    other classes, the ``other`` probe set (at most ``max_other``, seeded); ``max_test`` caps the task's
+    test set the same way.
     """
     names = list(images.classes)
     for c in (pos, neg):
@@ -131,6 +133,8 @@ def make_task(images: ImageData, pos: str = "dog", neg: str = "cat", keep_pos=No
     flipped = flip_labels(len(tr), label_noise, np.random.default_rng([subsample_seed, 2]))
     te = np.flatnonzero((images.y_test == ip) | (images.y_test == ineg))
     other = np.flatnonzero((images.y_test != ip) & (images.y_test != ineg))
+    if max_test and len(te) > max_test:
+        te = np.sort(np.random.default_rng([subsample_seed, 3]).choice(te, max_test, replace=False))
     if max_other is not None and len(other) > max_other:
         other = np.sort(np.random.default_rng(subsample_seed + 1).choice(other, max_other, replace=False))
 

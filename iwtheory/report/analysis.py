@@ -113,6 +113,7 @@ class Analysis:
     diverged: pd.DataFrame
     studies: dict[str, CnnStudy] = field(default_factory=dict)
     gpu_notes: dict[str, str] = field(default_factory=dict)   # source label -> the run's README
+    cache: dict = field(default_factory=dict)                  # results computed once (the claims)
 
     def theory(self, name: str) -> pd.DataFrame:
         return self.df[(self.df.experiment == name) & (self.df.source == "local")].dropna(axis=1, how="all")

@@ -112,6 +112,7 @@ def make_tables(runs_root="runs", out_dir="paper", analysis: Analysis | None = N
     st = study(a, STUDY)
     if st is not None:
         paths.append(T.write(T.early_late_table(st.summary), out / "tables" / "early_late.tex"))
+    paths.append(T.write(T.experiments_table(a.df), out / "tables" / "experiments.tex"))
     paths.append(write_macros({**numbers(a, theory_df), **(extra_numbers or {})},
                               out / "generated" / "numbers.tex"))
     return paths

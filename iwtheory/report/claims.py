@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,13 @@ def scale_of(s) -> dict:
 
 def evaluate(a: Analysis) -> list[dict]:
     """C1-C12 (and C2b) from the study, the toy and the theory records; a claim without records is
-    inconclusive, saying what is missing."""
+    inconclusive, saying what is missing. Computed once per analysis."""
+    if "claims" not in a.cache:
+        a.cache["claims"] = _evaluate(a)
+    return a.cache["claims"]
+
+
+def _evaluate(a: Analysis) -> list[dict]:
     out = {}
     st = study(a, STUDY)
     if st is not None:
@@ -121,9 +128,38 @@ def claims_table(entries: list[dict]) -> str:
     return tex.replace("{llllll}", "{llp{2.6in}lll}").replace("{lllll}", "{lp{2.9in}lll}")
 
 
-def write_claims(a: Analysis, out_dir: str | Path) -> list[Path]:
-    """paper/generated/claims.json and paper/tables/claims.tex."""
-    entries = evaluate(a)
+_TEX = {"S_in": r"$S_{\mathrm{in}}$", "S_out": r"$S_{\mathrm{out}}$", "S_noise": r"$S_{\mathrm{noise}}$",
+        "w_max": r"$w_{\max}$", "w_min": r"$w_{\min}$", "K_c": r"$K_c$", "|Delta|": r"$|\Delta|$", "Delta": r"$\Delta$", "lambda": r"$\lambda$", "theta": r"$\theta$",
+        ">=": r"$\geq$", "<=": r"$\leq$", "!=": r"$\neq$", "~": r"$\sim$", "_": r"\_", "%": r"\%", "&": r"\&",
+        "#": r"\#", "\\": r"\textbackslash{}"}
+_TEX_RE = re.compile("|".join(re.escape(k) for k in sorted(_TEX, key=len, reverse=True)))
+
+
+def _tex(text: str) -> str:
+    """Plain words of a rule or statistic, made safe for LaTeX text mode (one pass, so no replacement is
+    replaced again)."""
+    return _TEX_RE.sub(lambda m: _TEX[m.group(0)], text)
+
+
+def claims_detail(entries: list[dict]) -> str:
+    """One paragraph per claim: its statistic, its rule, the value measured, the verdict."""
+    lines = ["\\begin{itemize}\\setlength\\itemsep{1pt}\\small"]
+    for e in entries:
+        if not e["statistic"]:
+            lines.append(f"\\item[{e['id']}] {_tex(e['statement'])} \\emph{{Not measured}}: "
+                         f"{_tex(e['details'].get('missing', ''))}. Verdict: \\textbf{{{e['verdict']}}}.")
+            continue
+        seeds = f" ({e['n_seeds']} seeds)" if e["n_seeds"] > 1 else ""
+        lines.append(f"\\item[{e['id']}] {_tex(e['statement'])} \\emph{{Statistic}}: {_tex(e['statistic'])}. "
+                     f"\\emph{{Rule}}: {_tex(e['rule'])}. \\emph{{Measured}}: {_fmt(e['value'], e['se'])}{seeds}. "
+                     f"\\emph{{Verdict}}: \\textbf{{{e['verdict']}}}.")
+    lines.append("\\end{itemize}")
+    return "\n".join(lines) + "\n"
+
+
+def write_claims(a: Analysis, out_dir: str | Path, entries: list[dict] | None = None) -> list[Path]:
+    """paper/generated/claims.json, paper/tables/claims.tex and the per-claim rules (claims_detail.tex)."""
+    entries = entries if entries is not None else evaluate(a)
     out = Path(out_dir)
     (out / "generated").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
@@ -131,7 +167,9 @@ def write_claims(a: Analysis, out_dir: str | Path) -> list[Path]:
     j.write_text(json.dumps(entries, indent=1, default=_json_default))
     t = out / "tables" / "claims.tex"
     t.write_text(claims_table(entries))
-    return [j, t]
+    d = out / "tables" / "claims_detail.tex"
+    d.write_text(claims_detail(entries))
+    return [j, t, d]
 
 
 def _json_default(x):

@@ -100,11 +100,11 @@ def study_numbers(a: Analysis) -> dict:
     for k in ("train", "val", "test", "other", "noise"):
         if k in sizes:
             vals[macro_name("Study", k, "Images")] = int(sizes[k])
-    if "l2" in st.configs:
+    if "l2" in set(df.regime):
         lams = sorted(df[df.regime == "l2"].weight_decay.unique())
         vals["StudyLambdas"] = _tex_list(lams, fmt=_sci)
         vals["StudyLambdaMax"] = _sci(max(lams))
-    if "dropout" in st.configs:
+    if "dropout" in set(df.regime):
         vals["StudyDropout"] = float(df[df.regime == "dropout"].dropout.max())
     if "subsample" in st.configs:
         sub = st.configs["subsample"]
@@ -141,10 +141,15 @@ def study_numbers(a: Analysis) -> dict:
     return vals
 
 
-def claim_numbers(a: Analysis) -> dict:
+CLAIM_WORDS = {"C1": "One", "C2": "Two", "C2b": "Twob", "C3": "Three", "C4": "Four", "C5": "Five", "C6": "Six",
+               "C7": "Seven", "C8": "Eight", "C9": "Nine", "C10": "Ten", "C11": "Eleven", "C12": "Twelve"}
+
+
+def claim_numbers(a: Analysis, entries: list[dict] | None = None) -> dict:
+    """ClaimOneVerdict, ClaimOneValue, ClaimOneSe and the numeric details of every claim."""
     vals: dict[str, object] = {}
-    for e in evaluate(a):
-        key = e["id"].replace("C", "Claim")
+    for e in entries if entries is not None else evaluate(a):
+        key = "Claim" + CLAIM_WORDS[e["id"]]
         vals[macro_name(key, "Verdict")] = e["verdict"]
         if e["value"] is not None:
             vals[macro_name(key, "Value")] = float(e["value"])

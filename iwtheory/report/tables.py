@@ -64,9 +64,29 @@ def theory_table(summaries: pd.DataFrame, records: pd.DataFrame) -> tuple[str, p
     return tex, df
 
 
-def early_late_table(summary: pd.DataFrame) -> str:
-    """Early-vs-late weight effect on the task's test images, per regime and weight (mean +- s.e. over seeds)."""
+def experiments_table(df: pd.DataFrame) -> str:
+    """One row per experiment (and source): its runs and a hash of their config hashes, which names the sweep."""
+    from iwtheory.runs.config import config_hash
+
+    rows = []
+    for (exp, src), g in df.groupby(["experiment", "source"]):
+        hashes = sorted(g.config_hash.unique())
+        rows.append({"experiment": exp.replace("_", "\\_"), "records": "this run" if src == "local" else
+                     src.replace("gpu:", "GPU ").replace("_", "\\_"),
+                     "runs": str(len(hashes)), "sweep hash": f"\\texttt{{{config_hash(hashes)}}}"})
+    cells = pd.DataFrame(rows)
+    return latex_table(cells, pd.DataFrame(index=cells.index), {},
+                       caption="Experiments behind this paper: the number of runs and a hash of their config "
+                               "hashes (equal hashes, equal sweeps).", label="tab:experiments").replace(
+        "table*", "table")
+
+
+def early_late_table(summary: pd.DataFrame, extremes: bool = True) -> str:
+    """Early-vs-late weight effect on the task's test images, per regime and weight (mean +- s.e. over seeds);
+    ``extremes`` keeps the smallest and the largest weight only."""
     s = summary.sort_values(["variant", "weight"]).reset_index(drop=True)
+    if extremes:
+        s = s[s.weight.isin([s.weight.min(), s.weight.max()])].reset_index(drop=True)
     cells = pd.DataFrame({
         "regime": s.variant, "weight $w$": [weight_label(w) for w in s.weight],
         r"largest $|\Delta|$": [pm(v) for v in s.peak_effect],

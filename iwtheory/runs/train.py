@@ -54,6 +54,7 @@ class TrainConfig:
     val_fraction: float = 0.0      # share of each class held out for validation (early stopping)
     label_noise: float = 0.0       # share of the training labels flipped (a non-separable control)
     subsample_seed: int = 0        # subsampling, validation split, label noise, probe subsets, noise images
+    max_test: int = 0              # at most this many of the task's test images (0: all)
     max_other: int = 2000
     noise_count: int = 1000
     model: str = "bl_cnn"          # one of nets.names.MODELS
@@ -105,7 +106,8 @@ class TrainConfig:
         for key in ("epochs", "batch_size", "max_models", "checkpoint_every", "eval_chunk", "eval_points",
                     "record_points", "n_feature_images"):
             need(getattr(self, key) >= 1, f"{key} must be at least 1; got {getattr(self, key)}")
-        for key in ("eval_dense", "eval_tail", "max_other", "noise_count", "n_pos", "n_neg", "subsample_seed"):
+        for key in ("eval_dense", "eval_tail", "max_test", "max_other", "noise_count", "n_pos", "n_neg",
+                    "subsample_seed"):
             need(getattr(self, key) >= 0, f"{key} must be >= 0; got {getattr(self, key)}")
         need(all(s >= 0 for s in self.seeds), f"seeds must be >= 0; got {self.seeds}")
         need(0 < self.keep_pos <= 1 and 0 < self.keep_neg <= 1, "keep_pos and keep_neg must lie in (0, 1]")
@@ -173,7 +175,8 @@ def build_task(cfg: TrainConfig, data_dir: str | None = None, download: bool | N
     return make_task(images, cfg.pos, cfg.neg, keep_pos=cfg.n_pos or (cfg.keep_pos if cfg.keep_pos < 1 else None),
                      keep_neg=cfg.n_neg or (cfg.keep_neg if cfg.keep_neg < 1 else None),
                      subsample_seed=cfg.subsample_seed, noise_count=cfg.noise_count, noise_seed=cfg.subsample_seed,
-                     max_other=cfg.max_other, val_fraction=cfg.val_fraction, label_noise=cfg.label_noise)
+                     max_other=cfg.max_other, val_fraction=cfg.val_fraction, label_noise=cfg.label_noise,
+                     max_test=cfg.max_test)
 
 
 def data_fingerprint(task) -> str:
