@@ -168,8 +168,9 @@ def result_dirs(*parents: Path) -> list[tuple[Path, str]]:
 
 def analyse(runs_root, results: list[tuple[Path, str]] = ()) -> Analysis:
     """Read and check the records of ``runs_root`` and of ``results``; compute what the paper uses."""
-    roots = [(Path(runs_root), "local")] + [(Path(p), s) for p, s in results]
-    roots = [(p, s) for p, s in roots if p.exists()]
+    if not Path(runs_root).is_dir():
+        raise FileNotFoundError(f"no run records at {runs_root}; run `iwtheory reproduce` (or theory/train) first")
+    roots = [(Path(runs_root), "local")] + [(Path(p), s) for p, s in results if Path(p).is_dir()]
     df, summaries = read_records(roots)
     diverged = _diverged(summaries)
     a = Analysis(df, summaries, diverged)

@@ -129,9 +129,10 @@ def claims_table(entries: list[dict]) -> str:
 
 
 _TEX = {"S_in": r"$S_{\mathrm{in}}$", "S_out": r"$S_{\mathrm{out}}$", "S_noise": r"$S_{\mathrm{noise}}$",
-        "w_max": r"$w_{\max}$", "w_min": r"$w_{\min}$", "K_c": r"$K_c$", "|Delta|": r"$|\Delta|$", "Delta": r"$\Delta$", "lambda": r"$\lambda$", "theta": r"$\theta$",
-        ">=": r"$\geq$", "<=": r"$\leq$", "!=": r"$\neq$", "~": r"$\sim$", "_": r"\_", "%": r"\%", "&": r"\&",
-        "#": r"\#", "\\": r"\textbackslash{}"}
+        "w_max": r"$w_{\max}$", "w_min": r"$w_{\min}$", "K_c": r"$K_c$", "|Delta|": r"$|\Delta|$",
+        "Delta": r"$\Delta$", "lambda": r"$\lambda$", "theta": r"$\theta$", ">=": r"$\geq$", "<=": r"$\leq$",
+        "!=": r"$\neq$", "~": r"$\sim$", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#",
+        "\\": r"\textbackslash{}"}
 _TEX_RE = re.compile("|".join(re.escape(k) for k in sorted(_TEX, key=len, reverse=True)))
 
 

@@ -243,6 +243,7 @@ def run_train(cfg: TrainConfig, out: str | Path = "runs", data_dir: str | None =
     runs = [Run(out, c, _identity(c)) for c in cells]
     groups = plan_groups(cfg, out)
     if not groups:
+        drop_finished_checkpoints(out)
         return runs
     dev = resolve_device(device or cfg.device)
     task = build_task(cfg, data_dir, download)
@@ -351,9 +352,10 @@ def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: b
     if ckpt.exists():
         try:
             header, payload = read_checkpoint(ckpt)
-            why = _consistency(header, group, fp, evals)
         except RecordError as e:
             header, payload, why = None, None, f"is unreadable ({e})"
+        else:
+            why = _consistency(header, group, fp, evals)  # a malformed metrics line raises, naming it
         if not why:
             try:
                 stack.load_bytes(payload)

@@ -7,7 +7,7 @@ import pytest
 
 from iwtheory.cli import main
 from iwtheory.runs import load
-from iwtheory.runs.config import ConfigError, load_toml
+from iwtheory.runs.config import ConfigError, load_study
 from iwtheory.runs.train import TrainConfig, run_train
 
 from ..conftest import assert_documented_header
@@ -101,10 +101,43 @@ def test_config_errors():
         TrainConfig(name="x", model="vit").validate()
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("cnn_*.toml")), ids=lambda p: p.name)
-def test_shipped_cnn_configs_load_and_document_themselves(path):
+TRAIN_CONFIGS = sorted([*(ROOT / "experiments").glob("study_*.toml"), ROOT / "experiments" / "toy_mlp.toml",
+                        *(ROOT / "experiments" / "gpu").glob("*.toml")])
+
+
+@pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: p.name)
+def test_shipped_train_configs_load_and_document_themselves(path):
     assert_documented_header(path)
-    cfg = load_toml(path, TrainConfig)
-    assert cfg.source, f"{path.name} does not say where its hyperparameters come from"
-    quick = load_toml(path, TrainConfig, quick=True)
-    assert quick.epochs <= cfg.epochs
+    full = load_study(path, TrainConfig)
+    quick = load_study(path, TrainConfig, quick=True)
+    assert [c.regime for c in full] == [c.regime for c in quick]
+    for cfg, q in zip(full, quick):
+        assert cfg.source, f"{path.name} does not say where its hyperparameters come from"
+        assert q.epochs <= cfg.epochs
+        assert len(cfg.seeds) >= 3 or path.parent.name == "gpu", f"{path.name} [{cfg.regime}]: fewer than 3 seeds"
+
+
+def test_the_study_holds_every_regime_the_claims_need():
+    cfgs = {c.regime: c for c in load_study(ROOT / "experiments" / "study_fashion.toml", TrainConfig)}
+    assert {"none", "l2", "dropout", "batchnorm", "subsample", "noise"} <= set(cfgs)
+    assert len(cfgs["l2"].weight_decays) >= 3 and cfgs["dropout"].dropouts[0] > 0 and cfgs["batchnorm"].batchnorm
+    assert cfgs["noise"].label_noise > 0 and cfgs["none"].val_fraction > 0
+    for c in cfgs.values():
+        assert len(c.weights) >= 5 and min(c.weights) <= 1 / 64 and max(c.weights) >= 64 and len(c.seeds) >= 3
+    r = cfgs["subsample"].n_pos / cfgs["none"].n_pos
+    assert 1 / r in cfgs["subsample"].weights  # the correcting weight is trained
+
+
+def test_regimes_are_override_tables(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text('name = "s"\nepochs = 5\nweights = [1.0, 2.0]\n[regimes.a]\n[regimes.b]\nepochs = 7\n'
+                 '[quick]\nepochs = 1\n')
+    a, b = load_study(p, TrainConfig)
+    assert (a.regime, a.epochs, b.regime, b.epochs, b.weights) == ("a", 5, "b", 7, [1.0, 2.0])
+    assert [c.epochs for c in load_study(p, TrainConfig, quick=True)] == [1, 1]
+    assert [c.regime for c in load_study(p, TrainConfig, regimes=["b"])] == ["b"]
+    with pytest.raises(ConfigError, match=r"no regime\(s\) \['c'\]"):
+        load_study(p, TrainConfig, regimes=["c"])
+    p.write_text('name = "s"\n[regimes.a]\nwieghts = [1.0]\n')
+    with pytest.raises(ConfigError, match=r"\[regimes.a\]: unknown key\(s\) \['wieghts'\]"):
+        load_study(p, TrainConfig)

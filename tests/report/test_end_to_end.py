@@ -7,34 +7,79 @@ import numpy as np
 import pytest
 
 from iwtheory.compare.effects import IncompleteSweepError
-from iwtheory.report.build import make_figures, make_tables
+from iwtheory.report.analysis import analyse
+from iwtheory.report.build import make_claims, make_figures, make_tables
 from iwtheory.report.macros import fmt, read_macros
 from iwtheory.runs import load, load_summaries
+from iwtheory.runs.config import load_study
 from iwtheory.runs.theory import TheoryConfig, run_theory
 from iwtheory.runs.train import TrainConfig, run_train
 
 ROOT = Path(__file__).resolve().parents[2]
+STUDY = """
+name = "study_fashion"
+dataset = "synthetic"
+synthetic = { n_train = 400, n_test = 100, shape = [1, 6, 6] }
+n_pos = 20
+n_neg = 20
+val_fraction = 0.2
+model = "mlp"
+hidden = [16]
+weights = [0.25, 1.0, 4.0]
+weight_norm = "mean"
+seeds = [0, 1, 2]
+lrs = [0.05]
+batch_size = 8
+epochs = 6
+eval_dense = 6
+eval_tail = 2
+record_points = 2
+n_feature_images = 32
+max_other = 30
+noise_count = 10
+[regimes.none]
+[regimes.l2]
+weight_decays = [0.0001, 0.001, 0.01]
+[regimes.dropout]
+dropouts = [0.5]
+[regimes.batchnorm]
+batchnorm = true
+[regimes.subsample]
+n_pos = 5
+[regimes.noise]
+linear = true
+hidden = []
+label_noise = 0.2
+"""
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
-    run_theory(TheoryConfig(name="theory_angle", dataset="bl_toy", data={"n_per_class": 15, "seed": 0},
-                            weights=[1.0, 16.0], losses=["exponential"], t_max=1e30, n_records=30),
+    toy = {"n_per_class": 15, "seed": 0}
+    run_theory(TheoryConfig(name="theory_angle", dataset="bl_toy", data=toy, weights=[1.0, 16.0],
+                            losses=["exponential"], t_max=1e30, n_records=30), runs, progress=False)
+    run_theory(TheoryConfig(name="theory_boundaries", dataset="bl_toy", data=toy, weights=[0.25, 1.0, 4.0],
+                            t_max=1e3, n_records=10), runs, progress=False)
+    run_theory(TheoryConfig(name="theory_duplicates", dataset="bl_toy", data=toy, weights=[1.0, 3.0],
+                            methods=["gd"], duplicates=[False, True], lr=0.002, steps=300, n_records=10),
                runs, progress=False)
-    run_theory(TheoryConfig(name="theory_boundaries", dataset="bl_toy", data={"n_per_class": 15, "seed": 0},
-                            weights=[0.25, 1.0, 4.0], methods=["gd"], steps=300, n_records=10),
-               runs, progress=False)
-    run_train(TrainConfig(name="cnn_tiny", dataset="synthetic", regime="none",
-                          synthetic={"n_train": 100, "n_test": 50, "shape": [3, 24, 24]},
-                          weights=[0.25, 1.0, 4.0], seeds=[0, 1], lrs=[0.05], batch_size=10, epochs=4,
-                          eval_dense=4, record_points=2, n_feature_images=8, max_other=20, noise_count=10),
-              runs, progress=False)
+    run_theory(TheoryConfig(name="theory_deep", dataset="bl_toy", data=toy, weights=[1.0, 4.0], depths=[1, 2],
+                            widths=[4], t_max=1e8, n_records=12), runs, progress=False)
+    run_theory(TheoryConfig(name="theory_poly", dataset="bl_toy", data=toy, weights=[0.25, 4.0],
+                            losses=["logistic", "polynomial"], t_max=1e8, n_records=12), runs, progress=False)
+    cfg = runs.parent / "study.toml"
+    cfg.write_text(STUDY)
+    for c in load_study(cfg, TrainConfig):
+        run_train(c, runs, progress=False)
+    run_train(TrainConfig(name="toy_mlp", dataset="bl_toy", synthetic={"n_per_class": 10, "n_test": 40},
+                          model="mlp", hidden=[8], weights=[0.1, 1.0, 10.0], seeds=[0, 1, 2], lrs=[0.05],
+                          batch_size=20, epochs=8, eval_dense=8, record_points=2, noise_count=10), runs, progress=False)
     return runs
 
 
-def test_numbers_in_the_macros_equal_the_dataframe(sweep, tmp_path):
-    paths = make_tables(sweep, tmp_path)
+def test_numbers_in_the_macros_equal_the_records(sweep, tmp_path):
+    make_tables(sweep, tmp_path, results=[])
     macros = read_macros(tmp_path / "generated" / "numbers.tex")
     raw = json.loads((tmp_path / "generated" / "numbers.json").read_text())
     assert set(macros) == set(raw)
@@ -43,60 +88,77 @@ def test_numbers_in_the_macros_equal_the_dataframe(sweep, tmp_path):
 
     # recompute what the text quotes, straight from the records with pandas
     df = load(sweep)
-    cnn = df[df.experiment == "cnn_tiny"]
-    piv = cnn.pivot_table(index=["seed", "epoch"], columns="weight", values="frac_pos_test")
+    none = df[(df.experiment == "study_fashion") & (df.regime == "none")]
+    piv = none.pivot_table(index=["seed", "epoch"], columns="weight", values="frac_pos_test")
     delta = (piv[4.0] - piv[1.0]).groupby("epoch").mean()
     assert raw["PeakNone"] == pytest.approx(delta.abs().max(), abs=1e-12)
-    last = delta.index >= delta.index.max() - 0.1 * (delta.index.max() - delta.index.min())
-    assert raw["LateNone"] == pytest.approx(delta[last].abs().mean(), abs=1e-12)
-    assert raw["CnnEpochs"] == 4 and raw["CnnMaxWeight"] == 4.0
+    early = piv.xs(1, level="epoch")
+    assert raw["ClaimOneValue"] == pytest.approx((early[4.0] - early[0.25]).mean(), abs=1e-12)
+    assert raw["ClaimOneSe"] == pytest.approx((early[4.0] - early[0.25]).std(ddof=1) / np.sqrt(3), abs=1e-12)
+    assert raw["StudyEpochs"] == 6 and raw["StudySeeds"] == 3 and raw["StudyTrainImages"] == 32
+    assert raw["StudyWeightMax"] == "4" and raw["StudyWeightMin"] == "1/4" and raw["DivergedCount"] == 0
     s = load_summaries(sweep)
     assert raw["KKTmax"] == pytest.approx(s.kkt_residual.max())
     th = df[df.experiment == "theory_angle"]
     for w, name in ((1.0, "KpredExpOne"), (16.0, "KpredExpOneSix")):
         assert raw[name] == pytest.approx(s[(s.experiment == "theory_angle") & (s.weight == w)].angle_constant.iloc[0])
         g = th[th.weight == w].sort_values("t")
-        end = name.replace("Kpred", "Kend")
-        assert raw[end] == pytest.approx(g.angle.iloc[-1] * np.log(g.t.iloc[-1]))
+        assert raw[name.replace("Kpred", "Kend")] == pytest.approx(g.angle.iloc[-1] * np.log(g.t.iloc[-1]))
 
-    # the feature-space numbers, recomputed from the saved features with an SVM of scikit-learn's
+    # the feature-space share, recomputed from the saved features with an SVM of scikit-learn's
     from sklearn.svm import SVC
 
-    last = cnn.epoch.max()
-    rows = cnn[(cnn.epoch == last) & cnn.features.notna()]
+    last = none.epoch.max()
+    rows = none[(none.epoch == last) & none.features.notna()]
     sep = []
     for _, r in rows.iterrows():
         z = np.load(sweep / r.config_hash / r.features)
-        svc = SVC(kernel="linear", C=1e8).fit(z["features"], z["labels"])
-        sep.append(svc.score(z["features"], z["labels"]) == 1.0)
-    assert raw["FeatLastEpoch"] == last
-    assert raw["FeatSeparableShare"] == pytest.approx(np.mean(sep))
+        sep.append(SVC(kernel="linear", C=1e8).fit(z["features"], z["labels"]).score(z["features"], z["labels"]) == 1)
+    assert raw["FeatLastEpoch"] == last and raw["FeatSeparableShare"] == pytest.approx(np.mean(sep))
 
-    tex = (tmp_path / "tables" / "early_late.tex").read_text()
-    assert "\\toprule" in tex and "\\bottomrule" in tex and "\\pm" in tex
-    # the best cell is bolded whole, never split across LaTeX
-    assert "\\textbf{\\boldmath $" in tex and all(
-        line.count("$") % 2 == 0 for line in tex.splitlines() if "\\boldmath" in line)
-    assert len(paths) == 3
+
+def test_claims_json_holds_every_claim_with_its_fields(sweep, tmp_path):
+    make_claims(sweep, tmp_path, results=[])
+    entries = json.loads((tmp_path / "generated" / "claims.json").read_text())
+    assert [e["id"] for e in entries] == ["C1", "C2", "C2b", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10",
+                                          "C11", "C12"]
+    for e in entries:
+        assert e["verdict"] in ("holds", "fails", "inconclusive"), e
+        assert {"statement", "statistic", "value", "se", "n_seeds", "rule", "scale", "experiments"} <= set(e), e
+        assert e["rule"] and e["statistic"]
+    net = {e["id"]: e for e in entries if e["id"] not in ("C9", "C10", "C11")}
+    assert all(e["n_seeds"] == 3 for e in net.values())
+    assert net["C1"]["scale"]["epochs"] == 6 and net["C1"]["scale"]["training images"] == 32
+    c11 = next(e for e in entries if e["id"] == "C11")
+    assert c11["details"]["gd_by_weight"]["3"] < 1e-12  # weighted GD == GD on copies
+    tex = (tmp_path / "tables" / "claims.tex").read_text()
+    assert "\\toprule" in tex and tex.count("\\\\") >= 13
 
 
 @pytest.mark.latex
 @pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (CI installs TeX)")
-def test_figures_tables_and_a_compiled_pdf(sweep, tmp_path):
+def test_figures_tables_claims_and_a_compiled_pdf(sweep, tmp_path):
     paper = tmp_path / "paper"
     paper.mkdir()
     shutil.copy(ROOT / "paper" / "main.tex", paper / "main.tex")
-    figs = make_figures(sweep, paper / "figures")
+    a = analyse(sweep)
+    figs = make_figures(sweep, paper / "figures", a)
     names = {p.stem for p in figs}
-    assert {"theory_angle", "theory_boundaries", "frac_pos", "effect_by_regime"} <= names
+    assert {"theory_angle", "theory_boundaries", "theory_residual", "frac_pos_none", "frac_pos_regimes",
+            "effect_by_regime", "l2_strength", "early_stopping", "toy_mlp"} <= names
     assert all(p.stat().st_size > 0 for p in figs)
-    make_tables(sweep, paper)
+    make_claims(sweep, paper, a)
+    make_tables(sweep, paper, a, extra_numbers={"RunsMinutes": 1.0, "ReportMinutes": 0.1, "Quick": "no",
+                                                "CommandLine": "iwtheory reproduce", "EnvMachine": "test",
+                                                "EnvPython": "3", "EnvNumpy": "2", "EnvScipy": "1", "EnvTorch": "2",
+                                                "EnvIwtheory": "0"})
     subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"], cwd=paper,
                    check=True, capture_output=True)
     assert (paper / "main.pdf").stat().st_size > 10_000
     log = (paper / "main.log").read_text(errors="replace")
-    assert "Undefined control sequence" not in log and "n/a" not in (paper / "main.tex").read_text().split(
-        "\\begin{document}")[1]
+    assert "Undefined control sequence" not in log
+    missing = sorted(set(ln for ln in log.splitlines() if "missing number" in ln))
+    assert missing == [], missing
 
 
 def test_two_variants_in_one_folder_are_refused(sweep, tmp_path):
@@ -112,7 +174,7 @@ def test_unfinished_or_holey_sweeps_say_which(sweep, tmp_path):
     runs = tmp_path / "runs"
     shutil.copytree(sweep, runs)
     df = load(runs)
-    h = df[(df.experiment == "cnn_tiny") & (df.weight == 4.0) & (df.seed == 1)].config_hash.iloc[0]
+    h = df[(df.regime == "dropout") & (df.weight == 4.0) & (df.seed == 1)].config_hash.iloc[0]
     (runs / h / "done").unlink()
     with pytest.raises(IncompleteSweepError, match=f"unfinished.*{h}"):
         make_tables(runs, tmp_path / "out")
