@@ -86,3 +86,20 @@ def test_dependent_support_vectors_still_give_the_unique_offset():
     off = asymptotic_offset(Z, np.ones(3), [1.0, 3.0, 1.0], lr=1.0)
     ref = asymptotic_offset(Z[1:], np.ones(2), [4.0, 1.0], lr=1.0)
     np.testing.assert_allclose(off.offset, ref.offset, atol=1e-10)
+
+
+def test_weight_normalisation_does_not_move_the_limit():
+    """weight_norm = "mean" rescales every weight by one constant k; then L_kc = k L_c, so gradient flow with
+    kc is flow with c at time k t, w_tilde shifts by w_hat log k, and the limit direction and K_c stay."""
+    ds = bl_toy(n_per_class=15, seed=0)
+    c = np.where(ds.y > 0, 16.0, 1.0)
+    k = len(c) / c.sum()  # what "mean" does: the weights then average 1
+    a, b = asymptotic_offset(ds.X, ds.y, c), asymptotic_offset(ds.X, ds.y, k * c)
+    np.testing.assert_allclose(b.offset, a.offset + np.log(k) * a.w_hat, atol=1e-9)
+    assert b.angle_constant == pytest.approx(a.angle_constant, rel=1e-9)
+    fa = gradient_flow(ds.X, ds.y, c, loss="exponential", t_max=1e12, n_records=24)
+    fb = gradient_flow(ds.X, ds.y, k * c, loss="exponential", t_max=1e12 / k, n_records=24)
+    # the same path: w_kc(t / k) = w_c(t)
+    assert fb.t[-1] * k == pytest.approx(fa.t[-1], rel=1e-9)
+    np.testing.assert_allclose(fb.w[-1], fa.w[-1], rtol=1e-6)
+    assert fa.angle[-1] == pytest.approx(fb.angle[-1], rel=1e-6)
