@@ -258,3 +258,34 @@ def test_subsampling_errors():
         subsample_indices(np.arange(5), 1.5, rng)
     with pytest.raises(ValueError, match="unknown class 'wolf'"):
         make_task(small_images(), "wolf", "cat")
+
+
+def test_validation_split_and_label_noise_are_seeded_and_disjoint():
+    img = small_images(n_per_class=40)
+    task = make_task(img, "dog", "cat", val_fraction=0.25, label_noise=0.1, subsample_seed=5)
+    ids = lambda x: x[:, 0, 0, 0].numpy().astype(int) + 256 * x[:, 1, 0, 0].numpy().astype(int)  # noqa: E731
+    tr, va = set(ids(task.x_train)), set(ids(task.x_val))
+    assert not tr & va and len(va) == 20 and len(tr) == 60  # a quarter of each class held out
+    assert (task.y_val > 0).sum() == 10
+    clean = np.where(img.y_train[ids(task.x_train)] == CIFAR10_CLASSES.index("dog"), 1.0, -1.0)
+    flipped = task.y_train.numpy() != clean
+    assert flipped.sum() == 6 and np.array_equal(flipped, task.flipped)  # 10% of 60 labels
+    again = make_task(img, "dog", "cat", val_fraction=0.25, label_noise=0.1, subsample_seed=5)
+    np.testing.assert_array_equal(again.flipped, task.flipped)
+    # the split leaves the subsampling as it was
+    assert set(make_task(img, "dog", "cat", subsample_seed=5).train_index) == tr | va
+    with pytest.raises(ValueError, match="label-noise share"):
+        make_task(img, label_noise=0.6)
+
+
+def test_mean_weight_normalisation():
+    from iwtheory.runs.train import class_weight_pair
+
+    task = make_task(small_images(n_per_class=40), "dog", "cat", keep_pos=10)
+    n_pos, n_neg = task.class_counts
+    assert (n_pos, n_neg) == (10, 40)
+    for w in (1 / 64, 1.0, 64.0):
+        cp, cn = class_weight_pair(w, task, "mean")
+        assert (cp * n_pos + cn * n_neg) / (n_pos + n_neg) == pytest.approx(1.0)
+        assert cp / cn == pytest.approx(w)
+    assert class_weight_pair(8.0, task, "none") == (8.0, 1.0)

@@ -1,4 +1,5 @@
 import io
+
 import numpy as np
 import pytest
 import torch
@@ -18,7 +19,8 @@ def task():
 
 def reference_loop(task, member, s: EngineSettings, epochs: int):
     """A plain single-model loop: torch.optim.SGD, the module's own dropout, a hand-written weighted risk."""
-    model = make_plain(s.model, task.shape, dropout=member.dropout, batchnorm=s.batchnorm, seed=member.seed).double()
+    model = make_plain(s.model, task.shape, dropout=member.dropout, batchnorm=s.batchnorm, seed=member.seed,
+                       hidden=s.hidden).double()
     opt = torch.optim.SGD(model.parameters(), lr=member.lr, momentum=s.momentum, weight_decay=member.weight_decay)
     order = torch.Generator().manual_seed(member.seed + ORDER_OFFSET)
     drop = torch.Generator().manual_seed(member.seed + DROPOUT_OFFSET)
@@ -29,7 +31,7 @@ def reference_loop(task, member, s: EngineSettings, epochs: int):
         for k in range(n // B):
             idx = perm[k * B:(k + 1) * B]
             y = task.y_train[idx]
-            c = torch.where(y > 0, torch.tensor(member.weight), torch.tensor(1.0)).double()
+            c = torch.where(y > 0, torch.tensor(member.weight), torch.tensor(member.wneg)).double()
             logits = model(task.normalise(task.x_train[idx]).double(), drop)
             loss = (c * F.softplus(-y.double() * logits)).sum() / B
             opt.zero_grad()
@@ -38,29 +40,32 @@ def reference_loop(task, member, s: EngineSettings, epochs: int):
     return model
 
 
-@pytest.mark.parametrize("model, batchnorm, dropouts", [
-    ("bl_cnn", True, (0.0, 0.3, 0.5)),
-    ("bl_cnn", False, (0.2, 0.0, 0.0)),
-    ("mlp", False, (0.0, 0.5, 0.1)),
-    ("resnet", True, (0.0, 0.0, 0.0)),
+@pytest.mark.parametrize("model, batchnorm, dropouts, hidden", [
+    ("bl_cnn", True, (0.0, 0.3, 0.5), None),
+    ("bl_cnn", False, (0.2, 0.0, 0.0), None),
+    ("mlp", False, (0.0, 0.5, 0.1), None),
+    ("mlp", True, (0.0, 0.5, 0.1), (12, 8)),
+    ("mlp", False, (0.0, 0.0, 0.0), ()),
+    ("resnet", True, (0.0, 0.0, 0.0), None),
 ])
-def test_stacked_models_follow_their_single_model_trajectories(task, model, batchnorm, dropouts):
+def test_stacked_models_follow_their_single_model_trajectories(task, model, batchnorm, dropouts, hidden):
     # fp64 on both sides: fp32 grouped convolutions accumulate in another order than single ones
-    s = EngineSettings(model=model, batchnorm=batchnorm, batch_size=16, momentum=0.9, precision="fp64")
-    members = [Member(4.0, 0, 0.05, 0.0, dropouts[0]), Member(0.25, 1, 0.02, 5e-3, dropouts[1]),
-               Member(1.0, 2, 0.1, 1e-3, dropouts[2])]
+    s = EngineSettings(model=model, batchnorm=batchnorm, batch_size=16, momentum=0.9, precision="fp64", hidden=hidden)
+    members = [Member(4.0, 0, 0.05, 0.0, dropouts[0], wneg=0.5), Member(0.25, 1, 0.02, 5e-3, dropouts[1]),
+               Member(1.0, 2, 0.1, 1e-3, dropouts[2], wneg=2.0)]
     stack = Stack(members, task, s)
     for _ in range(2):
         stack.train_epoch()
     for m, mem in enumerate(members):
         ref = reference_loop(task, mem, s, epochs=2)
         got = unstack_member(stack.net, m, make_plain(model, task.shape, dropout=mem.dropout,
-                                                      batchnorm=batchnorm).double())
+                                                      batchnorm=batchnorm, hidden=hidden).double())
         for (name, a), b in zip(ref.state_dict().items(), got.state_dict().values()):
             err = (b - a).abs().max().item()
             assert err <= 1e-9 + 1e-8 * a.abs().max().item(), f"model {m}, tensor {name}: max error {err:.2e}"
         # and the models really moved
-        init = make_plain(model, task.shape, dropout=mem.dropout, batchnorm=batchnorm, seed=mem.seed).double()
+        init = make_plain(model, task.shape, dropout=mem.dropout, batchnorm=batchnorm, seed=mem.seed,
+                          hidden=hidden).double()
         assert not torch.allclose(next(init.parameters()), next(got.parameters()))
 
 
