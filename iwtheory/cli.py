@@ -21,15 +21,15 @@ def _theory(args) -> int:
 
 def _train(args) -> int:
     from iwtheory.runs.config import load_study
-    from iwtheory.runs.train import TrainConfig, resolve_device, run_train
+    from iwtheory.runs.train import TrainConfig, resolve_device, run_study
 
     if args.device:
         resolve_device(args.device)  # before any data is read
     cfgs = load_study(args.config, TrainConfig, quick=args.quick, overrides=args.set, regimes=args.regime or None)
-    for cfg in cfgs:
-        runs = run_train(cfg, args.out, data_dir=args.data_dir, device=args.device,
-                         download=True if args.download else None, progress=not args.no_progress, wait=args.wait)
-        print(f"{cfg.name} [{cfg.regime}]: {len(runs)} runs under {args.out}")
+    runs = run_study(cfgs, args.out, data_dir=args.data_dir, device=args.device,
+                     download=True if args.download else None, progress=not args.no_progress, wait=args.wait)
+    regimes = ", ".join(c.regime for c in cfgs)
+    print(f"{cfgs[0].name} [{regimes}]: {len(runs)} runs under {args.out}")
     return 0
 
 

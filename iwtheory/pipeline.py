@@ -73,7 +73,7 @@ def reproduce(out: str | Path = "runs", quick: bool = False, data_dir: str | Non
     from iwtheory.report.build import make_claims, make_figures, make_tables
     from iwtheory.runs.config import load_study, load_toml
     from iwtheory.runs.theory import TheoryConfig, run_theory
-    from iwtheory.runs.train import TrainConfig, run_train
+    from iwtheory.runs.train import TrainConfig, run_study
 
     if not experiments.is_dir():
         raise FileNotFoundError(f"experiment configs not found at {experiments}; run from a source checkout")
@@ -89,9 +89,8 @@ def reproduce(out: str | Path = "runs", quick: bool = False, data_dir: str | Non
         print(why)
         for name in names:
             t = time.perf_counter()
-            for cfg in load_study(experiments / f"{name}.toml", TrainConfig, quick=quick):
-                counts[f"{name} [{cfg.regime}]"] = len(run_train(cfg, out, data_dir=data_dir, device=device,
-                                                                 progress=progress))
+            cfgs = load_study(experiments / f"{name}.toml", TrainConfig, quick=quick)
+            counts[name] = len(run_study(cfgs, out, data_dir=data_dir, device=device, progress=progress))
             timings[name] = time.perf_counter() - t
     t_runs = time.perf_counter() - t0
     found = result_dirs(*(RESULTS if results is None else results))

@@ -225,32 +225,60 @@ def _identity(cell: dict) -> dict:
     return {k: cell[k] for k in ("experiment", "regime", "dataset", "weight", "seed", "lr", "weight_decay", "dropout")}
 
 
-def plan_groups(cfg: TrainConfig, out: str | Path = "runs") -> list[list[int]]:
-    """The unfinished cells of ``cfg`` (indices into ``cfg.cells()``), ``max_models`` to a group."""
-    cells = cfg.cells()
-    todo = [i for i, c in enumerate(cells) if not Run(out, c, _identity(c)).done]
-    return [todo[g:g + cfg.max_models] for g in range(0, len(todo), cfg.max_models)]
+# What varies between the models of one stack; everything else of a cell (data, architecture, schedule, optimiser)
+# must agree, so a stack may hold the models of several regimes of a study (none, l2 and dropout share one).
+PER_MEMBER = ("weight", "seed", "lr", "weight_decay", "dropout", "regime")
 
 
-def run_train(cfg: TrainConfig, out: str | Path = "runs", data_dir: str | None = None, device: str | None = None,
-              download: bool | None = None, progress: bool = True, interrupt=None, wait: float = 0.0) -> list[Run]:
-    """Train every unfinished model of ``cfg``; ``interrupt(epoch)`` (tests) may raise to simulate a kill.
+def stack_key(cell: dict) -> str:
+    """Cells with equal keys can train in one stack."""
+    return config_hash({k: v for k, v in cell.items() if k not in PER_MEMBER})
+
+
+def plan_groups(cfgs: list[TrainConfig], out: str | Path = "runs") -> list[list[tuple[int, int]]]:
+    """The unfinished cells of ``cfgs`` as (config index, cell index) pairs, grouped by stack key and
+    ``max_models`` (the first config's) to a group, in the configs' order."""
+    by_key: dict[str, list[tuple[int, int]]] = {}
+    for ci, cfg in enumerate(cfgs):
+        for k, c in enumerate(cfg.cells()):
+            if not Run(out, c, _identity(c)).done:
+                by_key.setdefault(stack_key(c), []).append((ci, k))
+    groups = []
+    for members in by_key.values():
+        size = cfgs[members[0][0]].max_models
+        groups += [members[g:g + size] for g in range(0, len(members), size)]
+    return groups
+
+
+def run_study(cfgs: list[TrainConfig], out: str | Path = "runs", data_dir: str | None = None,
+              device: str | None = None, download: bool | None = None, progress: bool = True, interrupt=None,
+              wait: float = 0.0) -> list[Run]:
+    """Train every unfinished model of ``cfgs`` (the regimes of a study), stacking models of different regimes
+    together where their data and architecture agree; ``interrupt(epoch)`` (tests) may raise to simulate a kill.
 
     ``wait``: seconds to wait for a run another process is writing (0: refuse at once, naming it).
     """
     out = check_out(out)
-    cells = cfg.cells()
-    runs = [Run(out, c, _identity(c)) for c in cells]
-    groups = plan_groups(cfg, out)
+    runs = [Run(out, c, _identity(c)) for cfg in cfgs for c in cfg.cells()]
+    groups = plan_groups(cfgs, out)
     if not groups:
         drop_finished_checkpoints(out)
         return runs
-    dev = resolve_device(device or cfg.device)
-    task = build_task(cfg, data_dir, download)
-    for idx in groups:
-        run_group(cfg, out, idx, dev, task=task, progress=progress, interrupt=interrupt, wait=wait)
+    dev = resolve_device(device or cfgs[0].device)
+    tasks: dict[str, object] = {}
+    for members in groups:
+        ci, k = members[0]
+        key = stack_key(cfgs[ci].cells()[k])
+        if key not in tasks:  # one read of the data per distinct task
+            tasks = {key: build_task(cfgs[ci], data_dir, download)}
+        run_group(cfgs, out, members, dev, task=tasks[key], progress=progress, interrupt=interrupt, wait=wait)
     drop_finished_checkpoints(out)
     return runs
+
+
+def run_train(cfg: TrainConfig, out: str | Path = "runs", **kw) -> list[Run]:
+    """Train every unfinished model of one config (see ``run_study``)."""
+    return run_study([cfg], out, **kw)
 
 
 def drop_finished_checkpoints(out: Path) -> list[Path]:
@@ -265,9 +293,9 @@ def drop_finished_checkpoints(out: Path) -> list[Path]:
     return dropped
 
 
-def check_fingerprint(cfg: TrainConfig, out: Path, fp: str) -> None:
+def check_fingerprint(cells: list[dict], out: Path, fp: str) -> None:
     """Refuse data other than what the sweep's existing runs were trained on, naming both fingerprints."""
-    for c in cfg.cells():
+    for c in cells:
         stored = Run(out, c, _identity(c)).stored_config()
         have = stored.get("data_fingerprint") if stored else None
         if have is not None and have != fp:
@@ -277,24 +305,28 @@ def check_fingerprint(cfg: TrainConfig, out: Path, fp: str) -> None:
                 "same copy, or use another --out")
 
 
-def run_group(cfg: TrainConfig, out: str | Path, indices: list[int], device: str, task=None,
+def run_group(cfgs: list[TrainConfig], out: str | Path, members: list[tuple[int, int]], device: str, task=None,
               data_dir: str | None = None, download: bool | None = None, progress: bool = True,
               interrupt=None, wait: float = 0.0) -> list[str]:
-    """Train one group of cells (indices into ``cfg.cells()``) under their locks; return the hashes finished.
+    """Train one group ((config index, cell index) pairs of one stack key) under their runs' locks; return the
+    hashes it finished.
 
-    Runs another writer finished while this one waited are skipped. The unit of work a scheduler
-    hands to a worker: it reads the data itself when ``task`` is not given.
+    Runs another writer finished while this one waited are skipped. The unit of work a scheduler hands to a
+    worker: it reads the data itself when ``task`` is not given.
     """
     out = Path(out)
-    cells = cfg.cells()
-    all_group = [(Run(out, cells[i], _identity(cells[i])), cells[i]) for i in indices]
+    cells = [cfg.cells() for cfg in cfgs]
+    all_group = [(Run(out, cells[ci][k], _identity(cells[ci][k])), cells[ci][k]) for ci, k in members]
+    cfg = cfgs[members[0][0]]
     with hold_runs(out, [r.hash for r, _ in all_group], wait=wait):
         group = [(r, c) for r, c in all_group if not r.done]
         if not group:
             return []
         if task is None:
             task = build_task(cfg, data_dir, download)
-        _train_group(cfg, out, group, device, task, progress, interrupt)
+        key = stack_key(group[0][1])
+        siblings = [c for cs in cells for c in cs if stack_key(c) == key]
+        _train_group(cfg, out, group, device, task, progress, interrupt, siblings)
     return [r.hash for r, _ in group]
 
 
@@ -321,13 +353,14 @@ def _consistency(header: dict, group, fp: str, evals: list[int]) -> str:
     return ""
 
 
-def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: bool, interrupt) -> None:
+def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: bool, interrupt,
+                 siblings: list[dict]) -> None:
     import torch
 
     from iwtheory.nets.train import EngineSettings, Member, Stack
 
     fp = data_fingerprint(task)
-    check_fingerprint(cfg, out, fp)
+    check_fingerprint(siblings, out, fp)
     evals, record = train_epochs(group[0][1])
     eval_set, record_set = set(evals), set(record)
     settings = EngineSettings(model=cfg.model, batchnorm=cfg.batchnorm, hidden=cfg.hidden_widths, loss=cfg.loss,
@@ -373,8 +406,9 @@ def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: b
         for r, _ in group:
             r.start(fresh=True, extra=extra)
         _record(stack, group, 0, record_set)
+    regimes = "+".join(dict.fromkeys(c["regime"] for _, c in group))
     bar = tqdm(total=cfg.epochs, initial=stack.epoch, disable=not progress, unit="epoch",
-               desc=f"{cfg.name}/{cfg.regime} [{len(group)} models on {dev}]")
+               desc=f"{cfg.name}/{regimes} [{len(group)} models on {dev}]")
     meta = {"group": group_hash, "runs": hashes, "data_fingerprint": fp}
     while stack.epoch < cfg.epochs:
         stack.train_epoch()
