@@ -83,6 +83,13 @@ def _claims(args) -> int:
     return 0
 
 
+def _import_gpu(args) -> int:
+    from iwtheory.runs.records import import_results
+
+    print(import_results(args.src, args.dest))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="iwtheory", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -131,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--runs", default="runs", help="run records folder")
     c.add_argument("--out", default=str(PAPER), help="paper folder (generated/claims.json, tables/claims.tex)")
     c.set_defaults(func=_claims)
+    ig = sub.add_parser("import-gpu", help="unpack the output of experiments/gpu/run.sh into results/gpu/")
+    ig.add_argument("src", help="the OUT folder run.sh wrote")
+    ig.add_argument("--dest", default=str(PAPER.parent / "results" / "gpu"), help="default: results/gpu")
+    ig.set_defaults(func=_import_gpu)
     for parser in (f, tb, c):
         parser.add_argument("--no-gpu-results", action="store_true",
                             help="do not read the GPU records under results/gpu/ beside --runs")

@@ -385,3 +385,46 @@ def feature_angles(run_dir: str | Path) -> pd.DataFrame:
         rows.append({"epoch": int(z["epoch"]), "weight": cfg["weight"], "seed": cfg["seed"],
                      "regime": cfg.get("regime", "none"), "config_hash": run_dir.name, **r})
     return pd.DataFrame(rows)
+
+
+def import_results(src: str | Path, dest: str | Path = "results/gpu", max_mb: float = 20.0) -> Path:
+    """Unpack what ``experiments/gpu/run.sh OUT`` wrote into ``dest/<date>-<gpu>/`` (README, machine files, and
+    ``runs/`` with the records); unfinished runs (a study cut by its time budget) are left out, saying so."""
+    import re
+    import shutil
+    import tarfile
+
+    src, dest = Path(src), Path(dest)
+    v = read_json(src / "versions.json")
+    if not (src / "records.tar.gz").is_file():
+        raise RecordError(f"{src}: no records.tar.gz (not the output of experiments/gpu/run.sh?)")
+    gpu = "cpu-dry-run" if v.get("dry_run") else re.sub(r"[^a-z0-9]+", "-", str(v.get("gpu", "gpu")).lower()).strip("-")
+    target = dest / f"{v.get('date', 'undated')}-{gpu}"
+    if target.exists():
+        raise RecordError(f"{target} exists already; remove it first to import again")
+    target.mkdir(parents=True)
+    try:
+        with tarfile.open(src / "records.tar.gz") as tar:
+            tar.extractall(target, filter="data")
+    except (tarfile.TarError, OSError) as e:
+        shutil.rmtree(target)
+        raise RecordError(f"{src / 'records.tar.gz'}: not a readable archive ({e})") from None
+    dropped = [d for d in run_dirs(target / "runs") if not (d / "done").exists()]
+    for d in dropped:
+        shutil.rmtree(d)
+    for name in ("README.md", "bench.json", "nvidia-smi.txt", "versions.json"):
+        if (src / name).is_file():
+            shutil.copy(src / name, target / name)
+    if (src / "gpu-tests.txt").is_file():  # its summary line only: a failure's traceback holds machine paths
+        tail = [ln for ln in (src / "gpu-tests.txt").read_text().splitlines() if ln.strip()][-2:]
+        with open(target / "README.md", "a") as f:
+            f.write(f"- GPU-marked tests: {' / '.join(tail)}\n")
+    if dropped:
+        warn(f"left out {len(dropped)} unfinished run(s) of {src} (the study was cut by its time budget)")
+        with open(target / "README.md", "a") as f:
+            f.write(f"- import: {len(dropped)} unfinished run(s) left out\n")
+    load(target / "runs")  # every imported run holds its schedule once, or this names it
+    size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file()) / 2**20
+    if size > max_mb:
+        raise RecordError(f"{target} holds {size:.1f} MB, more than the {max_mb:g} MB a committed result may take")
+    return target

@@ -84,14 +84,46 @@ def test_the_compile_check_catches_a_wrong_gradient(task, monkeypatch):
         trained(task, compile=True)
 
 
+def cuda_reference(task, member, epochs=1):
+    """One plain model trained alone on the GPU in fp32 (TF32 off): torch.optim.SGD, the engine's seeds."""
+    import torch.nn.functional as F
+
+    from iwtheory.nets.train import DROPOUT_OFFSET, ORDER_OFFSET
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    t = task.to("cuda")
+    model = make_plain("bl_cnn", t.shape, dropout=member.dropout, seed=member.seed).cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=member.lr, momentum=0.9, weight_decay=member.weight_decay)
+    order = torch.Generator().manual_seed(member.seed + ORDER_OFFSET)
+    drop = torch.Generator(device="cuda").manual_seed(member.seed + DROPOUT_OFFSET)
+    n, B = len(t.y_train), 16
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=order).cuda()
+        for k in range(n // B):
+            idx = perm[k * B:(k + 1) * B]
+            y = t.y_train[idx]
+            c = torch.where(y > 0, member.weight, member.wneg)
+            loss = (c * F.softplus(-y * model(t.normalise(t.x_train[idx]), drop))).sum() / B
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return [p.detach().cpu().float() for p in model.parameters()]
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_fp32_matches_the_cpu_reference(task):
-    torch.backends.cudnn.deterministic = True
-    ref, gpu = trained(task), trained(task, device="cuda")
-    for m in range(2):
-        for a, b in zip(params(ref, m), params(gpu, m)):
-            torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-4)
-    for prec in ("tf32", "bf16"):
-        st = trained(task, device="cuda", precision=prec, channels_last=True)
-        assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in st.evaluate())
+@pytest.mark.parametrize("precision, channels_last, tol", [("fp32", False, 1e-3), ("tf32", True, 2e-2),
+                                                           ("bf16", True, 1e-1)])
+def test_the_cuda_stack_follows_a_per_model_loop(task, precision, channels_last, tol):
+    """Relative distance of every model's parameters to its own plain fp32 loop on the GPU after one epoch:
+    fp32 and tf32 to tolerance, bf16 (autocast) to a looser one."""
+    stack = trained(task, device="cuda", precision=precision, channels_last=channels_last)
+    for m, mem in enumerate(MEMBERS):
+        ref = torch.cat([p.ravel() for p in cuda_reference(task, mem)])
+        got = torch.cat([p.ravel() for p in params(stack, m)])
+        init = torch.cat([p.detach().ravel().float() for p in make_plain("bl_cnn", task.shape, seed=mem.seed)
+                          .parameters()])
+        moved = float((ref - init).norm())
+        err = float((got - ref).norm())
+        assert moved > 0 and err <= tol * moved, f"model {m}, {precision}: |got - ref| = {err:.3e}, moved {moved:.3e}"
