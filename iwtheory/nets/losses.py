@@ -13,21 +13,35 @@ import math
 import torch
 import torch.nn.functional as F
 
+from iwtheory.theory.limits import ADJUSTED, LIMIT_LOSSES, class_coefficients
+
 _LOG1P_EXP_M1 = math.log1p(math.exp(-1.0))
 
 
-def margin_loss(m: torch.Tensor, name: str = "logistic", alpha: float = 1.0) -> torch.Tensor:
-    """l(m) elementwise: logistic, exponential, or the polynomial tail of Wang et al. (2022)."""
+def margin_loss(m: torch.Tensor, name: str = "logistic", alpha: float = 1.0, y: torch.Tensor | None = None,
+                params: dict | None = None) -> torch.Tensor:
+    """l(m) elementwise: logistic, exponential, the polynomial tail of Wang et al. (2022), or the
+    class-dependent la, vs and ldam (which need the labels ``y`` and their ``params``; see
+    ``iwtheory.theory.limits``): base(a_y m + b_y)."""
+    if name in ADJUSTED:
+        if y is None:
+            raise ValueError(f"the {name} loss depends on the label: pass y")
+        params = dict(params or {})
+        base = params.pop("base", "logistic")
+        a_pos, a_neg, b_pos, b_neg = class_coefficients(name, **params)
+        pos = y > 0
+        m = torch.where(pos, a_pos, a_neg).to(m.dtype) * m + torch.where(pos, b_pos, b_neg).to(m.dtype)
+        name = base
     if name == "logistic":
         return F.softplus(-m)
     if name == "exponential":
         return torch.exp(-m)
     if name == "polynomial":
         return torch.where(m <= 1.0, F.softplus(-m) / _LOG1P_EXP_M1, m.clamp_min(1.0).pow(-alpha))
-    raise ValueError(f"unknown loss {name!r}; choose logistic, exponential or polynomial")
+    raise ValueError(f"unknown loss {name!r}; choose one of {LIMIT_LOSSES}")
 
 
 def weighted_risk(logits: torch.Tensor, y: torch.Tensor, c: torch.Tensor, name: str = "logistic",
-                  alpha: float = 1.0) -> torch.Tensor:
+                  alpha: float = 1.0, params: dict | None = None) -> torch.Tensor:
     """mean over the last axis of c * l(y * logits); leading axes (models) are kept."""
-    return (c * margin_loss(y * logits, name, alpha)).mean(dim=-1)
+    return (c * margin_loss(y * logits, name, alpha, y, params)).mean(dim=-1)

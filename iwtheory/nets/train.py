@@ -50,6 +50,7 @@ class EngineSettings:
     hidden: tuple | None = None    # MLP widths (None: the MLP's default)
     loss: str = "logistic"
     poly_alpha: float = 1.0
+    loss_params: dict | None = None  # la / vs / ldam parameters (iwtheory.theory.limits)
     momentum: float = 0.9
     batch_size: int = 16
     n_feature_images: int = 256
@@ -133,7 +134,7 @@ class Stack:
             with self._autocast():
                 logits = f(x)
             weighted_risk(logits.to(self.dtype), y, self.class_weights(y), self.s.loss,
-                          self.s.poly_alpha).sum().backward()
+                          self.s.poly_alpha, self.s.loss_params).sum().backward()
             grads.append([torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in self.params])
             self.net.load_state_dict(saved)
         for p in self.params:
@@ -180,7 +181,8 @@ class Stack:
         y = self.task.y_train[idx]
         with self._autocast():
             logits = self.forward(x, self.drop_gens)
-        risk = weighted_risk(logits.to(self.dtype), y, self.class_weights(y), self.s.loss, self.s.poly_alpha)
+        risk = weighted_risk(logits.to(self.dtype), y, self.class_weights(y), self.s.loss, self.s.poly_alpha,
+                             self.s.loss_params)
         for p in self.params:
             p.grad = None
         risk.sum().backward()  # models share no parameters, so each gets its own gradient
@@ -259,13 +261,16 @@ class Stack:
         lt = self.logits(t.x_train)
         y = t.y_train[None, :]
         c = self.class_weights(t.y_train[None, :].expand(self.M, -1))
-        l_tr = margin_loss(y * lt, self.s.loss, self.s.poly_alpha)
+        loss = lambda m, yy: margin_loss(m, self.s.loss, self.s.poly_alpha, yy, self.s.loss_params)  # noqa: E731
+        l_tr = loss(y * lt, y)
         lte = self.logits(t.x_test)
         res = {
             "train_loss_weighted": (c * l_tr).mean(1), "train_loss": l_tr.mean(1),
             "train_acc": ((lt > 0) == (y > 0)).float().mean(1),
-            "test_loss": margin_loss(t.y_test[None, :] * lte, self.s.loss, self.s.poly_alpha).mean(1),
+            "test_loss": loss(t.y_test[None, :] * lte, t.y_test[None, :]).mean(1),
             "test_acc": ((lte > 0) == (t.y_test[None, :] > 0)).float().mean(1),
+            "test_balanced_acc": 0.5 * (((lte > 0) & (t.y_test[None, :] > 0)).float().sum(1) / (t.y_test > 0).sum()
+                                        + ((lte <= 0) & (t.y_test[None, :] < 0)).float().sum(1) / (t.y_test < 0).sum()),
             "frac_pos_test": (lte > 0).float().mean(1),
             "frac_pos_other": (self.logits(t.x_other) > 0).float().mean(1),
             "frac_pos_noise": (self.logits(t.x_noise) > 0).float().mean(1),
@@ -273,7 +278,7 @@ class Stack:
         if len(t.y_val):
             lv = self.logits(t.x_val)
             yv = t.y_val[None, :]
-            l_va = margin_loss(yv * lv, self.s.loss, self.s.poly_alpha)
+            l_va = loss(yv * lv, yv)
             res.update(val_loss=l_va.mean(1), val_acc=((lv > 0) == (yv > 0)).float().mean(1),
                        val_loss_weighted=(self.class_weights(yv.expand(self.M, -1)) * l_va).mean(1))
         cols = {k: v.cpu().numpy() for k, v in res.items()}

@@ -26,7 +26,7 @@ from iwtheory.runs.locks import hold_runs
 from iwtheory.runs.records import (RecordError, Run, check_out, checkpoint_header, fault_point, read_checkpoint,
                                    set_aside, write_checkpoint)
 from iwtheory.runs.schedule import train_epochs
-from iwtheory.theory.losses import LOSSES
+from iwtheory.theory.limits import LIMIT_LOSSES, LOSS_PARAMS
 
 # Fields that change how fast a run goes, not what it computes; they stay out of the run hash.
 ENGINEERING = ("name", "description", "source", "data_dir", "download", "device", "max_models", "compile",
@@ -72,6 +72,8 @@ class TrainConfig:
     epochs: int = 10
     loss: str = "logistic"
     poly_alpha: float = 1.0
+    loss_params: dict = field(default_factory=dict)  # la: iota; vs: delta, iota; ldam: margin, s (theory.limits)
+    weight_power: float = 1.0      # train with the exponentiated class weight w^p (Wang et al. 2022)
     eval_dense: int = 20           # evaluate every epoch up to here, then log-spaced
     eval_points: int = 30
     eval_tail: int = 0             # and this many evenly spaced over the last tenth (the late window)
@@ -94,7 +96,18 @@ class TrainConfig:
         need(bool(self.name), "name must not be empty")
         need(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; choose one of {DATASETS}")
         need(self.model in MODELS, f"unknown model {self.model!r}; choose one of {MODELS}")
-        need(self.loss in LOSSES, f"unknown loss {self.loss!r}; choose one of {LOSSES}")
+        need(self.loss in LIMIT_LOSSES, f"unknown loss {self.loss!r}; choose one of {LIMIT_LOSSES}")
+        allowed = LOSS_PARAMS.get(self.loss, set()) | ({"base"} if self.loss in LOSS_PARAMS else set())
+        need(set(self.loss_params) <= allowed, f"loss_params {sorted(self.loss_params)} do not fit the "
+             f"{self.loss} loss (it takes {sorted(allowed) or 'none'})")
+        if self.loss_params:
+            from iwtheory.theory.limits import class_coefficients
+
+            try:
+                class_coefficients(self.loss, **{k: v for k, v in self.loss_params.items() if k != "base"})
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"{self.name}: loss_params: {e}") from None
+        need(self.weight_power > 0, f"weight_power must be positive; got {self.weight_power}")
         need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
         need(self.weight_norm in WEIGHT_NORMS, f"weight_norm must be one of {WEIGHT_NORMS}")
         for key in SWEEP:
@@ -189,9 +202,10 @@ def data_fingerprint(task) -> str:
     return h.hexdigest()[:16]
 
 
-def class_weight_pair(weight: float, task, norm: str) -> tuple[float, float]:
-    """(positive, negative) class weights: (w, 1), or with ``norm = "mean"`` rescaled to mean 1 over the
+def class_weight_pair(weight: float, task, norm: str, power: float = 1.0) -> tuple[float, float]:
+    """(positive, negative) class weights: (w^power, 1), or with ``norm = "mean"`` rescaled to mean 1 over the
     training set, so every weighting takes steps of a similar size."""
+    weight = float(weight) ** power
     if norm == "none":
         return float(weight), 1.0
     n_pos, n_neg = task.class_counts
@@ -364,13 +378,14 @@ def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: b
     evals, record = train_epochs(group[0][1])
     eval_set, record_set = set(evals), set(record)
     settings = EngineSettings(model=cfg.model, batchnorm=cfg.batchnorm, hidden=cfg.hidden_widths, loss=cfg.loss,
-                              poly_alpha=cfg.poly_alpha, momentum=cfg.momentum, batch_size=cfg.batch_size,
+                              poly_alpha=cfg.poly_alpha, loss_params=dict(cfg.loss_params), momentum=cfg.momentum,
+                              batch_size=cfg.batch_size,
                               n_feature_images=cfg.n_feature_images, feature_seed=cfg.subsample_seed,
                               precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile,
                               eval_chunk=cfg.eval_chunk)
     members = []
     for _, c in group:
-        wpos, wneg = class_weight_pair(c["weight"], task, cfg.weight_norm)
+        wpos, wneg = class_weight_pair(c["weight"], task, cfg.weight_norm, cfg.weight_power)
         members.append(Member(wpos, c["seed"], c["lr"], c["weight_decay"], c["dropout"], wneg=wneg))
     def new_stack():
         return Stack(members, task, settings, dev)

@@ -133,8 +133,9 @@ def log_grid(t_max: float, n: int, t_min: float = 1.0, integer: bool = False) ->
 
 
 class _Recorder:
-    def __init__(self, Z, c, loss, w_hat, depth):
+    def __init__(self, Z, c, loss, w_hat, depth, offsets=0.0):
         self.Z, self.c, self.loss, self.w_hat, self.deep = Z, c, loss, w_hat, depth > 1
+        self.b = offsets
         self.rows: dict[str, list] = {k: [] for k in ("t", "w", "loss", "mm", "r1", "al")}
 
     def __call__(self, t, layers):
@@ -142,7 +143,7 @@ class _Recorder:
         m = self.Z @ beta
         self.rows["t"].append(t)
         self.rows["w"].append(beta)
-        self.rows["loss"].append(float(np.sum(self.c * self.loss.value(m))))
+        self.rows["loss"].append(float(np.sum(self.c * self.loss.value(m + self.b))))
         self.rows["mm"].append(float(m.min()))
         if self.deep:
             r1, al = layer_diagnostics(layers)
@@ -157,6 +158,16 @@ class _Recorder:
                           np.array(self.rows["r1"]) if self.deep else None,
                           np.array(self.rows["al"]) if self.deep else None,
                           [W_.copy() for W_ in layers], meta)
+
+
+def _offsets(offsets, n: int):
+    """Per-example margin offsets b (the loss is l(z_n . w + b_n)): 0, or a finite (n,) array."""
+    if offsets is None:
+        return 0.0
+    b = np.asarray(offsets, dtype=np.float64)
+    if b.shape not in ((), (n,)) or not np.all(np.isfinite(b)):
+        raise ValueError(f"offsets must be finite, a number or one per example ({n}); got shape {b.shape}")
+    return b
 
 
 def _setup(X, y, weights, loss, w_hat):
@@ -179,8 +190,11 @@ def _setup(X, y, weights, loss, w_hat):
 def gradient_descent(X, y, weights=None, loss="logistic", lr: float = 0.1, steps: int = 10_000,
                      depth: int = 1, widths=None, init_scale: float = 0.0, balanced: bool = False,
                      batch_size: int | None = None, seed: int = 0, n_records: int = 100,
-                     w_hat=None, layers=None) -> Trajectory:
+                     w_hat=None, layers=None, offsets=None) -> Trajectory:
     """Full-batch gradient descent on L_c (or SGD with ``batch_size``), recorded at log-spaced steps.
+
+    ``offsets`` b_n shift every margin: the loss is sum_n c_n l(z_n . w + b_n) (logit adjustment and the
+    other affine-margin losses of ``iwtheory.theory.limits``).
 
     SGD draws a fresh permutation of the examples each epoch (``seed`` sets it and the
     initialisation) and scales the batch gradient by N / batch_size, an unbiased estimate of
@@ -196,7 +210,8 @@ def gradient_descent(X, y, weights=None, loss="logistic", lr: float = 0.1, steps
         raise ValueError(f"batch_size must lie in [1, {N}]; got {batch_size}")
     layers = [W.copy() for W in layers] if layers is not None else init_layers(
         d, depth, widths, init_scale, balanced, seed)
-    rec = _Recorder(Z, c, loss, w_hat, len(layers))
+    b = _offsets(offsets, N)
+    rec = _Recorder(Z, c, loss, w_hat, len(layers), b)
     grid = set(log_grid(steps, n_records, integer=True).tolist())
     rng = np.random.default_rng(seed + 1)
     perm, pos = None, N
@@ -208,18 +223,18 @@ def gradient_descent(X, y, weights=None, loss="logistic", lr: float = 0.1, steps
         if k == steps:
             break
         if batch_size is None:
-            Zb, cb, scale = Z, c, 1.0
+            Zb, cb, bb, scale = Z, c, b, 1.0
         else:
             if pos + batch_size > N:
                 perm, pos = rng.permutation(N), 0
             idx = perm[pos:pos + batch_size]
             pos += batch_size
-            Zb, cb, scale = Z[idx], c[idx], N / batch_size
+            Zb, cb, bb, scale = Z[idx], c[idx], (b[idx] if np.ndim(b) else b), N / batch_size
         if linear:
-            g = Zb.T @ (cb * loss.deriv(Zb @ w))
+            g = Zb.T @ (cb * loss.deriv(Zb @ w + bb))
             w -= (lr * scale) * g
         else:
-            g = Zb.T @ (cb * loss.deriv(Zb @ end_to_end(layers)))
+            g = Zb.T @ (cb * loss.deriv(Zb @ end_to_end(layers) + bb))
             for W, G in zip(layers, _layer_grads(layers, g)):
                 W -= (lr * scale) * G
     meta = dict(method="gd" if batch_size is None else "sgd", lr=lr, steps=steps, depth=len(layers),
@@ -232,10 +247,12 @@ def gradient_descent(X, y, weights=None, loss="logistic", lr: float = 0.1, steps
 def gradient_flow(X, y, weights=None, loss="logistic", t_max: float = 1e100, depth: int = 1,
                   widths=None, init_scale: float = 0.0, balanced: bool = False, seed: int = 0,
                   n_records: int = 100, t_min: float = 1e-2, rtol: float = 1e-10,
-                  atol: float = 1e-10, w_hat=None, layers=None) -> Trajectory:
-    """Gradient flow dW/dt = -grad L_c(W), solved in u = log(1 + t) up to ``t_max`` (1e100 and beyond)."""
+                  atol: float = 1e-10, w_hat=None, layers=None, offsets=None) -> Trajectory:
+    """Gradient flow dW/dt = -grad L_c(W), solved in u = log(1 + t) up to ``t_max`` (1e100 and beyond);
+    ``offsets`` as in ``gradient_descent``."""
     Z, c, loss, w_hat = _setup(X, y, weights, loss, w_hat)
     N, d = Z.shape
+    b = _offsets(offsets, N)
     if not (t_max > 0 and np.isfinite(np.log1p(t_max))):
         raise ValueError(f"t_max must be positive and finite; got {t_max}")
     layers = [W.copy() for W in layers] if layers is not None else init_layers(
@@ -253,14 +270,14 @@ def gradient_flow(X, y, weights=None, loss="logistic", t_max: float = 1e100, dep
 
     def neg_grad_beta(u, beta):
         # (1 + t) * (-dL/dbeta), every factor kept in log space
-        return Z.T @ np.exp(u + logc + loss.log_neg_deriv(Z @ beta))
+        return Z.T @ np.exp(u + logc + loss.log_neg_deriv(Z @ beta + b))
 
     if len(layers) == 1:
         def rhs(u, w):
             return neg_grad_beta(u, w)
 
         def jac(u, w):
-            k = np.exp(u + logc + loss.log_second_deriv(Z @ w))
+            k = np.exp(u + logc + loss.log_second_deriv(Z @ w + b))
             return -(Z.T * k) @ Z
     else:
         jac = None
@@ -277,7 +294,7 @@ def gradient_flow(X, y, weights=None, loss="logistic", t_max: float = 1e100, dep
                     t_eval=u_rec, jac=jac, rtol=rtol, atol=atol)
     if not sol.success:
         raise RuntimeError(f"gradient flow integration failed: {sol.message}")
-    rec = _Recorder(Z, c, loss, w_hat, len(layers))
+    rec = _Recorder(Z, c, loss, w_hat, len(layers), b)
     for k in range(sol.y.shape[1]):
         rec(float(np.expm1(sol.t[k])), unpack(sol.y[:, k]))
     meta = dict(method="flow", t_max=t_max, depth=len(layers), seed=seed, loss=loss.name,
