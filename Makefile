@@ -8,7 +8,7 @@ TEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-pictures te
 	latexmk cm-super dvipng ghostscript
 DATA_PACKAGES := dataset-fashion-mnist
 
-.PHONY: setup test reproduce reproduce-quick tex-deps data-deps lint bench clean
+.PHONY: setup test reproduce reproduce-quick losses tex-deps data-deps lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -41,6 +41,11 @@ reproduce: setup tex-deps data-deps
 
 reproduce-quick: setup tex-deps data-deps
 	$(BIN)/iwtheory reproduce --quick
+
+# The loss study (issue: which losses keep the weights' effect), then the paper again with its section filled.
+losses: setup tex-deps data-deps
+	$(BIN)/iwtheory train experiments/study_losses.toml
+	$(BIN)/iwtheory reproduce
 
 lint: setup
 	$(BIN)/ruff check iwtheory tests experiments

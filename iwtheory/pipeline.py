@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
 PAPER = ROOT / "paper"
 RESULTS = (ROOT / "results" / "gpu", ROOT.parent / "shared" / "results" / "gpu")
-THEORY_CONFIGS = ("theory_boundaries", "theory_angle", "theory_deep", "theory_poly", "theory_duplicates")
+THEORY_CONFIGS = ("theory_boundaries", "theory_angle", "theory_deep", "theory_poly", "theory_duplicates",
+                  "theory_losses")
 CPU_CONFIGS = ("toy_mlp", "study_fashion")
 GPU_CONFIGS = ("study_cifar",)
 

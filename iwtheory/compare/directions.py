@@ -6,7 +6,7 @@ import numpy as np
 
 from iwtheory.theory.geometry import angle, orthogonal_component, unit
 
-__all__ = ["angle", "orthogonal_component", "direction_gap", "feature_max_margin"]
+__all__ = ["angle", "orthogonal_component", "direction_gap", "feature_max_margin", "feature_limit"]
 
 
 def direction_gap(w_a, w_b, w_hat=None) -> dict:
@@ -35,3 +35,21 @@ def feature_max_margin(features, labels, weight, bias) -> dict:
     except NotSeparableError:
         return {"separable": False, "angle": float("nan"), "margin": float("nan")}
     return {"separable": True, "angle": float(angle(v, mm.w)), "margin": float(mm.margin)}
+
+
+def feature_limit(features, labels, weight, bias, loss: str, class_weights=(1.0, 1.0), **loss_params) -> dict:
+    """The limit ``loss`` predicts for penultimate features (with a bias feature), trained with per-class weights
+    ``class_weights`` = (positive, negative), and the last layer's angle to it; non-separable features give nan."""
+    from iwtheory.theory.checks import NotSeparableError
+    from iwtheory.theory.data import add_bias
+    from iwtheory.theory.limits import limit
+
+    X = add_bias(np.asarray(features, dtype=np.float64))
+    y = np.asarray(labels, dtype=np.float64)
+    c = np.where(y > 0, float(class_weights[0]), float(class_weights[1]))
+    v = np.concatenate([np.ravel(weight), np.ravel(bias)]).astype(np.float64)
+    try:
+        lim = limit(X, y, loss, c, **loss_params)
+    except NotSeparableError:
+        return {"separable": False, "angle_limit": float("nan"), "limit_kkt": float("nan")}
+    return {"separable": True, "angle_limit": float(angle(v, lim.direction)), "limit_kkt": lim.kkt_residual}

@@ -12,6 +12,7 @@ from iwtheory.report import figures as F
 from iwtheory.report import tables as T
 from iwtheory.report.analysis import STUDY, TOY, Analysis, analyse, study
 from iwtheory.report.claims import write_claims
+from iwtheory.report.losses import LOSS_STUDY, loss_numbers, losses_table, network_rows, theory_rows
 from iwtheory.report.macros import write_macros
 from iwtheory.report.numbers import numbers
 
@@ -59,6 +60,8 @@ def make_figures(runs_root="runs", out_dir="paper/figures", analysis: Analysis |
         s = s[s.angle_constant.notna() & (s.loss == "exponential") & s.determined.astype(bool)]
         if not s.empty and s.theta2.notna().all():
             paths += F.residual_figure(d, s, out_dir)
+    if not (d := a.theory("theory_losses")).empty:
+        paths += F.losses_figure(d, out_dir)
     if not (d := a.theory("theory_deep")).empty:
         paths += F.curves_figure(d, out_dir, by="depth", name="theory_deep")
     if not (d := a.theory("theory_poly")).empty:
@@ -87,8 +90,10 @@ def make_figures(runs_root="runs", out_dir="paper/figures", analysis: Analysis |
     if toy is not None:
         paths += F.frac_pos_figure(toy.df.assign(variant="2-D toy, MLP"), out_dir, probes=("frac_pos_test",),
                                    name="toy_mlp", ncols=1)
+    if (ls := study(a, LOSS_STUDY)) is not None:
+        paths += F.frac_pos_figure(ls.df, out_dir, probes=("frac_pos_test",), name="frac_pos_losses", ncols=6)
     for s_ in a.studies.values():  # other studies (the CIFAR study, GPU records): their main figure
-        if s_.name != TOY and s_ is not st:
+        if s_.name not in (TOY, LOSS_STUDY) and s_ is not st:
             paths += F.frac_pos_figure(s_.df, out_dir, probes=("frac_pos_test",), name=other_figure_name(s_))
     return paths
 
@@ -113,7 +118,10 @@ def make_tables(runs_root="runs", out_dir="paper", analysis: Analysis | None = N
     if st is not None:
         paths.append(T.write(T.early_late_table(st.summary), out / "tables" / "early_late.tex"))
     paths.append(T.write(T.experiments_table(a.df), out / "tables" / "experiments.tex"))
-    paths.append(write_macros({**numbers(a, theory_df), **(extra_numbers or {})},
+    th, net = theory_rows(a), network_rows(a)
+    if not th.empty or not net.empty:
+        paths.append(T.write(losses_table(th, net), out / "tables" / "losses.tex"))
+    paths.append(write_macros({**numbers(a, theory_df), **loss_numbers(th, net), **(extra_numbers or {})},
                               out / "generated" / "numbers.tex"))
     return paths
 

@@ -242,3 +242,34 @@ def residual_figure(records: pd.DataFrame, summaries: pd.DataFrame, out_dir, nam
         ax.plot([], [], color="0.4", ls="--", lw=0.7, label=r"$\propto t^{-(\theta_2 - 1)}$")
         _legend_weights(ax, summaries.weight.unique(), colors, ncol=2, loc="lower left")
         return save(fig, out_dir, name)
+
+
+def losses_figure(df: pd.DataFrame, out_dir, name: str = "theory_losses") -> list[Path]:
+    """Per loss: the angle to the limit it predicts (solid) and to the plain max margin (dashed) vs log10 t,
+    one colour per weight (linear model)."""
+    d = df[(df.t >= 1.0) & (df.depth == 1)].copy()
+    d["angle_limit"] = d["angle_limit"].fillna(d["angle"]) if "angle_limit" in d else d["angle"]
+    losses = list(dict.fromkeys(d.loss))
+    colors = weight_colors(d.weight.unique())
+    nc = 3
+    nr = int(np.ceil(len(losses) / nc))
+    with plt.rc_context(icml("full", aspect=0.3 * nr)):
+        fig, axes = plt.subplots(nr, nc, sharex=True, sharey=True, squeeze=False)
+        for ax, loss in zip(axes.flat, losses):
+            for w, g in d[d.loss == loss].groupby("weight"):
+                g = g.sort_values("t")
+                ax.plot(np.log10(g.t), np.maximum(g.angle_limit, 1e-17), color=colors[w])
+                ax.plot(np.log10(g.t), np.maximum(g.angle, 1e-17), color=colors[w], ls="--", lw=0.8)
+            ax.set_yscale("log")
+            ax.set_title(loss)
+        for ax in axes.flat[len(losses):]:
+            ax.set_visible(False)
+        for ax in axes[-1]:
+            ax.set_xlabel(r"$\log_{10} t$")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("angle (rad)")
+        axes[0, 0].plot([], [], color="0.3", label="to its predicted limit")
+        axes[0, 0].plot([], [], color="0.3", ls="--", lw=0.8, label=r"to $\hat w$")
+        axes[0, 0].legend(loc="lower left")
+        _figure_legend(fig, d.weight.unique(), colors, below=-0.08 / nr)
+        return save(fig, out_dir, name)

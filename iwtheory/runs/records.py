@@ -428,3 +428,20 @@ def import_results(src: str | Path, dest: str | Path = "results/gpu", max_mb: fl
     if size > max_mb:
         raise RecordError(f"{target} holds {size:.1f} MB, more than the {max_mb:g} MB a committed result may take")
     return target
+
+
+def feature_limit_angle(run_dir: str | Path) -> dict:
+    """For one CNN run, at its last recorded epoch: the last layer's angle to the limit its loss predicts for
+    its own penultimate features (trained with the run's own class weights)."""
+    from iwtheory.compare.directions import feature_limit
+
+    run_dir = Path(run_dir)
+    cfg, summ = read_json(run_dir / "config.json"), read_json(run_dir / "summary.json")
+    files = sorted((run_dir / "features").glob("epoch_*.npz"))
+    if not files:
+        return {}
+    z = read_features(files[-1])
+    params = {"alpha": cfg.get("poly_alpha", 1.0)} if cfg["loss"] == "polynomial" else dict(cfg.get("loss_params", {}))
+    r = feature_limit(z["features"], z["labels"], z["weight"], z["bias"], cfg["loss"],
+                      summ.get("class_weights", [cfg["weight"], 1.0]), **params)
+    return {"config_hash": run_dir.name, "epoch": int(z["epoch"]), **r}

@@ -14,6 +14,8 @@ from iwtheory.runs.locks import hold_runs
 from iwtheory.runs.records import Run, check_out
 from iwtheory.theory import asymptotics, data, dynamics, losses
 from iwtheory.theory.checks import DegenerateSupportError, class_weights
+from iwtheory.theory.geometry import angle
+from iwtheory.theory.limits import ADJUSTED, LIMIT_LOSSES, affine_form, limit
 from iwtheory.theory.maxmargin import max_margin
 
 METHODS = ("flow", "gd", "sgd")
@@ -43,6 +45,8 @@ class TheoryConfig:
     balanced: bool = False
     n_records: int = 100
     duplicates: list[bool] = field(default_factory=lambda: [False])  # True: integer weights as copies of points
+    loss_params: dict = field(default_factory=dict)  # per loss name: la {iota}, vs {delta, iota}, ldam {margin, s}
+    weight_power: float = 1.0      # weights c^p (Wang et al. 2022's exponentiated weights)
 
     def validate(self) -> None:
         def need(ok: bool, what: str):
@@ -56,7 +60,16 @@ class TheoryConfig:
         for m in self.methods:
             need(m in METHODS, f"unknown method {m!r}; choose from {METHODS}")
         for ls in self.losses:
-            need(ls in losses.LOSSES, f"unknown loss {ls!r}; choose one of {losses.LOSSES}")
+            need(ls in LIMIT_LOSSES, f"unknown loss {ls!r}; choose one of {LIMIT_LOSSES}")
+        need(isinstance(self.loss_params, dict) and set(self.loss_params) <= set(ADJUSTED)
+             and all(isinstance(v, dict) for v in self.loss_params.values()),
+             f"loss_params must be a table of tables, one per adjusted loss {ADJUSTED}; got {self.loss_params}")
+        for ls, params in self.loss_params.items():
+            try:
+                affine_form(ls, np.array([1.0, -1.0]), **params)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"{self.name}: loss_params.{ls}: {e}") from None
+        need(self.weight_power > 0, f"weight_power must be positive; got {self.weight_power}")
         for key in ("weights", "losses", "depths", "methods", "seeds", "duplicates"):
             need(len(getattr(self, key)) > 0, f"{key} must not be empty")
         need(all(w > 0 for w in self.weights), f"weights must be a list of positive numbers; got {self.weights}")
@@ -87,6 +100,10 @@ class TheoryConfig:
                         balanced=self.balanced, widths=self.widths[: dep - 1] if dep > 1 else [])
             if dup:
                 cell["duplicate"] = True  # absent otherwise, so earlier runs keep their hashes
+            if ls in ADJUSTED:
+                cell["loss_params"] = self.loss_params.get(ls, {})
+            if self.weight_power != 1.0:
+                cell["weight_power"] = self.weight_power
             if ls == "polynomial":
                 cell["poly_alpha"] = self.poly_alpha
             if meth == "flow":
@@ -117,15 +134,19 @@ def duplicated(ds: data.Dataset, weight: float) -> tuple[np.ndarray, np.ndarray]
 def run_cell(cell: dict, ds: data.Dataset) -> tuple[list[dict], dict]:
     """Train one cell; return its metrics rows and its summary (with the asymptotic prediction)."""
     X, y = ds.X, ds.y
-    c = class_weights(y, cell["weight"])
+    c = class_weights(y, cell["weight"]) ** cell.get("weight_power", 1.0)
     if cell.get("duplicate"):
         X, y = duplicated(ds, cell["weight"])
         c = np.ones(len(y))
-    loss = losses.get_loss(cell["loss"], cell.get("poly_alpha", 1.0))
+    if cell["loss"] in ADJUSTED:  # base(a z . w + b): the base loss on the points a z, margins offset by b
+        loss, a, b = affine_form(cell["loss"], y, **cell.get("loss_params", {}))
+        X = X * a[:, None]
+    else:
+        loss, b = losses.get_loss(cell["loss"], cell.get("poly_alpha", 1.0)), None
     mm = ds.svm if ds.svm is not None else max_margin(ds.X, ds.y)
     common = dict(weights=c, loss=loss, depth=cell["depth"], widths=cell["widths"] or None,
                   init_scale=cell["init_scale"], balanced=cell["balanced"], seed=cell["seed"],
-                  n_records=cell["n_records"], w_hat=mm.w)
+                  n_records=cell["n_records"], w_hat=mm.w, offsets=b)
     if cell["method"] == "flow":
         traj = dynamics.gradient_flow(X, y, t_max=cell["t_max"], **common)
         lr = 1.0
@@ -134,24 +155,38 @@ def run_cell(cell: dict, ds: data.Dataset) -> tuple[list[dict], dict]:
                                          batch_size=cell.get("batch_size"), **common)
         lr = cell["lr"]
     rows = traj.records()
+    lim = None
+    if cell["loss"] in ADJUSTED or cell["loss"] == "polynomial" or cell.get("weight_power", 1.0) != 1.0:
+        lim = limit(ds.X, ds.y, cell["loss"], class_weights(ds.y, cell["weight"]),
+                    cell.get("weight_power", 1.0), **({"alpha": cell["poly_alpha"]} if cell["loss"] == "polynomial"
+                                                      else cell.get("loss_params", {})))
+        for r, a_ in zip(rows, angle(traj.w, lim.direction)):
+            r["angle_limit"] = float(a_)
     summary = dict(experiment=cell["experiment"], weight=cell["weight"], loss=cell["loss"],
                    depth=cell["depth"], method=cell["method"], seed=cell["seed"],
                    duplicate=bool(cell.get("duplicate", False)),
                    w_hat=mm.w, margin=mm.margin, support=mm.support, kkt_residual=mm.kkt_residual,
                    theta2=second_margin(ds.z, mm.w),
                    final_t=float(traj.t[-1]), final_angle=float(traj.angle[-1]), final_w=traj.w[-1])
-    # The prediction holds for exponential tails and the linear model trained by GD or flow.
+    if lim is not None:
+        summary.update(limit=lim.direction, limit_kind=lim.kind, limit_kkt=lim.kkt_residual,
+                       final_angle_limit=float(angle(traj.w[-1], lim.direction)))
+    # The prediction holds for exponential tails and the linear model trained by GD or flow; an offset b
+    # is a weight e^-b on the points a z (for an exponential tail).
     if loss.tail == "exponential" and cell["depth"] == 1 and cell["method"] != "sgd" and not cell.get("duplicate"):
         try:
-            off = asymptotics.asymptotic_offset(ds.X, ds.y, c, lr=lr, mm=mm)
+            c_eff = c if b is None else c * np.exp(-b)
+            off = asymptotics.asymptotic_offset(X, ds.y, c_eff, lr=lr,
+                                                mm=mm if cell["loss"] not in ADJUSTED else None)
         except DegenerateSupportError as e:
             summary["prediction_error"] = str(e)
         else:
             summary.update(offset=off.offset, angle_constant=off.angle_constant, determined=off.determined)
             pred = off.predicted_angle(np.maximum(traj.t, 1.0))
+            key = "predicted_angle" if lim is None else "predicted_angle_limit"  # the angle to the loss's limit
             for r, p, t in zip(rows, pred, traj.t):
                 if t >= 1.0:
-                    r["predicted_angle"] = float(p)
+                    r[key] = float(p)
     return rows, summary
 
 

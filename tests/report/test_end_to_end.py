@@ -68,6 +68,16 @@ def sweep(tmp_path_factory):
                             widths=[4], t_max=1e8, n_records=12), runs, progress=False)
     run_theory(TheoryConfig(name="theory_poly", dataset="bl_toy", data=toy, weights=[0.25, 4.0],
                             losses=["logistic", "polynomial"], t_max=1e8, n_records=12), runs, progress=False)
+    run_theory(TheoryConfig(name="theory_losses", dataset="bl_toy", data=toy, weights=[1.0, 16.0],
+                            losses=["logistic", "la", "vs", "polynomial"], t_max=1e20, n_records=15,
+                            loss_params={"la": {"iota": [1.0, -1.0]}, "vs": {"delta": [2.0, 1.0]}}),
+               runs, progress=False)
+    losses = runs.parent / "losses.toml"
+    losses.write_text(STUDY.split("[regimes.none]")[0].replace('"study_fashion"', '"study_losses"') +
+                      '[regimes.vs]\nloss = "vs"\nloss_params = { delta = [0.5, 1.0] }\n'
+                      '[regimes.poly1_sub]\nloss = "polynomial"\nn_pos = 5\n')
+    for c in load_study(losses, TrainConfig):
+        run_train(c, runs, progress=False)
     cfg = runs.parent / "study.toml"
     cfg.write_text(STUDY)
     for c in load_study(cfg, TrainConfig):
@@ -145,7 +155,7 @@ def test_figures_tables_claims_and_a_compiled_pdf(sweep, tmp_path):
     figs = make_figures(sweep, paper / "figures", a)
     names = {p.stem for p in figs}
     assert {"theory_angle", "theory_boundaries", "theory_residual", "frac_pos_none", "frac_pos_regimes",
-            "effect_by_regime", "l2_strength", "early_stopping", "toy_mlp"} <= names
+            "effect_by_regime", "l2_strength", "early_stopping", "toy_mlp", "theory_losses", "frac_pos_losses"} <= names
     assert all(p.stat().st_size > 0 for p in figs)
     make_claims(sweep, paper, a)
     make_tables(sweep, paper, a, extra_numbers={"RunsMinutes": 1.0, "ReportMinutes": 0.1, "Quick": "no",
@@ -159,6 +169,8 @@ def test_figures_tables_claims_and_a_compiled_pdf(sweep, tmp_path):
     assert "Undefined control sequence" not in log
     missing = sorted(set(ln for ln in log.splitlines() if "missing number" in ln))
     assert missing == [], missing
+    tex = (paper / "tables" / "losses.tex").read_text()
+    assert "cost-sensitive max margin" in tex and "poly1" in tex
 
 
 def test_two_variants_in_one_folder_are_refused(sweep, tmp_path):

@@ -1,0 +1,118 @@
+"""Which losses keep the weights' effect: the theory experiment and the network study side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from iwtheory.compare import claims as C
+from iwtheory.compare.effects import fit_power
+from iwtheory.report.analysis import Analysis, study
+from iwtheory.report.tables import latex_table, pm
+from iwtheory.runs.records import feature_limit_angle
+
+LOSS_STUDY = "study_losses"
+ORDER = ("logistic", "exponential", "la", "vs", "ldam", "polynomial")
+
+
+def theory_rows(a: Analysis) -> pd.DataFrame:
+    """Per loss: the limit's kind, the largest final angle to it (every weight and depth), the final angle to
+    the plain max margin (largest weight, linear), and how fast the angle to the limit falls."""
+    s = a.theory_summaries("theory_losses")
+    r = a.theory("theory_losses")
+    if s.empty:
+        return pd.DataFrame()
+    rows = []
+    for loss in [x for x in ORDER if x in set(s.loss)]:
+        g = s[s.loss == loss]
+        fin = g.final_angle_limit.fillna(g.final_angle) if "final_angle_limit" in g else g.final_angle
+        top = g[(g.depth == 1) & (g.weight == g.weight.max())].iloc[0]
+        rec = r[r.config_hash == top.config_hash].sort_values("t")
+        ang = rec.angle_limit.fillna(rec.angle) if "angle_limit" in rec else rec.angle
+        # exponential tails: theta ~ K / log t, a slope of -1 in log theta against log log t; polynomial: a power
+        tt, aa = rec.t.to_numpy(), ang.to_numpy()
+        rate = fit_power(np.log(tt[tt > 1]), aa[tt > 1], t_min=np.log(1e10), floor=1e-14) if loss != "polynomial" \
+            else fit_power(tt, aa, t_min=10.0, floor=1e-14)
+        rows.append({"loss": loss, "limit": g.limit_kind.dropna().iloc[0] if "limit_kind" in g and
+                     g.limit_kind.notna().any() else "max margin", "final_to_limit": float(fin.max()),
+                     "final_to_hat": float(top.final_angle), "rate": rate,
+                     "K_pred": float(top.angle_constant) if "angle_constant" in top and pd.notna(top.angle_constant)
+                     else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def network_rows(a: Analysis) -> pd.DataFrame:
+    """Per regime of the loss study: the oriented late Delta on S_in, late balanced accuracy, the feature-space
+    angle to the loss's limit (mean over runs that separate their features)."""
+    st = study(a, LOSS_STUDY)
+    if st is None:
+        return pd.DataFrame()
+    rows = []
+    for reg in dict.fromkeys(st.df.regime):
+        g = st.df[st.df.regime == reg]
+        e, se, n = C.mean_se(C.oriented(C.late_effect(g, "frac_pos_test")).to_numpy())
+        late = g[g.epoch.isin(C.late_window(g.epoch))]
+        ba, bse, _ = C.mean_se(late.groupby("seed").test_balanced_acc.mean().to_numpy())
+        roots = dict(zip(g.config_hash, g.root))
+        fl = [feature_limit_angle(Path(roots[h]) / h) for h in sorted(g.config_hash.unique())]
+        angles = [x["angle_limit"] for x in fl if x and x.get("separable")]
+        rows.append({"regime": reg, "loss": g.loss.iloc[0] if "loss" in g else reg,
+                     "subsampled": reg.endswith("_sub"), "late_effect": e, "late_se": se, "n_seeds": n,
+                     "balanced_acc": ba, "balanced_se": bse,
+                     "feature_angle": float(np.mean(angles)) if angles else float("nan"),
+                     "feature_separable": len(angles) / max(len(fl), 1)})
+    return pd.DataFrame(rows)
+
+
+def losses_table(th: pd.DataFrame, net: pd.DataFrame) -> str:
+    """The theory's limits and the networks' late effects, one row per loss."""
+    rows = []
+    have = set(th.loss if not th.empty else []) | set(net.regime.str.replace("_sub", "") if not net.empty else [])
+    # the theory's polynomial tail has alpha = 1: it is the poly1 row
+    names = [n for n in ("logistic", "exponential", "la", "vs", "ldam", "poly1", "poly2")
+             if n in have or (n == "poly1" and "polynomial" in have)]
+    for name in names:
+        base = {"poly1": "polynomial", "poly2": "-"}.get(name, name)
+        t = th[th.loss == base] if not th.empty else th
+        row = {"loss": name, "limit (theory)": t.limit.iloc[0] if len(t) else "---",
+               r"final $\theta$ to limit": pm(t.final_to_limit.iloc[0], digits=4) if len(t) else "---",
+               r"final $\theta$ to $\hat w$": pm(t.final_to_hat.iloc[0], digits=4) if len(t) else "---"}
+        for sub, label in ((False, "balanced"), (True, "subsampled")):
+            n = net[(net.regime == (name + "_sub" if sub else name))] if not net.empty else net
+            row[f"late $\\Delta$, {label}"] = pm(n.late_effect.iloc[0], n.late_se.iloc[0]) if len(n) else "---"
+            if sub:
+                row["bal. acc., subsampled"] = pm(n.balanced_acc.iloc[0], n.balanced_se.iloc[0]) if len(n) else "---"
+                row["feature $\\theta$ to limit"] = pm(n.feature_angle.iloc[0]) if len(n) else "---"
+        rows.append(row)
+    cells = pd.DataFrame(rows)
+    return latex_table(cells, pd.DataFrame(index=cells.index), {},
+                       caption=r"Which losses keep the weights' effect. Theory (2-D toy, gradient flow to the last "
+                               r"time, linear and deep linear): the limit each loss predicts and the final angle to "
+                               r"it (largest over weights and depths) and to the plain max margin $\hat w$ (weight "
+                               r"16). Networks: the oriented late $\Delta$ on $S_{\mathrm{in}}$ (mean $\pm$ standard "
+                               r"error over seeds), the late balanced accuracy, and the last layer's angle to the "
+                               r"limit its loss predicts for its own penultimate features (mean over nets that "
+                               r"separate them).", label="tab:losses")
+
+
+def loss_numbers(th: pd.DataFrame, net: pd.DataFrame) -> dict:
+    from iwtheory.report.macros import macro_name
+
+    vals: dict[str, object] = {}
+    if not th.empty:
+        exp_tails = th[~th.loss.isin(["vs", "polynomial"])]
+        vals["LossesMaxFinalToLimit"] = float(th.final_to_limit.max())
+        vals["LossesExpMaxFinalToHat"] = float(exp_tails.final_to_hat.max())
+        for _, r in th.iterrows():
+            vals[macro_name("LossRate", r.loss)] = float(r.rate)
+            vals[macro_name("LossToHat", r.loss)] = float(r.final_to_hat)
+    if not net.empty:
+        for _, r in net.iterrows():
+            vals[macro_name("LossLate", r.regime.replace("_", " "))] = float(r.late_effect)
+            vals[macro_name("LossBalAcc", r.regime.replace("_", " "))] = float(r.balanced_acc)
+        vals["LossFeatureAngleMax"] = float(np.nanmax(net.feature_angle)) if net.feature_angle.notna().any() \
+            else float("nan")
+        vals["LossStudy"] = 1
+    return vals
