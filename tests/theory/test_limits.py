@@ -18,7 +18,7 @@ CASES = [("logistic", {}), ("exponential", {}), ("la", {"iota": (1.0, -1.0)}),
 
 
 @pytest.mark.parametrize("loss", [get_loss("logistic"), get_loss("exponential"), polynomial(1.0), polynomial(2.0)],
-                         ids=lambda l: f"{l.name}{l.alpha or ''}")
+                         ids=lambda loss: f"{loss.name}{loss.alpha or ''}")
 def test_values_and_derivatives_against_finite_differences(loss):
     m = np.concatenate([-np.geomspace(50, 1e-3, 40), np.geomspace(1e-3, 1e6, 80)])
     m = m[np.abs(m - 1.0) > 1e-3]  # the polynomial tail's seam at m = 1 has no second derivative
