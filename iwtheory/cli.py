@@ -14,6 +14,13 @@ def _theory(args) -> int:
     from iwtheory.runs.theory import TheoryConfig, run_theory
 
     cfg = load_toml(args.config, TheoryConfig, quick=args.quick, overrides=args.set)
+    if args.scheduler:
+        from iwtheory.runs.launch import connect, distributed_theory
+
+        with connect(args.scheduler) as client:
+            done = distributed_theory(client, cfg, args.out, progress=not args.no_progress)
+        print(f"{cfg.name}: {len(done)} runs written under {args.out}")
+        return 0
     runs = run_theory(cfg, args.out, progress=not args.no_progress, wait=args.wait)
     print(f"{cfg.name}: {len(runs)} runs under {args.out}")
     return 0
@@ -26,6 +33,14 @@ def _train(args) -> int:
     if args.device:
         resolve_device(args.device)  # before any data is read
     cfgs = load_study(args.config, TrainConfig, quick=args.quick, overrides=args.set, regimes=args.regime or None)
+    if args.scheduler:
+        from iwtheory.runs.launch import connect, distributed_train
+
+        with connect(args.scheduler) as client:
+            done = distributed_train(client, cfgs, args.out, data_dir=args.data_dir, device=args.device,
+                                     download=True if args.download else None, progress=not args.no_progress)
+        print(f"{cfgs[0].name}: {len(done)} runs written under {args.out}")
+        return 0
     runs = run_study(cfgs, args.out, data_dir=args.data_dir, device=args.device,
                      download=True if args.download else None, progress=not args.no_progress, wait=args.wait)
     regimes = ", ".join(c.regime for c in cfgs)
@@ -38,7 +53,7 @@ def _reproduce(args) -> int:
 
     out = args.out or ("runs/quick" if args.quick else "runs")
     res = reproduce(out, quick=args.quick, data_dir=args.data_dir, device=args.device,
-                    progress=not args.no_progress, paper=Path(args.paper))
+                    progress=not args.no_progress, paper=Path(args.paper), scheduler=args.scheduler)
     for name, n in res["runs"].items():
         print(f"{name}: {n} runs under {out}")
     if res["pdf"]:
@@ -103,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--no-progress", action="store_true", help="no progress bar")
     experiment.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                             help="wait this long for runs another process is writing (default: refuse at once)")
+    experiment.add_argument("--scheduler", default=None, metavar="local[:N]|tcp://HOST:PORT",
+                            help="run on Dask distributed: a local cluster of N processes, or an existing scheduler")
 
     t = sub.add_parser("theory", parents=[experiment], help="run a theory experiment (linear / deep linear models)")
     t.set_defaults(func=_theory)
@@ -122,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default=None, help="cpu, cuda ... (default: auto)")
     r.add_argument("--paper", default=str(PAPER), help="paper folder to write figures, tables and the PDF into")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--scheduler", default=None, metavar="local[:N]|tcp://HOST:PORT",
+                   help="run the experiments on Dask distributed (see `iwtheory train --help`)")
     r.set_defaults(func=_reproduce)
 
     f = sub.add_parser("figures", help="write the paper's figures (pgf + pdf) from run records")
@@ -150,12 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `iwtheory` console script; errors print one clear line, exit code 2."""
+    from iwtheory.runs.launch import UnitsFailed
     from iwtheory.runs.locks import RunLockedError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, OSError, RunLockedError) as e:
+    except (ValueError, KeyError, OSError, RunLockedError, UnitsFailed) as e:
         # named errors (ConfigError, DataError, DataFileError, RecordError, ...) are ValueErrors
         msg = str(e) if not isinstance(e, KeyError) else f"missing key {e}"
         if isinstance(e, OSError) and e.filename and str(e.filename) not in msg:

@@ -8,6 +8,7 @@ the fresh runs and labelled as recorded on a GPU. Finished runs are skipped, unf
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
@@ -68,7 +69,8 @@ def environment() -> dict[str, str]:
 
 def reproduce(out: str | Path = "runs", quick: bool = False, data_dir: str | None = None,
               device: str | None = None, paper: Path = PAPER, experiments: Path = EXPERIMENTS,
-              progress: bool = True, cnn: bool = True, pdf: bool = True, results=None) -> dict:
+              progress: bool = True, cnn: bool = True, pdf: bool = True, results=None,
+              scheduler: str | None = None) -> dict:
     """Run the experiments, then write figures, tables, claims and numbers under ``paper`` and build the PDF."""
     from iwtheory.report.analysis import analyse, result_dirs
     from iwtheory.report.build import make_claims, make_figures, make_tables
@@ -80,19 +82,28 @@ def reproduce(out: str | Path = "runs", quick: bool = False, data_dir: str | Non
         raise FileNotFoundError(f"experiment configs not found at {experiments}; run from a source checkout")
     t0 = time.perf_counter()
     counts, timings = {}, {}
-    for name in THEORY_CONFIGS:
-        t = time.perf_counter()
-        cfg = load_toml(experiments / f"{name}.toml", TheoryConfig, quick=quick)
-        counts[name] = len(run_theory(cfg, out, progress=progress))
-        timings[name] = time.perf_counter() - t
-    if cnn:
-        names, why = choose_cnn(data_dir, device)
-        print(why)
-        for name in names:
+    with contextlib.ExitStack() as stack:
+        client = None
+        if scheduler:
+            from iwtheory.runs.launch import connect, distributed_theory, distributed_train
+
+            client = stack.enter_context(connect(scheduler))
+        for name in THEORY_CONFIGS:
             t = time.perf_counter()
-            cfgs = load_study(experiments / f"{name}.toml", TrainConfig, quick=quick)
-            counts[name] = len(run_study(cfgs, out, data_dir=data_dir, device=device, progress=progress))
+            cfg = load_toml(experiments / f"{name}.toml", TheoryConfig, quick=quick)
+            counts[name] = len(distributed_theory(client, cfg, out, progress) if client else
+                               run_theory(cfg, out, progress=progress))
             timings[name] = time.perf_counter() - t
+        if cnn:
+            names, why = choose_cnn(data_dir, device)
+            print(why)
+            for name in names:
+                t = time.perf_counter()
+                cfgs = load_study(experiments / f"{name}.toml", TrainConfig, quick=quick)
+                counts[name] = len(distributed_train(client, cfgs, out, data_dir, device, progress=progress)
+                                   if client else run_study(cfgs, out, data_dir=data_dir, device=device,
+                                                            progress=progress))
+                timings[name] = time.perf_counter() - t
     t_runs = time.perf_counter() - t0
     found = result_dirs(*(RESULTS if results is None else results))
     for _, label in found:

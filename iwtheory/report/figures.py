@@ -149,6 +149,7 @@ def frac_pos_figure(df: pd.DataFrame, out_dir, probes=PROBES, name: str = "frac_
                 ax.set_ylabel(f"{grp}\nfrac. positive")
         for ax in axes.flat[len(panels):]:
             ax.set_visible(False)
+        fig.subplots_adjust(hspace=0.5)  # room for each row's titles under the row above
         for ax in axes[-1]:
             ax.set_xlabel("epoch + 1")
         if one:
@@ -163,8 +164,9 @@ def effect_figure(summary: pd.DataFrame, out_dir, name: str = "effect_by_regime"
     groups = list(dict.fromkeys(summary[by]))
     nc = min(4, len(groups))
     nr = int(np.ceil(len(groups) / nc))
-    with plt.rc_context(icml("full", aspect=0.25 * nr)):
+    with plt.rc_context(icml("full", aspect=0.3 * nr)):
         fig, axes = plt.subplots(nr, nc, sharey=True, squeeze=False)
+        fig.subplots_adjust(hspace=0.6)
         for ax, grp in zip(axes.flat, groups):
             s_ = summary[summary[by] == grp].sort_values("weight")
             lw = np.log2(s_.weight)

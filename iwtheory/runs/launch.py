@@ -1,0 +1,200 @@
+"""Sweeps on Dask distributed: `--scheduler local[:N]` or `--scheduler tcp://HOST:PORT`.
+
+Units of work: a stack group of models (``train``) or a batch of theory cells (``theory``). Each unit runs
+on a worker and writes its own records into the shared ``--out`` folder, under the runs' write locks, so a
+unit never runs twice at once and a unit rescheduled after its worker died resumes from its checkpoint and
+ends with the records an uninterrupted run writes. A unit that raises is reported with its runs and the
+others go on; rerunning the same command resumes. Records are identical across modes when the torch
+thread counts agree (a worker of a local cluster uses one thread).
+
+    local           a LocalCluster with one single-threaded worker process per core
+    local:N         ... with N worker processes
+    tcp://HOST:PORT an existing scheduler (`dask scheduler`, `dask worker tcp://HOST:PORT --nthreads 1`,
+                    or dask-jobqueue's SLURMCluster); GPU groups ask for the resource GPU=1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from iwtheory.runs.config import ConfigError, config_hash
+
+
+class UnitsFailed(RuntimeError):
+    """Some units of a distributed sweep raised; the message lists them."""
+
+
+def parse_scheduler(spec: str) -> tuple[str, int | None]:
+    """('local', N or None) or ('tcp://...', None); anything else is a ConfigError."""
+    if spec == "local":
+        return "local", None
+    if spec.startswith("local:"):
+        try:
+            n = int(spec.split(":", 1)[1])
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ConfigError(f"--scheduler {spec!r}: local:N needs a positive number of workers")
+        return "local", n
+    if spec.startswith(("tcp://", "tls://", "ucx://")):
+        return spec, None
+    raise ConfigError(f"--scheduler {spec!r}: expected local, local:N or tcp://HOST:PORT")
+
+
+@contextlib.contextmanager
+def connect(spec: str):
+    """A dask.distributed Client for ``spec`` (a LocalCluster is started here and closed after)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("--scheduler needs dask[distributed] (pip install 'dask[distributed]')") from None
+    kind, n = parse_scheduler(spec)
+    if kind == "local":
+        n = n or os.cpu_count() or 1
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               silence_logs=40)
+        client = Client(cluster)
+    else:
+        cluster = None
+        try:
+            client = Client(kind, timeout="10s")
+        except OSError as e:
+            raise ConfigError(f"--scheduler {spec}: no scheduler answers there ({e})") from None
+    print(f"dask: {len(client.scheduler_info()['workers'])} worker(s); dashboard {client.dashboard_link}",
+          flush=True)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+@dataclass
+class Unit:
+    """One piece of work and the runs it writes (named in failure reports)."""
+
+    name: str
+    runs: list[str]
+    fn: object
+    args: tuple
+    resources: dict | None = None
+    kwargs: dict = field(default_factory=dict)
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        with contextlib.suppress(Exception):
+            import torch
+
+            torch.set_num_threads(threads)
+
+
+def _train_unit(cfgs, out, members, device, data_dir, download, threads):
+    from iwtheory.runs.train import run_group
+
+    _set_threads(threads)
+    return run_group(cfgs, out, members, device, data_dir=data_dir, download=download, progress=False,
+                     wait=math.inf)
+
+
+def _theory_unit(cfg, out, indices, threads):
+    from iwtheory.runs.theory import run_cells
+
+    _set_threads(threads)
+    return run_cells(cfg, out, indices, wait=math.inf)
+
+
+def train_units(cfgs, out, device: str, data_dir=None, download=None, threads: int | None = 1) -> list[Unit]:
+    """One unit per stack group of the unfinished models of ``cfgs``."""
+    from iwtheory.runs.train import _identity, plan_groups
+    from iwtheory.runs.records import Run
+
+    units = []
+    for members in plan_groups(cfgs, out):
+        hashes = [Run(out, c, _identity(c)).hash for c in (cfgs[ci].cells()[k] for ci, k in members)]
+        units.append(Unit(f"train-{config_hash(hashes)}", hashes, _train_unit,
+                          (cfgs, str(out), members, device, data_dir, download, threads),
+                          {"GPU": 1} if device.startswith("cuda") else None))
+    return units
+
+
+def theory_units(cfg, out, batch: int | None = None, workers: int = 2, threads: int | None = 1) -> list[Unit]:
+    """The unfinished cells of ``cfg`` in batches (by default about four batches per worker)."""
+    from iwtheory.runs.records import Run
+    from iwtheory.runs.theory import _identity
+
+    cells = cfg.cells()
+    todo = [i for i, c in enumerate(cells) if not Run(out, c, _identity(c)).done]
+    size = batch or max(1, math.ceil(len(todo) / (4 * max(workers, 1))))
+    units = []
+    for g in range(0, len(todo), size):
+        idx = todo[g:g + size]
+        hashes = [config_hash(cells[i]) for i in idx]
+        units.append(Unit(f"theory-{config_hash(hashes)}", hashes, _theory_unit, (cfg, str(out), idx, threads)))
+    return units
+
+
+def run_units(client, units: list[Unit], progress: bool = True, what: str = "units") -> list[str]:
+    """Submit every unit, show a bar over finished units, report failures (the others go on); return the
+    hashes finished. Raises UnitsFailed listing the failed units when any failed."""
+    from distributed import as_completed
+
+    if not units:
+        return []
+    futures = {client.submit(u.fn, *u.args, key=f"{u.name}-{time.time_ns()}", pure=False,
+                             resources=u.resources, **u.kwargs): u for u in units}
+    done, failed = [], []
+    with tqdm(total=len(units), disable=not progress, unit="unit", desc=what, file=sys.stderr) as bar:
+        for fut in as_completed(futures):
+            unit = futures[fut]
+            try:
+                done += fut.result()
+            except Exception as e:  # a unit's failure is reported with its runs; the others go on
+                failed.append(f"{unit.name} (runs {', '.join(unit.runs[:4])}{' ...' if len(unit.runs) > 4 else ''})"
+                              f": {type(e).__name__}: {e}")
+                print(f"iwtheory: unit failed: {failed[-1]}", file=sys.stderr, flush=True)
+            bar.update(1)
+    if failed:
+        raise UnitsFailed(f"{len(failed)} of {len(units)} units failed; rerun the same command to resume them: "
+                          + " | ".join(failed))
+    return done
+
+
+def distributed_theory(client, cfg, out, progress: bool = True) -> list[str]:
+    from iwtheory.runs.records import check_out
+
+    out = check_out(out).resolve()  # workers elsewhere see the shared folder by its full path
+    workers = len(client.scheduler_info()["workers"])
+    return run_units(client, theory_units(cfg, out, workers=workers, threads=threads_for(client)), progress,
+                     cfg.name)
+
+
+def threads_for(client) -> int | None:
+    """Torch threads per unit: 1 on a local cluster's single-threaded workers, else the worker's own setting."""
+    return 1 if getattr(client, "cluster", None) is not None else None
+
+
+def distributed_train(client, cfgs, out, data_dir=None, device: str | None = None, download=None,
+                      progress: bool = True) -> list[str]:
+    from iwtheory.runs.records import check_out
+    from iwtheory.runs.train import drop_finished_checkpoints, resolve_device
+
+    out = check_out(out).resolve()
+    dev = device or cfgs[0].device
+    if dev == "auto":
+        dev = "cpu"  # the client cannot see the workers' devices; name cuda to use GPU workers
+    dev = resolve_device(dev) if dev == "cpu" else dev
+    data_dir = str(Path(data_dir).resolve()) if data_dir else None
+    done = run_units(client, train_units(cfgs, out, dev, data_dir, download, threads_for(client)), progress,
+                     cfgs[0].name)
+    drop_finished_checkpoints(Path(out))
+    return done
