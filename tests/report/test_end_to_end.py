@@ -74,7 +74,8 @@ def sweep(tmp_path_factory):
                runs, progress=False)
     losses = runs.parent / "losses.toml"
     losses.write_text(STUDY.split("[regimes.none]")[0].replace('"study_fashion"', '"study_losses"') +
-                      '[regimes.vs]\nloss = "vs"\nloss_params = { delta = [0.5, 1.0] }\n'
+                      '[regimes.logistic]\n[regimes.vs]\nloss = "vs"\nloss_params = { delta = [0.5, 1.0] }\n'
+                      '[regimes.poly1]\nloss = "polynomial"\n[regimes.poly2]\nloss = "polynomial"\npoly_alpha = 2.0\n'
                       '[regimes.poly1_sub]\nloss = "polynomial"\nn_pos = 5\n')
     for c in load_study(losses, TrainConfig):
         run_train(c, runs, progress=False)
