@@ -1,7 +1,7 @@
 """The many-models engine against a bare batched-matmul loop, for the MLP on a CPU.
 
-command:  python experiments/benchmarks/mlp_engine.py [--models 1,7,105] [--hidden 512,128] [--steps 40]
-runtime:  ~1 min on 2 CPU cores
+command:  python experiments/benchmarks/mlp_engine.py [--models 1,7,105] [--hidden 512,128] [--steps 100]
+runtime:  ~2 min on 2 CPU cores
 Both loops train M MLPs (784 inputs, Fashion-MNIST-sized uint8 images, batch 16 per model) with SGD
 and momentum: the same gather of each model's batch, normalisation, forward, weighted logistic loss,
 backward and update. The bare loop is the least a stacked MLP can do in PyTorch (baddbmm layers,
@@ -79,8 +79,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="1,7,105")
     ap.add_argument("--hidden", default="512,128")
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     hidden = tuple(int(h) for h in args.hidden.split(","))
     t = task()
