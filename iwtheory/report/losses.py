@@ -12,9 +12,11 @@ from iwtheory.compare.effects import fit_power
 from iwtheory.report.analysis import Analysis, study
 from iwtheory.report.tables import latex_table, pm
 from iwtheory.runs.records import feature_limit_angle
+from iwtheory.theory.limits import LIMIT_LOSSES
 
 LOSS_STUDY = "study_losses"
-ORDER = ("logistic", "exponential", "la", "vs", "ldam", "polynomial")
+# the loss study's rows: its regimes are loss names, the polynomial tail as poly1 (alpha = 1, the theory's) and poly2
+ROWS = tuple(n for name in LIMIT_LOSSES for n in (("poly1", "poly2") if name == "polynomial" else (name,)))
 
 
 def theory_rows(a: Analysis) -> pd.DataFrame:
@@ -25,7 +27,7 @@ def theory_rows(a: Analysis) -> pd.DataFrame:
     if s.empty:
         return pd.DataFrame()
     rows = []
-    for loss in [x for x in ORDER if x in set(s.loss)]:
+    for loss in [x for x in LIMIT_LOSSES if x in set(s.loss)]:
         g = s[s.loss == loss]
         fin = g.final_angle_limit.fillna(g.final_angle) if "final_angle_limit" in g else g.final_angle
         top = g[(g.depth == 1) & (g.weight == g.weight.max())].iloc[0]
@@ -71,8 +73,7 @@ def losses_table(th: pd.DataFrame, net: pd.DataFrame) -> str:
     rows = []
     have = set(th.loss if not th.empty else []) | set(net.regime.str.replace("_sub", "") if not net.empty else [])
     # the theory's polynomial tail has alpha = 1: it is the poly1 row
-    names = [n for n in ("logistic", "exponential", "la", "vs", "ldam", "poly1", "poly2")
-             if n in have or (n == "poly1" and "polynomial" in have)]
+    names = [n for n in ROWS if n in have or (n == "poly1" and "polynomial" in have)]
     for name in names:
         base = {"poly1": "polynomial", "poly2": "-"}.get(name, name)
         t = th[th.loss == base] if not th.empty else th

@@ -19,6 +19,7 @@ import math
 import os
 import signal
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -223,9 +224,9 @@ def check_out(out: str | Path) -> Path:
         raise ConfigError(f"--out {out} is a file, not a folder of run records")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out)  # unique: writers may share a process
+        os.close(fd)
+        os.unlink(probe)
     except OSError as e:
         raise ConfigError(f"--out {out} is not writable ({e.strerror or e})") from None
     return out

@@ -99,18 +99,20 @@ def test_two_clients_submitting_one_sweep_write_each_record_once(tmp_path):
     out = tmp_path / "run"
     errors = []
 
-    def one():
+    def one(c):
         try:
-            with connect("local:1") as c:
-                distributed_train(c, cfgs, out, progress=False)
+            distributed_train(c, cfgs, out, progress=False)
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
-    threads = [threading.Thread(target=one) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=600)
+    # two clients, each with its own cluster, submitting at once (clusters start one at a time: distributed
+    # does not start two in one process concurrently)
+    with connect("local:1") as c1, connect("local:1") as c2:
+        threads = [threading.Thread(target=one, args=(c,)) for c in (c1, c2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=600)
     assert not errors, errors
     assert tree(out) == tree(tmp_path / "ref")
     assert not load(out).duplicated(["config_hash", "epoch"]).any()
