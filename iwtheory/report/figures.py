@@ -42,6 +42,16 @@ def _figure_legend(fig, weights, colors, below: float = -0.1):
                bbox_to_anchor=(0.5, below))
 
 
+def _label_grid(axes, used: int, xlabel: str, ylabel: str) -> None:
+    """Hide the panels past ``used``; x labels on the bottom row, y labels on the left column."""
+    for ax in axes.flat[used:]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel(xlabel)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+
+
 def _legend_weights(ax, weights, colors, **kw):
     handles = [plt.Line2D([], [], color=colors[w], label=weight_label(w)) for w in sorted(weights)]
     ax.legend(handles=handles, title="weight", ncol=kw.pop("ncol", 1), **kw)
@@ -147,14 +157,12 @@ def frac_pos_figure(df: pd.DataFrame, out_dir, probes=PROBES, name: str = "frac_
             ax.set_title(grp if one else (PROBE_TITLES.get(probe, probe) if k < nc else ""))
             if not one and k % nc == 0:
                 ax.set_ylabel(f"{grp}\nfrac. positive")
-        for ax in axes.flat[len(panels):]:
-            ax.set_visible(False)
         fig.subplots_adjust(hspace=0.5)  # room for each row's titles under the row above
-        for ax in axes[-1]:
-            ax.set_xlabel("epoch + 1")
         if one:
-            for ax in axes[:, 0]:
-                ax.set_ylabel("frac. positive")
+            _label_grid(axes, len(panels), "epoch + 1", "frac. positive")
+        else:
+            for ax in axes[-1]:
+                ax.set_xlabel("epoch + 1")
         _figure_legend(fig, df.weight.unique(), colors, below=-0.1 / nr)
         return save(fig, out_dir, name)
 
@@ -173,12 +181,7 @@ def effect_figure(summary: pd.DataFrame, out_dir, name: str = "effect_by_regime"
             ax.plot(lw, s_.peak_effect, "o-", ms=3, color="#0072B2", label="largest early")
             ax.errorbar(lw, s_.late_effect, yerr=s_.late_se, fmt="s-", ms=3, color="#D55E00", label="last tenth")
             ax.set_title(grp)
-        for ax in axes.flat[len(groups):]:
-            ax.set_visible(False)
-        for ax in axes[-1]:
-            ax.set_xlabel(r"$\log_2 w$")
-        for ax in axes[:, 0]:
-            ax.set_ylabel(r"$|\Delta|$ (frac. positive)")
+        _label_grid(axes, len(groups), r"$\log_2 w$", r"$|\Delta|$ (frac. positive)")
         axes[0, 0].legend(loc="upper center")
         return save(fig, out_dir, name)
 
@@ -264,12 +267,7 @@ def losses_figure(df: pd.DataFrame, out_dir, name: str = "theory_losses") -> lis
                 ax.plot(np.log10(g.t), np.maximum(g.angle, 1e-17), color=colors[w], ls="--", lw=0.8)
             ax.set_yscale("log")
             ax.set_title(loss)
-        for ax in axes.flat[len(losses):]:
-            ax.set_visible(False)
-        for ax in axes[-1]:
-            ax.set_xlabel(r"$\log_{10} t$")
-        for ax in axes[:, 0]:
-            ax.set_ylabel("angle (rad)")
+        _label_grid(axes, len(losses), r"$\log_{10} t$", "angle (rad)")
         axes[0, 0].plot([], [], color="0.3", label="to its predicted limit")
         axes[0, 0].plot([], [], color="0.3", ls="--", lw=0.8, label=r"to $\hat w$")
         axes[0, 0].legend(loc="lower left")
