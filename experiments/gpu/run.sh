@@ -91,7 +91,7 @@ EOF
 fi
 echo "epochs: $EPOCHS" | tee -a "$LOG"
 CMD=(-m iwtheory train experiments/study_cifar.toml --data-dir "$DATA" --device "$DEVICE" --regime none --regime l2
-     --regime dropout --regime batchnorm "${STUDY[@]}" --out "$OUT/work/runs" --no-progress)
+     --regime dropout --regime batchnorm "${STUDY[@]}" --out "$OUT/staging/runs" --no-progress)
 T0=$(date +%s)
 timeout $(( BUDGET > $(elapsed) + 30 ? BUDGET - $(elapsed) - 20 : 10 )) "$PY" "${CMD[@]}" >> "$LOG" 2>&1
 RC=$?
@@ -99,7 +99,7 @@ STUDY_S=$(( $(date +%s) - T0 ))
 step "study finished: exit code $RC after $STUDY_S s"
 
 step "packing"
-tar czf "$OUT/records.tar.gz" -C "$OUT/work" --exclude="features" --exclude="_groups" --exclude="_locks" runs
+tar czf "$OUT/records.tar.gz" -C "$OUT/staging" --exclude="features" --exclude="_groups" --exclude="_locks" runs
 "$PY" - "$OUT" "$RC" "$STUDY_S" "$EPOCHS" "$(elapsed)" "python3 ${CMD[*]}" "$ROOT" <<'EOF'
 import json, sys
 from pathlib import Path
@@ -120,6 +120,6 @@ for r in b.get("engine", []):
                  f"({b['plain_loop']['ms_per_step']:.2f} ms per step)")
 (Path(out) / "README.md").write_text("\n".join(lines) + "\n")
 EOF
-rm -rf "$OUT/work"
+rm -rf "$OUT/staging"
 step "done: $(ls "$OUT" | tr '\n' ' ')"
 exit $RC

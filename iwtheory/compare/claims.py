@@ -192,7 +192,7 @@ def c2b(control: pd.DataFrame, none: pd.DataFrame) -> dict:
     value, se, n = e_c
     if n < MIN_SEEDS or max_acc >= 1.0:
         verdict = "inconclusive"
-    else:
+    else:  # the threshold rule with a margin of 3 SE rather than its usual 2
         verdict = threshold_verdict(value, se * K_SE / Z_SE, max(C2_LEVEL, e_n[0]), n)
     return _entry("C2b", "Fading needs separability.",
                   "oriented late Delta on S_in of a model that cannot separate its training data",

@@ -112,7 +112,6 @@ class Analysis:
     summaries: pd.DataFrame
     diverged: pd.DataFrame
     studies: dict[str, CnnStudy] = field(default_factory=dict)
-    gpu_notes: dict[str, str] = field(default_factory=dict)   # source label -> the run's README
     cache: dict = field(default_factory=dict)                  # results computed once (the claims)
 
     def theory(self, name: str) -> pd.DataFrame:
@@ -174,10 +173,6 @@ def analyse(runs_root, results: list[tuple[Path, str]] = ()) -> Analysis:
     df, summaries = read_records(roots)
     diverged = _diverged(summaries)
     a = Analysis(df, summaries, diverged)
-    for p, s in roots:
-        if s != "local":
-            readme = p.parent / "README.md"
-            a.gpu_notes[s] = readme.read_text() if readme.exists() else ""
     if "epoch" in df.columns:
         cnn = df[df.epoch.notna()]
         for (name, source), _ in cnn.groupby(["experiment", "source"]):
