@@ -328,10 +328,15 @@ def early_stopped(df: pd.DataFrame, loss: str = "val_loss_weighted") -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def early_stopped_deltas(es: pd.DataFrame) -> pd.DataFrame:
+    """Per seed and weight w != 1: Delta between the early-stopped nets of ``early_stopped``."""
+    t = es.pivot(index="seed", columns="weight", values="F")
+    return t.drop(columns=1.0).sub(t[1.0], axis=0)
+
+
 def c12(none: pd.DataFrame) -> dict:
     es = early_stopped(none)
-    t = es.pivot(index="seed", columns="weight", values="F")
-    per = t.drop(columns=1.0).sub(t[1.0], axis=0)
+    per = early_stopped_deltas(es)
     a, sa, n = mean_se(oriented(per).to_numpy())
     b, sb, _ = _oriented_late(none)
     diff, se = a - b, float(np.hypot(sa, sb))

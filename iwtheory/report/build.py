@@ -35,9 +35,7 @@ def l2_points(df: pd.DataFrame) -> pd.DataFrame:
 
 def early_stop_points(none: pd.DataFrame) -> pd.DataFrame:
     """Delta on S_in per weight: at each net's best validation epoch, and over the late window."""
-    es = C.early_stopped(none)
-    t = es.pivot(index="seed", columns="weight", values="F")
-    per_es = t.drop(columns=1.0).sub(t[1.0], axis=0)
+    per_es = C.early_stopped_deltas(C.early_stopped(none))
     per_late = C.late_effect(none, "frac_pos_test")
     rows = []
     for label, per in (("early stopped", per_es), ("last tenth", per_late)):

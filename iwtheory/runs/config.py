@@ -182,6 +182,13 @@ def load_study(path: str | Path, cls, quick: bool = False, overrides: list[str] 
     return out
 
 
+def check_distinct(name: str, cells: list[dict], keys: str) -> None:
+    """ConfigError when a sweep resolves two cells to the same run (say a weight listed twice)."""
+    hashes = [config_hash(c) for c in cells]
+    if len(set(hashes)) != len(hashes):
+        raise ConfigError(f"{name}: the sweep lists a cell twice (a repeated {keys}); every run must be distinct")
+
+
 def config_hash(d: dict) -> str:
     """Short stable hash of a resolved config (canonical JSON)."""
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)

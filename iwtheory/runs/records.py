@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from iwtheory.runs.config import ConfigError, config_hash
-from iwtheory.runs.schedule import schedule_gaps
+from iwtheory.runs.schedule import schedule_gaps, scheduled
 
 
 class RecordError(ValueError):
@@ -198,8 +198,6 @@ class Run:
 
     def finish(self) -> None:
         """Write ``done``, after checking that the metrics hold every scheduled point exactly once."""
-        from iwtheory.runs.schedule import scheduled
-
         key, _ = scheduled(self.config)
         gaps = schedule_gaps(self.config, [r.get(key) for r in self.read_metrics()])
         if gaps:
@@ -303,8 +301,6 @@ def check_complete(d: Path, rows: list[dict]) -> str:
     """'' when a finished run's metrics hold its schedule once; otherwise what is wrong."""
     cfg = read_json(d / "config.json")
     try:
-        from iwtheory.runs.schedule import scheduled
-
         key, _ = scheduled(cfg)
     except (ValueError, KeyError):
         return ""  # a kind without a schedule (imported records of another tool) is not checked

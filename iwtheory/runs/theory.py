@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from iwtheory.runs.config import ConfigError, check_kwargs, config_hash
+from iwtheory.runs.config import ConfigError, check_distinct, check_kwargs
 from iwtheory.runs.locks import hold_runs
 from iwtheory.runs.records import Run, check_out
 from iwtheory.theory import asymptotics, data, dynamics, losses
@@ -85,9 +85,7 @@ class TheoryConfig:
         need(all(h >= 1 for h in self.widths), f"widths must be positive; got {self.widths}")
         need(not any(self.duplicates) or all(float(w).is_integer() for w in self.weights),
              "duplicated points realise integer weights only")
-        hashes = [config_hash(c) for c in self.cells()]
-        need(len(set(hashes)) == len(hashes), "the sweep lists a cell twice (a repeated weight, loss, depth, "
-                                              "method, seed or duplicate setting); every run must be distinct")
+        check_distinct(self.name, self.cells(), "weight, loss, depth, method, seed or duplicate setting")
 
     def cells(self) -> list[dict]:
         """The sweep's cells: one resolved config per run."""

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from iwtheory.nets.names import DATASETS, MODELS, PRECISIONS, WEIGHT_NORMS
-from iwtheory.runs.config import ConfigError, check_kwargs, config_hash
+from iwtheory.runs.config import ConfigError, check_distinct, check_kwargs, config_hash
 from iwtheory.runs.locks import hold_runs
 from iwtheory.runs.records import (RecordError, Run, check_out, checkpoint_header, fault_point, read_checkpoint,
                                    set_aside, write_checkpoint)
@@ -139,10 +139,7 @@ class TrainConfig:
                          self.synthetic, f"{self.name}: synthetic")
         elif self.synthetic:
             raise ConfigError(f"{self.name}: 'synthetic' settings apply to the synthetic and bl_toy datasets only")
-        hashes = [config_hash(c) for c in self.cells()]
-        if len(set(hashes)) != len(hashes):
-            raise ConfigError(f"{self.name}: the sweep lists a cell twice (a repeated weight, seed, lr, weight "
-                              "decay or dropout); every run must be distinct")
+        check_distinct(self.name, self.cells(), "weight, seed, lr, weight decay or dropout")
 
     def cells(self) -> list[dict]:
         """One resolved config per model, without the engineering fields."""
