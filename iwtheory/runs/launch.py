@@ -23,9 +23,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
 
 from iwtheory.runs.config import ConfigError, config_hash
+from iwtheory.runs.progress import progress as progress_bar
 
 
 class UnitsFailed(RuntimeError):
@@ -153,7 +153,7 @@ def run_units(client, units: list[Unit], progress: bool = True, what: str = "uni
     futures = {client.submit(u.fn, *u.args, key=f"{u.name}-{time.time_ns()}", pure=False,
                              resources=u.resources, **u.kwargs): u for u in units}
     done, failed = [], []
-    with tqdm(total=len(units), disable=not progress, unit="unit", desc=what, file=sys.stderr) as bar:
+    with progress_bar(len(units), what, "units", enabled=progress) as bar:
         for fut in as_completed(futures):
             unit = futures[fut]
             try:

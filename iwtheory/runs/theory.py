@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from iwtheory.runs.config import ConfigError, check_distinct, check_kwargs
 from iwtheory.runs.locks import hold_runs
+from iwtheory.runs.progress import progress as progress_bar
 from iwtheory.runs.records import Run, check_out
 from iwtheory.theory import asymptotics, data, dynamics, losses
 from iwtheory.theory.checks import DegenerateSupportError, class_weights
@@ -92,6 +92,8 @@ class TheoryConfig:
         out = []
         for w, ls, dep, meth, seed, dup in itertools.product(self.weights, self.losses, self.depths,
                                                              self.methods, self.seeds, self.duplicates):
+            if seed != self.seeds[0] and meth != "sgd" and dep == 1 and self.init_scale == 0.0:
+                continue  # flow and GD from w = 0 draw nothing: every seed would repeat the first one's run
             cell = dict(experiment=self.name, kind="theory", dataset=self.dataset, data=self.data,
                         weight=w, loss=ls, depth=dep, method=meth, seed=seed, n_records=self.n_records,
                         init_scale=self.init_scale if dep == 1 else self.deep_init_scale,
@@ -229,6 +231,8 @@ def run_theory(cfg: TheoryConfig, out: str | Path = "runs", progress: bool = Tru
     todo = [i for i, r in enumerate(runs) if not r.done]
     if todo:
         ds = build_dataset(cfg)
-        for i in tqdm(todo, desc=cfg.name, disable=not progress, unit="run"):
-            run_cells(cfg, out, [i], ds, wait=wait)
+        with progress_bar(len(todo), cfg.name, "runs", enabled=progress) as bar:
+            for i in todo:
+                run_cells(cfg, out, [i], ds, wait=wait)
+                bar.update(1)
     return runs

@@ -14,15 +14,16 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from iwtheory.nets.names import DATASETS, MODELS, PRECISIONS, WEIGHT_NORMS
 from iwtheory.runs.config import ConfigError, check_distinct, check_kwargs, config_hash
 from iwtheory.runs.locks import hold_runs
+from iwtheory.runs.progress import progress as progress_bar
 from iwtheory.runs.records import (RecordError, Run, check_out, checkpoint_header, fault_point, read_checkpoint,
                                    set_aside, write_checkpoint)
 from iwtheory.runs.schedule import train_epochs
@@ -30,7 +31,7 @@ from iwtheory.theory.limits import LIMIT_LOSSES, LOSS_PARAMS
 
 # Fields that change how fast a run goes, not what it computes; they stay out of the run hash.
 ENGINEERING = ("name", "description", "source", "data_dir", "download", "device", "max_models", "compile",
-               "channels_last", "checkpoint_every", "eval_chunk")
+               "channels_last", "checkpoint_every", "checkpoint_seconds", "eval_chunk")
 SWEEP = ("weights", "seeds", "lrs", "weight_decays", "dropouts")
 
 
@@ -84,7 +85,8 @@ class TrainConfig:
     compile: bool = False
     device: str = "auto"
     max_models: int = 108
-    checkpoint_every: int = 1
+    checkpoint_every: int = 1      # epochs between checkpoints ...
+    checkpoint_seconds: float = 0.0  # ... and at least this many seconds (a checkpoint of a small stack costs an epoch)
     eval_chunk: int = 1000
     synthetic: dict = field(default_factory=dict)  # synthetic_images() or bl_toy() arguments
 
@@ -123,6 +125,7 @@ class TrainConfig:
                     "subsample_seed"):
             need(getattr(self, key) >= 0, f"{key} must be >= 0; got {getattr(self, key)}")
         need(all(s >= 0 for s in self.seeds), f"seeds must be >= 0; got {self.seeds}")
+        need(self.checkpoint_seconds >= 0, f"checkpoint_seconds must be >= 0; got {self.checkpoint_seconds}")
         need(0 < self.keep_pos <= 1 and 0 < self.keep_neg <= 1, "keep_pos and keep_neg must lie in (0, 1]")
         need(0 <= self.val_fraction < 1, f"val_fraction must lie in [0, 1); got {self.val_fraction}")
         need(0 <= self.label_noise < 0.5, f"label_noise must lie in [0, 0.5); got {self.label_noise}")
@@ -419,16 +422,19 @@ def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: b
             r.start(fresh=True, extra=extra)
         _record(stack, group, 0, record_set)
     regimes = "+".join(dict.fromkeys(c["regime"] for _, c in group))
-    bar = tqdm(total=cfg.epochs, initial=stack.epoch, disable=not progress, unit="epoch",
-               desc=f"{cfg.name}/{regimes} [{len(group)} models on {dev}]")
+    bar = progress_bar(cfg.epochs, f"{cfg.name}/{regimes} [{len(group)} models on {dev}]", "epochs",
+                       initial=stack.epoch, enabled=progress)
     meta = {"group": group_hash, "runs": hashes, "data_fingerprint": fp}
+    last_checkpoint = time.monotonic()
     while stack.epoch < cfg.epochs:
         stack.train_epoch()
         e = stack.epoch
         if e in eval_set:
             _record(stack, group, e, record_set)
-        if e % cfg.checkpoint_every == 0 or e == cfg.epochs:
+        if e == cfg.epochs or (e % cfg.checkpoint_every == 0
+                               and time.monotonic() - last_checkpoint >= cfg.checkpoint_seconds):
             write_checkpoint(ckpt, stack.state_bytes(), {**meta, "epoch": e})
+            last_checkpoint = time.monotonic()
         bar.update(1)
         if interrupt is not None:
             interrupt(e)
