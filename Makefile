@@ -8,7 +8,7 @@ TEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-pictures te
 	latexmk cm-super dvipng ghostscript
 DATA_PACKAGES := dataset-fashion-mnist
 
-.PHONY: setup test reproduce reproduce-quick losses tex-deps data-deps lint bench clean
+.PHONY: setup test reproduce readme timings reproduce-quick losses tex-deps data-deps lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -36,8 +36,18 @@ data-deps:
 test: setup tex-deps
 	$(BIN)/python -m pytest -q
 
-reproduce: setup tex-deps data-deps
-	$(BIN)/iwtheory reproduce
+# Timed from before the set-up, so the wall time in paper/generated/reproduce.json is the whole command's.
+reproduce:
+	@start=$$(date +%s); $(MAKE) --no-print-directory setup tex-deps data-deps && \
+	  $(BIN)/iwtheory reproduce --started-at $$start
+
+# Every config's quick variant, timed: results/cpu/timings.json, the configs' runtime lines and the README.
+timings: setup data-deps
+	$(BIN)/iwtheory timings
+
+# After a `make reproduce`: its claims and timings into results/cpu/, and the README's tables from them.
+readme: setup
+	$(BIN)/iwtheory readme --snapshot
 
 reproduce-quick: setup tex-deps data-deps
 	$(BIN)/iwtheory reproduce --quick

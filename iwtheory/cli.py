@@ -53,11 +53,44 @@ def _reproduce(args) -> int:
 
     out = args.out or ("runs/quick" if args.quick else "runs")
     res = reproduce(out, quick=args.quick, data_dir=args.data_dir, device=args.device,
-                    progress=not args.no_progress, paper=Path(args.paper), scheduler=args.scheduler)
+                    progress=not args.no_progress, paper=Path(args.paper), scheduler=args.scheduler,
+                    started_at=args.started_at)
     for name, n in res["runs"].items():
         print(f"{name}: {n} runs under {out}")
     if res["pdf"]:
         print(f"paper: {res['pdf']}")
+    return 0
+
+
+def _timings(args) -> int:
+    from iwtheory.pipeline import EXPERIMENTS, measure_quick
+    from iwtheory.report import readme
+
+    path = measure_quick(data_dir=args.data_dir)
+    for p in readme.update_configs(EXPERIMENTS, path.parent):
+        print(f"runtime line rewritten: {p}")
+    readme.update(PAPER.parent / "README.md", path.parent)
+    return 0
+
+
+def _readme(args) -> int:
+    from iwtheory.report import readme
+
+    root = PAPER.parent
+    cpu = root / "results" / "cpu"
+    if args.snapshot:
+        readme.snapshot(PAPER / "generated", cpu)
+    if args.check:
+        want = readme.render(cpu)
+        have = readme.blocks_of((root / "README.md").read_text())
+        stale = [k for k in want if have.get(k) != want[k]]
+        if stale:
+            raise ValueError(f"README.md blocks {stale} disagree with results/cpu/: run `iwtheory readme`")
+        print("README.md agrees with results/cpu/")
+        return 0
+    readme.update_configs(root / "experiments", cpu)
+    changed = readme.update(root / "README.md", cpu)
+    print("README.md " + ("rewritten from results/cpu/" if changed else "already agrees with results/cpu/"))
     return 0
 
 
@@ -141,7 +174,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--scheduler", default=None, metavar="local[:N]|tcp://HOST:PORT",
                    help="run the experiments on Dask distributed (see `iwtheory train --help`)")
+    r.add_argument("--started-at", type=float, default=None, metavar="UNIX_TIME",
+                   help="when the calling command began (make passes the start of its set-up), for the timings")
     r.set_defaults(func=_reproduce)
+
+    tm = sub.add_parser("timings", help="time every config's quick variant into results/cpu/timings.json, then "
+                                      "rewrite the configs' runtime lines and the README")
+    tm.add_argument("--data-dir", default=None, help="CIFAR-10 folder, for the CIFAR configs")
+    tm.set_defaults(func=_timings)
+
+    rd = sub.add_parser("readme", help="rewrite the README's results and timings from results/cpu/")
+    rd.add_argument("--snapshot", action="store_true",
+                    help="first copy paper/generated/{claims,reproduce}.json (of a finished make reproduce) "
+                         "into results/cpu/")
+    rd.add_argument("--check", action="store_true", help="change nothing; exit 2 if the README disagrees")
+    rd.set_defaults(func=_readme)
 
     f = sub.add_parser("figures", help="write the paper's figures (pgf + pdf) from run records")
     f.add_argument("--runs", default="runs", help="run records folder")

@@ -9,6 +9,7 @@ the fresh runs and labelled as recorded on a GPU. Finished runs are skipped, unf
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import shutil
@@ -16,6 +17,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from iwtheory.report.layout import LayoutError, layout_faults
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
@@ -51,6 +54,10 @@ def build_pdf(paper: Path) -> Path | None:
         return None
     subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"], cwd=paper,
                    check=True, stdout=subprocess.DEVNULL)
+    faults = layout_faults((paper / "main.log").read_text(errors="replace"))
+    if faults:
+        raise LayoutError(f"{paper / 'main.pdf'} was built with {len(faults)} layout fault(s): "
+                          + "; ".join(faults[:5]))
     return paper / "main.pdf"
 
 
@@ -70,8 +77,10 @@ def environment() -> dict[str, str]:
 def reproduce(out: str | Path = "runs", quick: bool = False, data_dir: str | None = None,
               device: str | None = None, paper: Path = PAPER, experiments: Path = EXPERIMENTS,
               progress: bool = True, cnn: bool = True, pdf: bool = True, results=None,
-              scheduler: str | None = None) -> dict:
-    """Run the experiments, then write figures, tables, claims and numbers under ``paper`` and build the PDF."""
+              scheduler: str | None = None, started_at: float | None = None) -> dict:
+    """Run the experiments, then write figures, tables, claims and numbers under ``paper`` and build the PDF;
+    write the wall times to ``paper/generated/reproduce.json``. ``started_at`` (a Unix time): when the command
+    that called this began (`make reproduce` passes the start of its set-up), so the total includes it."""
     from iwtheory.report.analysis import analyse, result_dirs
     from iwtheory.report.build import make_claims, make_figures, make_tables
     from iwtheory.runs.config import load_study, load_toml
@@ -116,4 +125,60 @@ def reproduce(out: str | Path = "runs", quick: bool = False, data_dir: str | Non
              "CommandLine": " ".join(["iwtheory", *sys.argv[1:]]) if sys.argv and "iwtheory" in sys.argv[0]
              else "iwtheory reproduce"}
     make_tables(out, paper, analysis, extra_numbers=extra)
-    return {"runs": counts, "seconds": timings, "pdf": build_pdf(paper) if pdf else None}
+    t_report = time.perf_counter() - t0 - t_runs
+    t_pdf = time.perf_counter()
+    pdf_path = build_pdf(paper) if pdf else None
+    t_pdf = time.perf_counter() - t_pdf if pdf_path else None
+    write_timings(paper / "generated" / "reproduce.json", timings, t_report, t_pdf, time.perf_counter() - t0,
+                  started_at, quick)
+    return {"runs": counts, "seconds": timings, "pdf": pdf_path}
+
+
+def write_timings(path: Path, runs: dict, report: float, pdf: float | None, total: float, started_at: float | None,
+                  quick: bool) -> Path:
+    """The measured wall times of one reproduce (seconds) with the machine and versions they were measured on."""
+    import torch
+
+    make = time.time() - started_at if started_at else None
+    data = {"runs_seconds": runs, "report_seconds": report, "pdf_seconds": pdf, "total_seconds": total,
+            "make_seconds": make, "setup_seconds": make - total if make is not None else None, "quick": quick,
+            "machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1))
+    return path
+
+
+def measure_quick(experiments: Path = EXPERIMENTS, results_dir: Path = ROOT / "results" / "cpu",
+                  data_dir: str | None = None) -> Path:
+    """`make timings`: run every config's quick variant into a scratch folder, timed, and write
+    ``results_dir/timings.json`` (seconds, or why a config could not run here)."""
+    import tempfile
+
+    import torch
+
+    from iwtheory.report.readme import config_paths
+    from iwtheory.runs.config import load_study, load_toml
+    from iwtheory.runs.theory import TheoryConfig, run_theory
+    from iwtheory.runs.train import TrainConfig, run_study
+
+    quick: dict[str, object] = {}
+    for name, path in config_paths(experiments).items():
+        with tempfile.TemporaryDirectory() as out:
+            t = time.perf_counter()
+            try:
+                if name.startswith("theory_"):
+                    run_theory(load_toml(path, TheoryConfig, quick=True), out, progress=False)
+                else:
+                    run_study(load_study(path, TrainConfig, quick=True), out, data_dir=data_dir, progress=False)
+            except (ValueError, OSError) as e:  # its data is not here (CIFAR-10 without --data-dir)
+                quick[name] = f"not run here ({str(e).splitlines()[0][:80]})"
+                continue
+            quick[name] = time.perf_counter() - t
+        print(f"{name}: {quick[name] if isinstance(quick[name], str) else f'{quick[name]:.1f} s'}")
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / "timings.json"
+    path.write_text(json.dumps({"quick": quick, "machine": platform.machine(), "cpus": os.cpu_count(),
+                                "torch": torch.__version__}, indent=1))
+    return path

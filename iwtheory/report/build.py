@@ -115,7 +115,15 @@ def make_tables(runs_root="runs", out_dir="paper", analysis: Analysis | None = N
     st = study(a, STUDY)
     if st is not None:
         paths.append(T.write(T.early_late_table(st.summary), out / "tables" / "early_late.tex"))
+        paths.append(T.write(T.separation_table(C.separation_summary(st.df)), out / "tables" / "separation.tex"))
     paths.append(T.write(T.experiments_table(a.df), out / "tables" / "experiments.tex"))
+    for s_ in a.studies.values():  # the CIFAR study (GPU records): which claims its nets can decide
+        if s_.name == "study_cifar":
+            sep = C.separation_summary(s_.df)
+            paths.append(T.write(T.separation_table(sep, "tab:separation-cifar", " of the CIFAR-10 study"),
+                                 out / "tables" / "separation_cifar.tex"))
+            extra_numbers = {**(extra_numbers or {}),
+                             "CifarDecidable": ", ".join(C.decidable(sep)) or "none"}
     th, net = theory_rows(a), network_rows(a)
     if not th.empty or not net.empty:
         paths.append(T.write(losses_table(th, net), out / "tables" / "losses.tex"))

@@ -11,24 +11,23 @@ import pandas as pd
 
 from iwtheory.compare import claims as C
 from iwtheory.report.analysis import STUDY, TOY, Analysis, study
+from iwtheory.report.macros import fmt_pm
 from iwtheory.report.tables import latex_table
 
-ORDER = ("C1", "C2", "C2b", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10", "C11", "C12")
-STATEMENTS = {
-    "C1": "Weighting matters early.", "C2": "Without regularisation the effect fades once the net separates its "
-    "training data.", "C2b": "Fading needs separability.", "C3": "The same holds off-distribution.",
-    "C4": "L2 keeps part of the effect.", "C5": "Dropout does not keep the effect.",
-    "C6": "Batch norm keeps some of the effect.", "C7": "The kept effect depends on the L2 strength jointly with "
-    "the weight.", "C8": "Subsampling changes predictions; weighting cannot correct the imbalance.",
-    "C9": "Linear toy: every weighting converges to the max-margin boundary.",
-    "C10": "A small MLP on the 2-D toy shows the same.",
-    "C11": "Location, not density: duplicating points changes nothing in the limit.",
-    "C12": "Early stopping keeps the effect."}
-
-
 def _missing(cid: str, what: str) -> dict:
-    return {"id": cid, "statement": STATEMENTS[cid], "statistic": "", "value": None, "se": None, "n_seeds": 0,
-            "rule": "", "verdict": "inconclusive", "details": {"missing": f"no records of {what}"}}
+    return {"id": cid, "statement": C.CLAIMS[cid].statement, "statistic": "", "value": None, "se": None,
+            "n_seeds": 0, "rule": "", "verdict": "inconclusive",
+            "premise": {"statement": C.CLAIMS[cid].premise, "met": False, "value": None}, "threshold": None,
+            "details": {"missing": f"no records of {what}"}}
+
+
+def steps_per_epoch(s) -> int:
+    """Optimisation steps in one epoch of a study: floor(training images / batch size)."""
+    sizes = s.sizes.get("none") or next(iter(s.sizes.values()), {}) or {}
+    n = sizes.get("train")
+    if not n:
+        raise ValueError(f"the records of {s.name} do not say how many training images they used")
+    return max(1, int(n) // int(s.config["batch_size"]))
 
 
 def scale_of(s) -> dict:
@@ -61,15 +60,18 @@ def _evaluate(a: Analysis) -> list[dict]:
         have = set(df.regime)
         scale = scale_of(st)
         exps = [f"{STUDY} [{r}]" for r in sorted(have)]
+        spe = steps_per_epoch(st)
         if "none" in have:
-            out["C1"] = C.c1(none)
-            out["C2"] = C.c2(none)
-            out["C3"] = C.c3(none)
+            out["C1"] = C.c1(none, spe)
+            out["C2"] = C.c2(none, spe)
+            out["C3"] = C.c3(none, spe)
             if "val_loss_weighted" in none and none.val_loss_weighted.notna().any():
                 out["C12"] = C.c12(none)
-        for cid, reg, fn in (("C2b", "noise", C.c2b), ("C5", "dropout", C.c5), ("C6", "batchnorm", C.c6)):
+        for cid, reg, fn in (("C2b", "noise", C.c2b), ("C5", "dropout", C.c5)):
             if reg in have and "none" in have:
                 out[cid] = fn(C.variant(df, reg), none)
+        if "batchnorm" in have and "none" in have:
+            out["C6"] = C.c6(C.variant(df, "batchnorm"), none, spe)
         if "l2" in have and "none" in have:
             l2 = C.variant(df, "l2")
             out["C4"] = C.c4(l2, none)
@@ -89,28 +91,21 @@ def _evaluate(a: Analysis) -> list[dict]:
                                 "epochs": f"gradient flow to t = {theory.t.max():.0e}"}, experiments=["theory_angle"])
     dup = a.theory("theory_duplicates")
     if not dup.empty:
-        out["C11"] = C.c11(dup)
+        out["C11"] = C.c11(dup, a.theory_summaries("theory_duplicates"))
         out["C11"].update(scale={"dataset": "2-D toy (B&L)", "model": "linear, bias feature",
                                  "epochs": f"{int(dup.t.max())} GD / SGD steps"}, experiments=["theory_duplicates"])
     toy = study(a, TOY)
     if toy is not None:
-        out["C10"] = C.c10(toy.df)
+        out["C10"] = C.c10(toy.df, steps_per_epoch(toy))
         out["C10"].update(scale=scale_of(toy) | {"dataset": "2-D toy (B&L)"}, experiments=[TOY])
     what = {"C9": "theory_angle", "C10": TOY, "C11": "theory_duplicates"}
-    return [out.get(cid) or _missing(cid, what.get(cid, f"{STUDY} (its regimes)")) for cid in ORDER]
+    return [out.get(cid) or _missing(cid, what.get(cid, f"{STUDY} (its regimes)")) for cid in C.ORDER]
 
 
 def _fmt(v, se=None) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "---"
-    if abs(v) < 1e-3 and v != 0:
-        m, e = f"{v:.1e}".split("e")
-        s = f"{m}\\times 10^{{{int(e)}}}"
-    else:
-        s = f"{v:.3f}"
-    if se is not None and np.isfinite(se):
-        s += f" \\pm {se:.3f}"
-    return f"${s}$"
+    return f"${fmt_pm(v, se)}$"
 
 
 def claims_table(entries: list[dict]) -> str:
@@ -120,12 +115,16 @@ def claims_table(entries: list[dict]) -> str:
         "statement": [e["statement"] for e in entries],
         "value": [_fmt(e["value"], e["se"]) for e in entries],
         "seeds": [str(e["n_seeds"]) if e["n_seeds"] else "---" for e in entries],
+        "premise": ["met" if e["premise"]["met"] else "not met" for e in entries],
         "verdict": [e["verdict"] for e in entries]})
     tex = latex_table(cells, pd.DataFrame(index=cells.index), {},
                       caption="The seed paper's claims at the scale measured here (Section~\\ref{sec:claims} gives "
                               "each statistic and its rule, fixed before the results were seen). Value: the claim's "
-                              "statistic, mean $\\pm$ standard error over seeds.", label="tab:claims")
-    return tex.replace("{llllll}", "{llp{2.6in}lll}").replace("{lllll}", "{lp{2.9in}lll}")
+                              "statistic, mean $\\pm$ standard error over seeds; premise: whether every net behind "
+                              "the verdict was in the state the claim speaks of (measured), without which no verdict "
+                              "is decisive.",
+                      label="tab:claims")
+    return tex.replace("{llllll}", "{lp{2.6in}llll}")
 
 
 _TEX = {"S_in": r"$S_{\mathrm{in}}$", "S_out": r"$S_{\mathrm{out}}$", "S_noise": r"$S_{\mathrm{noise}}$",
@@ -158,6 +157,45 @@ def claims_detail(entries: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _range(t: dict | None) -> str:
+    if not t:
+        return ""
+    lo, hi = t["stable_range"]
+    return (f" The verdict stays the same for a {_tex(t['parameter'])} from {_fmt(lo)} to {_fmt(hi)} "
+            f"(the rule uses {_fmt(t['value'])}).")
+
+
+def claims_discussion(entries: list[dict]) -> str:
+    """One paragraph for every claim that does not hold: what was measured, and why the verdict is what it is
+    (a premise not met, a value on the wrong side of its rule, or too wide an uncertainty)."""
+    out = []
+    for e in entries:
+        if e["verdict"] == "holds":
+            continue
+        p = e["premise"]
+        head = f"\\paragraph{{{e['id']}: {e['verdict']}.}} {_tex(e['statement'])} "
+        if not e["statistic"]:
+            out.append(head + f"Not measured: {_tex(e['details'].get('missing', ''))}.")
+            continue
+        text = f"Measured: {_fmt(e['value'], e['se'])}"
+        text += f" over {e['n_seeds']} seeds. " if e["n_seeds"] > 1 else ". "
+        if not p["met"]:
+            val = f" (measured: {_tex(p.get('measure', 'value'))} {_fmt(p['value'])})" if p.get("value") is not None \
+                else ""
+            before = e["details"].get("verdict_before_premise")
+            text += (f"Its premise is not met: {_tex(p['statement'])}{val}. "
+                     + (f"The rule alone would say {before}; without the premise that says nothing about the "
+                        "claim. " if before else ""))
+        elif e["verdict"] == "fails":
+            text += f"The rule ({_tex(e['rule'])}) decides against the claim at this scale."
+        else:
+            text += f"The rule ({_tex(e['rule'])}) cannot decide: the uncertainty spans both sides."
+        out.append(head + text + _range(e.get("threshold")))
+    if not out:
+        out.append("Every claim holds at this scale.")
+    return "\n\n".join(out) + "\n"
+
+
 def write_claims(a: Analysis, out_dir: str | Path, entries: list[dict] | None = None) -> list[Path]:
     """paper/generated/claims.json, paper/tables/claims.tex and the per-claim rules (claims_detail.tex)."""
     entries = entries if entries is not None else evaluate(a)
@@ -170,7 +208,9 @@ def write_claims(a: Analysis, out_dir: str | Path, entries: list[dict] | None = 
     t.write_text(claims_table(entries))
     d = out / "tables" / "claims_detail.tex"
     d.write_text(claims_detail(entries))
-    return [j, t, d]
+    x = out / "tables" / "claims_discussion.tex"
+    x.write_text(claims_discussion(entries))
+    return [j, t, d, x]
 
 
 def _json_default(x):

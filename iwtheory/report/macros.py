@@ -35,7 +35,31 @@ def fmt(value, digits: int = 3) -> str:
     if abs(value) >= 1e4 or abs(value) < 1e-3:
         m, e = f"{value:.{digits - 1}e}".split("e")
         return f"{m}\\times 10^{{{int(e)}}}"
-    return f"{value:.{digits}g}"
+    # fixed point with `digits` significant digits: %g would print 2100.5 as 2.1e+03
+    decimals = max(0, digits - 1 - int(np.floor(np.log10(abs(value)))))
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def se_decimals(se: float) -> int:
+    """Decimals that show a standard error to one significant digit (two when it starts with a 1): the one
+    precision rule for every mean +- SE printed."""
+    if not np.isfinite(se) or se <= 0:
+        return 3
+    first = int(np.floor(np.log10(se)))
+    digits = 2 if f"{se:e}".startswith("1") else 1
+    return max(0, digits - 1 - first)
+
+
+def fmt_pm(mean, se=None) -> str:
+    """Math-mode '0.123 \\pm 0.004' with both rounded to the SE's precision (``se_decimals``), or ``fmt(mean)``
+    alone; never e-notation."""
+    if mean is None or not np.isfinite(mean):
+        return "---"
+    if se is None or not np.isfinite(se):
+        return fmt(mean)
+    k = se_decimals(se) if se > 0 else 3
+    return f"{mean:.{k}f} \\pm {se:.{k}f}"
 
 
 def write_macros(values: dict[str, object], path: str | Path, digits: int = 3) -> Path:

@@ -96,7 +96,9 @@ def study_numbers(a: Analysis) -> dict:
                 StudyValFraction=float(none.get("val_fraction", 0.0)),
                 StudyHidden=_tex_list(none.get("hidden") or [512, 128], fmt=str),
                 StudyRegimes=int(df.regime.nunique()), StudyRuns=int(df.config_hash.nunique()),
-                StudyTail=int(C.late_window(df[df.regime == df.regime.iloc[0]].epoch).size))
+                StudyTail=int(df[df.regime == df.regime.iloc[0]].epoch.nunique()),
+                LateK=C.K_LATE, LatePoints=C.MIN_LATE_POINTS, EarlySteps=C.EARLY_STEPS, ToyEarlySteps=C.TOY_EARLY_STEPS,
+                MinSeeds=C.MIN_SEEDS, EquivMargin=C.MARGIN)
     for k in ("train", "val", "test", "other", "noise"):
         if k in sizes:
             vals[macro_name("Study", k, "Images")] = int(sizes[k])
@@ -151,6 +153,9 @@ def claim_numbers(a: Analysis, entries: list[dict] | None = None) -> dict:
     for e in entries if entries is not None else evaluate(a):
         key = "Claim" + CLAIM_WORDS[e["id"]]
         vals[macro_name(key, "Verdict")] = e["verdict"]
+        vals[macro_name(key, "Premise")] = "met" if e["premise"]["met"] else "not met"
+        if isinstance(e["premise"].get("value"), (int, float)) and not isinstance(e["premise"]["value"], bool):
+            vals[macro_name(key, "PremiseValue")] = float(e["premise"]["value"])
         if e["value"] is not None:
             vals[macro_name(key, "Value")] = float(e["value"])
         if e["se"] is not None:

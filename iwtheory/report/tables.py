@@ -7,22 +7,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from iwtheory.report.macros import fmt_pm
 from iwtheory.report.style import weight_label
 
 
 def pm(mean: float, se: float | None = None, digits: int = 3) -> str:
-    """'$0.123 \\pm 0.004$' (or '$0.123$'); nan becomes an em dash."""
+    """'$0.123 \\pm 0.004$' at the SE's precision (``macros.fmt_pm``), or '$0.123$' with ``digits`` decimals;
+    nan becomes an em dash."""
     if mean is None or not np.isfinite(mean):
         return "---"
     if se is None or not np.isfinite(se):
         return f"${mean:.{digits}f}$"
-    return f"${mean:.{digits}f} \\pm {se:.{digits}f}$"
+    return f"${fmt_pm(mean, se)}$"
 
 
 def latex_table(cells: pd.DataFrame, values: pd.DataFrame, best: dict[str, str], caption: str = "",
                 label: str = "") -> str:
     """``cells`` holds the formatted strings, ``values`` the numbers they show; ``best`` maps a column to
-    'min', 'max' or 'absmin' and wraps that column's best cell whole in \\textbf{}."""
+    'min', 'max' or 'absmin' and wraps that column's best cell whole in \\textbf{}. A table wider than the
+    page is shrunk to its width (adjustbox's max width), never left running off it."""
     cells = cells.copy()
     for col, rule in best.items():
         v = values[col].astype(float)
@@ -33,8 +36,10 @@ def latex_table(cells: pd.DataFrame, values: pd.DataFrame, best: dict[str, str],
         # \boldmath too: \textbf alone leaves math (every number here) upright
         cells.loc[i, col] = f"\\textbf{{\\boldmath {cells.loc[i, col]}}}"
     styler = cells.style.hide(axis="index")
-    return styler.to_latex(hrules=True, column_format="l" * cells.shape[1], caption=caption or None,
-                           label=label or None, position="t", position_float="centering", environment="table*")
+    tex = styler.to_latex(hrules=True, column_format="l" * cells.shape[1], caption=caption or None,
+                          label=label or None, position="t", position_float="centering", environment="table*")
+    return tex.replace("\\begin{tabular}", "\\begin{adjustbox}{max width=\\textwidth}\n\\begin{tabular}", 1) \
+        .replace("\\end{tabular}", "\\end{tabular}\n\\end{adjustbox}", 1)
 
 
 def theory_table(summaries: pd.DataFrame, records: pd.DataFrame) -> tuple[str, pd.DataFrame]:
@@ -107,3 +112,27 @@ def write(text: str, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def separation_table(sep: pd.DataFrame, label: str = "tab:separation", what: str = "") -> str:
+    """Per regime: nets, how many separate their training data, the lowest final training accuracy, the median
+    and latest separation epochs, whether every seed has a late window, the final test accuracy."""
+    def ep(v):
+        return "---" if not np.isfinite(v) else f"{v:.0f}"
+
+    cells = pd.DataFrame({
+        "regime": [str(v).replace("_", r"\_") for v in sep.variant],
+        "nets": [str(n) for n in sep.nets],
+        "separated": [str(n) for n in sep.separated],
+        "lowest train acc.": [f"${v:.3f}$" for v in sep.lowest_final_train_acc],
+        "median sep. epoch": [ep(v) for v in sep.median_separation_epoch],
+        "latest sep. epoch": [ep(v) for v in sep.latest_separation_epoch],
+        "epochs": [ep(v) for v in sep.epochs],
+        "premise": ["met" if m else "not met" for m in sep.premise_met],
+        "test acc.": [f"${v:.3f}$" for v in sep.final_test_acc]})
+    return latex_table(cells, pd.DataFrame(index=cells.index), {},
+                       caption=f"Training accuracy (eval mode) and separation per regime{what}. A net separates "
+                               "at the first evaluated epoch from which its training accuracy stays 1; premise: "
+                               "every net separates and every seed has a late window (from twice its latest separation "
+                               "epoch, with at least two evaluations in it). Test accuracy: mean at the last epoch.",
+                       label=label)

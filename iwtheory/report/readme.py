@@ -1,0 +1,185 @@
+"""The README's measured parts, generated: the claims table and the `make reproduce` timings.
+
+`make reproduce` writes ``paper/generated/claims.json`` and ``paper/generated/reproduce.json``;
+``iwtheory readme --snapshot`` copies them into ``results/cpu/`` (committed: the last measured run) and
+rewrites the README's marked blocks from that copy. A test renders the blocks from ``results/cpu/`` and
+compares them with the README, so a hand edit or a stale table fails.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+BLOCKS = ("results", "timings", "experiments", "bench")
+SNAPSHOT = ("claims.json", "reproduce.json")
+
+
+def _num(v, se=None) -> str:
+    if v is None:
+        return "n/a"
+    text = f"{v:.3g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"
+    if se is not None:
+        text += f" ± {se:.2g}"
+    return text
+
+
+def results_block(claims: list[dict]) -> str:
+    """A markdown table: claim, verdict, value +- SE (seeds), premise, and the scale of the CPU study."""
+    lines = ["| claim | verdict | value (mean ± SE) | seeds | premise |", "|---|---|---|---|---|"]
+    for e in claims:
+        verdict = e["verdict"] if e["verdict"] == "holds" else f"**{e['verdict']}**"
+        premise = "met" if e["premise"]["met"] else "not met"
+        seeds = str(e["n_seeds"]) if e["n_seeds"] > 1 else "—"
+        lines.append(f"| {e['id']} {e['statement'].rstrip('.')} | {verdict} | {_num(e['value'], e['se'])} | {seeds} "
+                     f"| {premise} |")
+    scale = next((e.get("scale") for e in claims if e["id"] == "C2" and e.get("scale")), None)
+    if scale:
+        lines += ["", f"Scale of the network claims: {scale['dataset']}, {scale['model']}, {scale['training images']} "
+                      f"training images, {scale['epochs']} epochs."]
+    counts = {v: sum(e["verdict"] == v for e in claims) for v in ("holds", "fails", "inconclusive")}
+    lines += ["", f"{counts['holds']} claims hold, {counts['fails']} fail and {counts['inconclusive']} are "
+                  "inconclusive at this scale."]
+    return "\n".join(lines)
+
+
+def timings_block(t: dict) -> str:
+    """The measured wall time of `make reproduce` and its breakdown, with the machine it ran on."""
+    lines = [f"Measured on {t['machine']} ({t['cpus']} CPUs, Python {t['python']}, torch {t['torch']}"
+             f"{', GPU ' + t['gpu'] if t.get('gpu') else ', no GPU'}).", ""]
+    if t.get("make_seconds") is not None:
+        lines.append(f"`make reproduce`: **{t['make_seconds'] / 60:.1f} min** wall, of which the set-up (virtual "
+                     f"environment, packages) took {t['setup_seconds'] / 60:.1f} min.")
+    lines += ["", "| step | minutes |", "|---|---|"]
+    for name, s in t["runs_seconds"].items():
+        lines.append(f"| {name} | {s / 60:.2f} |")
+    lines.append(f"| figures, tables, claims | {t['report_seconds'] / 60:.2f} |")
+    if t.get("pdf_seconds") is not None:
+        lines.append(f"| PDF | {t['pdf_seconds'] / 60:.2f} |")
+    lines.append(f"| `iwtheory reproduce` in all | {t['total_seconds'] / 60:.2f} |")
+    return "\n".join(lines)
+
+
+def render(results_dir: Path, experiments: Path | None = None) -> dict[str, str]:
+    """Each block's text from the snapshot in ``results_dir`` (and the configs under ``experiments``)."""
+    claims = json.loads((Path(results_dir) / "claims.json").read_text())
+    timings = json.loads((Path(results_dir) / "reproduce.json").read_text())
+    experiments = experiments or Path(results_dir).resolve().parents[1] / "experiments"
+    bench = json.loads((Path(results_dir) / "study_speed.json").read_text())
+    return {"results": results_block(claims), "timings": timings_block(timings),
+            "experiments": experiments_block(experiments, results_dir), "bench": bench_block(bench)}
+
+
+def bench_block(b: dict) -> str:
+    """The study benchmark: `iwtheory train` end to end against a bare loop doing the same work."""
+    ms = b["ms_per_model_step"]
+    return (f"`experiments/benchmarks/study_speed.py` ({b['machine']}, {b['cpus']} CPUs, torch {b['torch']}, "
+            f"{b['threads']} threads): `{b['config']}` [{b['regime']}], {b['models']} MLPs "
+            f"{'-'.join(map(str, b['widths']))}, {b['epochs'][0]}- and {b['epochs'][1]}-epoch runs, least of "
+            f"{b['rounds']} interleaved rounds: the study runs at **{b['ratio']:.2f}** of the bare loop's throughput "
+            f"({ms['engine']:.3f} against {ms['bare']:.3f} ms per model-step).")
+
+
+def blocks_of(text: str) -> dict[str, str]:
+    """The README's current blocks, by name (between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``)."""
+    out = {}
+    for name in BLOCKS:
+        begin, end = f"<!-- {name}:begin -->\n", f"\n<!-- {name}:end -->"
+        if begin in text and end in text:
+            out[name] = text.split(begin, 1)[1].split(end, 1)[0]
+    return out
+
+
+def update(readme: Path, results_dir: Path, experiments: Path | None = None) -> bool:
+    """Rewrite the README's blocks from the snapshot; True when the README changed."""
+    text = readme.read_text()
+    new = text
+    for name, body in render(results_dir, experiments).items():
+        begin, end = f"<!-- {name}:begin -->\n", f"\n<!-- {name}:end -->"
+        if begin not in new or end not in new:
+            raise ValueError(f"{readme} has no block {name!r} (lines {begin.strip()} and {end.strip()})")
+        head, rest = new.split(begin, 1)
+        new = head + begin + body + end + rest.split(end, 1)[1]
+    if new != text:
+        readme.write_text(new)
+    return new != text
+
+
+def snapshot(generated: Path, results_dir: Path) -> list[Path]:
+    """Copy a finished `make reproduce`'s claims and timings into the committed snapshot."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in SNAPSHOT:
+        src = Path(generated) / name
+        if not src.is_file():
+            raise FileNotFoundError(f"{src} is missing: run `make reproduce` first")
+        json.loads(src.read_text())  # a damaged file is refused before it replaces a good one
+        shutil.copyfile(src, results_dir / name)
+        out.append(results_dir / name)
+    return out
+
+
+# ---- runtimes: every config's quick variant (make timings) and its full run (make reproduce) -----------------
+
+RUNTIME_PREFIX = "# runtime:  "
+
+
+def _dur(s: float) -> str:
+    return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
+
+
+def runtime_text(name: str, timings: dict, reproduce: dict) -> str:
+    """What a config's header says of its runtime, from the measurements alone."""
+    q = timings["quick"].get(name)
+    full = reproduce["runs_seconds"].get(name)
+    where = f"{timings['cpus']} CPUs"
+    parts = [f"full {_dur(full)} (make reproduce, {reproduce['cpus']} CPUs)" if full is not None
+             else "full: not part of make reproduce"]
+    if isinstance(q, (int, float)):
+        parts.append(f"quick {_dur(q)} ({where})")
+    elif q:
+        parts.append(f"quick: {q}")
+    return "; ".join(parts) + "  [measured: make timings]"
+
+
+def config_paths(experiments: Path) -> dict[str, Path]:
+    """Every experiment config by its file stem (the gpu/ folder's too)."""
+    return {p.stem: p for p in sorted(Path(experiments).glob("*.toml")) + sorted(Path(experiments).glob("gpu/*.toml"))}
+
+
+def config_runtime_lines(experiments: Path, results_dir: Path) -> dict[Path, str]:
+    """The runtime line each config's header should hold."""
+    timings = json.loads((Path(results_dir) / "timings.json").read_text())
+    reproduce = json.loads((Path(results_dir) / "reproduce.json").read_text())
+    return {p: RUNTIME_PREFIX + runtime_text(name, timings, reproduce)
+            for name, p in config_paths(experiments).items()}
+
+
+def update_configs(experiments: Path, results_dir: Path) -> list[Path]:
+    """Rewrite the ``# runtime:`` line of every config header; return the files changed."""
+    changed = []
+    for p, line in config_runtime_lines(experiments, results_dir).items():
+        lines = p.read_text().split("\n")
+        hits = [i for i, ln in enumerate(lines) if ln.startswith("# runtime:")]
+        if len(hits) != 1:
+            raise ValueError(f"{p}: its header needs exactly one '# runtime:' line, found {len(hits)}")
+        if lines[hits[0]] != line:
+            lines[hits[0]] = line
+            p.write_text("\n".join(lines))
+            changed.append(p)
+    return changed
+
+
+def experiments_block(experiments: Path, results_dir: Path) -> str:
+    """A markdown table: each config, its description and its measured runtimes."""
+    import tomllib
+
+    timings = json.loads((Path(results_dir) / "timings.json").read_text())
+    reproduce = json.loads((Path(results_dir) / "reproduce.json").read_text())
+    rows = ["| config | what it runs | runtime |", "|---|---|---|"]
+    for name, p in config_paths(experiments).items():
+        desc = tomllib.loads(p.read_text()).get("description", "")
+        rel = p.relative_to(experiments).as_posix()
+        rows.append(f"| `{rel}` | {desc} | {runtime_text(name, timings, reproduce).split('  [')[0]} |")
+    return "\n".join(rows)

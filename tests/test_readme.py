@@ -1,0 +1,53 @@
+"""The README's results and timings are generated from the committed snapshot of the last `make reproduce`."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from iwtheory.report import readme
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = ROOT / "results" / "cpu"
+
+
+def test_the_readme_agrees_with_results_cpu():
+    want = readme.render(CPU)
+    have = readme.blocks_of((ROOT / "README.md").read_text())
+    assert set(have) == set(readme.BLOCKS)
+    for name in readme.BLOCKS:
+        assert have[name] == want[name], f"README block {name!r} is stale: run `iwtheory readme`"
+
+
+def test_the_snapshot_is_a_full_run_with_every_claim():
+    claims = json.loads((CPU / "claims.json").read_text())
+    from iwtheory.compare.claims import ORDER
+
+    assert [e["id"] for e in claims] == list(ORDER)
+    t = json.loads((CPU / "reproduce.json").read_text())
+    assert not t["quick"] and t["total_seconds"] > 0 and t["make_seconds"] >= t["total_seconds"]
+
+
+def test_a_changed_verdict_changes_the_readme(tmp_path):
+    shutil.copytree(CPU, tmp_path / "cpu")
+    doc = tmp_path / "README.md"
+    doc.write_text("intro\n<!-- results:begin -->\nold\n<!-- results:end -->\nmid\n"
+                   "<!-- timings:begin -->\nold\n<!-- timings:end -->\nend\n")
+    assert readme.update(doc, tmp_path / "cpu")
+    first = doc.read_text()
+    assert first.startswith("intro\n") and first.endswith("end\n") and "old" not in first
+    assert not readme.update(doc, tmp_path / "cpu")  # idempotent
+    claims = json.loads((tmp_path / "cpu" / "claims.json").read_text())
+    claims[0]["verdict"] = "fails" if claims[0]["verdict"] != "fails" else "holds"
+    (tmp_path / "cpu" / "claims.json").write_text(json.dumps(claims))
+    assert readme.update(doc, tmp_path / "cpu") and doc.read_text() != first
+    doc.write_text("no blocks here\n")
+    with pytest.raises(ValueError, match="no block"):
+        readme.update(doc, tmp_path / "cpu")
+
+
+def test_every_config_states_its_measured_runtime():
+    for path, line in readme.config_runtime_lines(ROOT / "experiments", CPU).items():
+        header = [ln for ln in path.read_text().splitlines() if ln.startswith("# runtime:")]
+        assert header == [line], f"{path}: run `make timings` (or `iwtheory readme`)"
