@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from iwtheory.report.latex import escape
 from iwtheory.report.layout import LayoutError, layout_faults
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,9 +70,9 @@ def environment() -> dict[str, str]:
 
     import iwtheory
 
-    return {"EnvMachine": f"{platform.machine()}, {os.cpu_count()} CPUs".replace("_", r"\_"),
+    return {"EnvMachine": escape(f"{platform.machine()}, {os.cpu_count()} CPUs"),
             "EnvPython": platform.python_version(), "EnvNumpy": numpy.__version__, "EnvScipy": scipy.__version__,
-            "EnvTorch": torch.__version__.replace("+", r"\texttt{+}"), "EnvIwtheory": iwtheory.__version__}
+            "EnvTorch": escape(torch.__version__), "EnvIwtheory": escape(iwtheory.__version__)}
 
 
 def reproduce(out: str | Path = "runs", quick: bool = False, data_dir: str | None = None,
@@ -122,8 +123,8 @@ def reproduce(out: str | Path = "runs", quick: bool = False, data_dir: str | Non
     make_claims(out, paper, analysis)
     extra = {**environment(), "RunsMinutes": t_runs / 60, "Quick": "yes" if quick else "no",
              "ReportMinutes": (time.perf_counter() - t0 - t_runs) / 60,
-             "CommandLine": " ".join(["iwtheory", *sys.argv[1:]]) if sys.argv and "iwtheory" in sys.argv[0]
-             else "iwtheory reproduce"}
+             "CommandLine": escape(" ".join(["iwtheory", *sys.argv[1:]]) if sys.argv and "iwtheory" in sys.argv[0]
+                                   else "iwtheory reproduce")}
     make_tables(out, paper, analysis, extra_numbers=extra)
     t_report = time.perf_counter() - t0 - t_runs
     t_pdf = time.perf_counter()

@@ -87,7 +87,7 @@ def make_figures(runs_root="runs", out_dir="paper/figures", analysis: Analysis |
     toy = study(a, TOY)
     if toy is not None:
         paths += F.frac_pos_figure(toy.df.assign(variant="2-D toy, MLP"), out_dir, probes=("frac_pos_test",),
-                                   name="toy_mlp", ncols=1)
+                                   name="toy_mlp", ncols=1, width="column")
     if (ls := study(a, LOSS_STUDY)) is not None:
         paths += F.frac_pos_figure(ls.df, out_dir, probes=("frac_pos_test",), name="frac_pos_losses", ncols=6)
     for s_ in a.studies.values():  # other studies (the CIFAR study, GPU records): their main figure

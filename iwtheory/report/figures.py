@@ -130,18 +130,19 @@ def curves_figure(df: pd.DataFrame, out_dir, by: str, name: str, ylabel=r"angle 
 
 
 def frac_pos_figure(df: pd.DataFrame, out_dir, probes=PROBES, name: str = "frac_pos", by: str = "variant",
-                    ncols: int | None = None) -> list[Path]:
+                    ncols: int | None = None, width: str = "full") -> list[Path]:
     """Fraction predicted positive vs epoch, a curve per weight with seed bands (standard error).
 
     With several probes: one row per ``by`` group, one column per probe set. With one probe: one
-    panel per group, ``ncols`` to a row."""
+    panel per group, ``ncols`` to a row. ``width``: "full" (a figure* across the page) or "column"."""
     groups = list(dict.fromkeys(df[by]))
     colors = weight_colors(df.weight.unique())
     one = len(probes) == 1
     nc = (ncols or min(4, len(groups))) if one else len(probes)
     nr = int(np.ceil(len(groups) / nc)) if one else len(groups)
     panels = [(g, probes[0]) for g in groups] if one else [(g, p) for g in groups for p in probes]
-    with plt.rc_context(icml("full", aspect=0.26 * nr * 3 / max(nc, 3))):
+    aspect = 0.26 * nr * 3 / max(nc, 3) if width == "full" else 0.62 * nr / nc
+    with plt.rc_context(icml(width, aspect=aspect)):
         fig, axes = plt.subplots(nr, nc, sharex=True, sharey=True, squeeze=False)
         for k, (grp, probe) in enumerate(panels):
             ax = axes.flat[k]

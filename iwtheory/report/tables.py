@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from iwtheory.report.latex import escape
 from iwtheory.report.macros import fmt_pm
 from iwtheory.report.style import weight_label
 
@@ -38,7 +39,7 @@ def latex_table(cells: pd.DataFrame, values: pd.DataFrame, best: dict[str, str],
     styler = cells.style.hide(axis="index")
     tex = styler.to_latex(hrules=True, column_format="l" * cells.shape[1], caption=caption or None,
                           label=label or None, position="t", position_float="centering", environment="table*")
-    return tex.replace("\\begin{tabular}", "\\begin{adjustbox}{max width=\\textwidth}\n\\begin{tabular}", 1) \
+    return tex.replace("\\begin{tabular}", "\\begin{adjustbox}{max width=\\linewidth}\n\\begin{tabular}", 1) \
         .replace("\\end{tabular}", "\\end{tabular}\n\\end{adjustbox}", 1)
 
 
@@ -76,8 +77,8 @@ def experiments_table(df: pd.DataFrame) -> str:
     rows = []
     for (exp, src), g in df.groupby(["experiment", "source"]):
         hashes = sorted(g.config_hash.unique())
-        rows.append({"experiment": exp.replace("_", "\\_"), "records": "this run" if src == "local" else
-                     src.replace("gpu:", "GPU ").replace("_", "\\_"),
+        rows.append({"experiment": escape(exp), "records": "this run" if src == "local" else
+                     escape(src.replace("gpu:", "GPU ")),
                      "runs": str(len(hashes)), "sweep hash": f"\\texttt{{{config_hash(hashes)}}}"})
     cells = pd.DataFrame(rows)
     return latex_table(cells, pd.DataFrame(index=cells.index), {},
@@ -121,18 +122,19 @@ def separation_table(sep: pd.DataFrame, label: str = "tab:separation", what: str
         return "---" if not np.isfinite(v) else f"{v:.0f}"
 
     cells = pd.DataFrame({
-        "regime": [str(v).replace("_", r"\_") for v in sep.variant],
+        "regime": [escape(v) for v in sep.variant],
         "nets": [str(n) for n in sep.nets],
         "separated": [str(n) for n in sep.separated],
         "lowest train acc.": [f"${v:.3f}$" for v in sep.lowest_final_train_acc],
         "median sep. epoch": [ep(v) for v in sep.median_separation_epoch],
         "latest sep. epoch": [ep(v) for v in sep.latest_separation_epoch],
         "epochs": [ep(v) for v in sep.epochs],
-        "premise": ["met" if m else "not met" for m in sep.premise_met],
+        "all separate": ["yes" if m else "no" for m in sep.premise_met],
         "test acc.": [f"${v:.3f}$" for v in sep.final_test_acc]})
     return latex_table(cells, pd.DataFrame(index=cells.index), {},
                        caption=f"Training accuracy (eval mode) and separation per regime{what}. A net separates "
-                               "at the first evaluated epoch from which its training accuracy stays 1; premise: "
-                               "every net separates and every seed has a late window (from twice its latest separation "
-                               "epoch, with at least two evaluations in it). Test accuracy: mean at the last epoch.",
+                               "at the first evaluated epoch from which its training accuracy stays 1. All separate "
+                               "(the premise of the claims about separating nets): every net separates and every "
+                               "seed has a late window (from twice its latest separation epoch, with at least two "
+                               "evaluations in it). Test accuracy: mean at the last epoch.",
                        label=label)

@@ -23,6 +23,7 @@ class LineProgress:
         self.next = (self.n // self.every + 1) * self.every
         self.file = file or sys.stderr
         self.t0 = time.monotonic()
+        self.closed = False
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -36,9 +37,9 @@ class LineProgress:
               file=self.file, flush=True)
 
     def close(self) -> None:
-        if self.n >= self.total and self.total:
+        if not self.closed and self.total and self.n >= self.total:
             self._line()
-            self.total = -1  # printed once
+        self.closed = True
 
     def __enter__(self):
         return self

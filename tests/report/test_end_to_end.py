@@ -9,6 +9,7 @@ import pytest
 from iwtheory.compare.effects import IncompleteSweepError
 from iwtheory.report.analysis import analyse
 from iwtheory.report.build import make_claims, make_figures, make_tables
+from iwtheory.report.layout import layout_faults
 from iwtheory.report.macros import fmt, read_macros
 from iwtheory.runs import load, load_summaries
 from iwtheory.runs.config import load_study
@@ -180,6 +181,7 @@ def test_figures_tables_claims_and_a_compiled_pdf(sweep, tmp_path):
     assert (paper / "main.pdf").stat().st_size > 10_000
     log = (paper / "main.log").read_text(errors="replace")
     assert "Undefined control sequence" not in log
+    assert layout_faults(log) == []  # nothing runs off the page, no float too large for it
     missing = sorted(set(ln for ln in log.splitlines() if "missing number" in ln))
     assert missing == [], missing
     tex = (paper / "tables" / "losses.tex").read_text()

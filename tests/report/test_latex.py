@@ -1,0 +1,35 @@
+"""Strings bound for LaTeX are escaped: specials print as themselves and no command runs."""
+
+import shutil
+import subprocess
+
+import pytest
+
+from iwtheory.report.latex import escape
+
+HOSTILE = [r"\input{/etc/passwd}", r"\write18{touch pwned}", r"\openin5=/etc/hostname", "runs_quick",
+           "iwtheory reproduce --out runs_quick", "50% & #1 $x^2$ {a} ~b", "a|b<c>d"]
+
+
+def test_no_backslash_command_survives():
+    for s in HOSTILE:
+        e = escape(s)
+        # every backslash in the output starts one of the escapes, never the input's own command
+        assert "\\input" not in e and "\\write" not in e and "\\openin" not in e
+        assert "--" not in e  # no en-dash ligature in a command line
+
+
+@pytest.mark.latex
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="needs pdflatex (CI installs TeX)")
+def test_escaped_text_typesets_as_itself(tmp_path):
+    body = "\n\n".join(escape(s) for s in HOSTILE)
+    (tmp_path / "t.tex").write_text("\\documentclass{article}\\usepackage[T1]{fontenc}\\begin{document}\n"
+                                    + body + "\n\\end{document}\n")
+    r = subprocess.run(["pdflatex", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert not (tmp_path / "pwned").exists()
+    if shutil.which("pdftotext"):
+        subprocess.run(["pdftotext", "t.pdf"], cwd=tmp_path, check=True, timeout=60)
+        text = (tmp_path / "t.txt").read_text()
+        assert "\\input{/etc/passwd}" in text and "runs_quick" in text and "--out" in text
