@@ -174,7 +174,8 @@ def measure_quick(experiments: Path = EXPERIMENTS, results_dir: Path = ROOT / "r
                 else:
                     run_study(load_study(path, TrainConfig, quick=True), out, data_dir=data_dir, progress=False)
             except (ValueError, OSError) as e:  # its data is not here (CIFAR-10 without --data-dir)
-                quick[name] = f"not run here ({str(e).splitlines()[0][:80]})"
+                # the reason by its class only: the message names this machine's folders
+                quick[name] = f"not measured ({type(e).__name__}: its data was not found; pass --data-dir)"
                 continue
             quick[name] = time.perf_counter() - t
         print(f"{name}: {quick[name] if isinstance(quick[name], str) else f'{quick[name]:.1f} s'}")

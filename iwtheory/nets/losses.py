@@ -30,7 +30,9 @@ def margin_loss(m: torch.Tensor, name: str = "logistic", alpha: float = 1.0, y: 
         base = params.pop("base", "logistic")
         a_pos, a_neg, b_pos, b_neg = class_coefficients(name, **params)
         pos = y > 0
-        m = torch.where(pos, a_pos, a_neg).to(m.dtype) * m + torch.where(pos, b_pos, b_neg).to(m.dtype)
+        # coefficients made in m's own dtype: built in torch's default float32 they lose 3e-8 in float64
+        m = torch.where(pos, m.new_tensor(a_pos), m.new_tensor(a_neg)) * m + torch.where(pos, m.new_tensor(b_pos),
+                                                                                          m.new_tensor(b_neg))
         name = base
     if name == "logistic":
         return F.softplus(-m)

@@ -87,8 +87,11 @@ def affine_form(loss: str, y, delta=(1.0, 1.0), iota=(0.0, 0.0), margin=(0.0, 0.
     """(base loss, a, b) with the loss of example n equal to base(a_n m_n + b_n)."""
     if loss not in AFFINE:
         raise ValueError(f"{loss!r} is not an affine-margin loss; choose one of {AFFINE}")
+    defaults = {"delta": (1.0, 1.0), "iota": (0.0, 0.0), "margin": (0.0, 0.0), "s": 1.0}
+    # compared as arrays: a numpy pair (a natural argument) makes `!=` elementwise, and `if` on it ambiguous
     given = {k for k, v in (("delta", delta), ("iota", iota), ("margin", margin), ("s", s))
-             if v != {"delta": (1.0, 1.0), "iota": (0.0, 0.0), "margin": (0.0, 0.0), "s": 1.0}[k]}
+             if np.shape(v) != np.shape(defaults[k]) or not np.array_equal(np.asarray(v, dtype=float),
+                                                                             np.asarray(defaults[k], dtype=float))}
     extra = given - LOSS_PARAMS.get(loss, set())
     if extra:
         raise ValueError(f"{loss} takes {sorted(LOSS_PARAMS.get(loss, set())) or 'no parameters'}; got {sorted(extra)}")

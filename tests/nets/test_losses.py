@@ -33,3 +33,24 @@ def test_mixed_batch_is_averaged_over_the_batch_size():
     c = torch.tensor([[4.0, 1.0]])
     expect = (4.0 * np.log1p(np.exp(-2.0)) + np.log1p(np.exp(-1.0))) / 2
     assert weighted_risk(logits, y, c).item() == pytest.approx(expect, rel=1e-6)
+
+
+def test_class_dependent_losses_keep_float64_coefficients():
+    from iwtheory.theory.limits import affine_form
+
+    m = torch.linspace(-30, 1e6, 7, dtype=torch.float64)
+    y = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0], dtype=torch.float64)
+    params = {"delta": (0.3, 1.7), "iota": (-2.0794415416798357, 2.0794415416798357)}
+    ours = margin_loss(m, "vs", y=y, params=params).numpy()
+    base, a, b = affine_form("vs", y.numpy(), **params)
+    np.testing.assert_allclose(ours, base.value(a * m.numpy() + b), rtol=1e-15, atol=0)
+
+
+def test_numpy_parameters_are_accepted():
+    from iwtheory.theory.limits import affine_form
+
+    _, a, b = affine_form("vs", np.array([1.0, -1.0]), delta=np.array([2.0, 1.0]), iota=np.array([0.5, -0.5]))
+    np.testing.assert_array_equal(a, [2.0, 1.0])
+    np.testing.assert_array_equal(b, [0.5, -0.5])
+    with pytest.raises(ValueError, match="takes"):
+        affine_form("la", np.array([1.0, -1.0]), delta=np.array([2.0, 1.0]))
