@@ -32,19 +32,21 @@ def test_the_snapshot_is_a_full_run_with_every_claim():
 def test_a_changed_verdict_changes_the_readme(tmp_path):
     shutil.copytree(CPU, tmp_path / "cpu")
     doc = tmp_path / "README.md"
-    doc.write_text("intro\n<!-- results:begin -->\nold\n<!-- results:end -->\nmid\n"
-                   "<!-- timings:begin -->\nold\n<!-- timings:end -->\nend\n")
-    assert readme.update(doc, tmp_path / "cpu")
+    exp = ROOT / "experiments"
+    doc.write_text("intro\n" + "mid\n".join(f"<!-- {b}:begin -->\nSTALE-TEXT\n<!-- {b}:end -->\n" for b in readme.BLOCKS)
+                   + "end\n")
+    assert readme.update(doc, tmp_path / "cpu", exp)
     first = doc.read_text()
-    assert first.startswith("intro\n") and first.endswith("end\n") and "old" not in first
-    assert not readme.update(doc, tmp_path / "cpu")  # idempotent
+    assert first.startswith("intro\n") and first.endswith("end\n") and "STALE-TEXT" not in first
+    assert readme.blocks_of(first) == readme.render(tmp_path / "cpu", exp)
+    assert not readme.update(doc, tmp_path / "cpu", exp)  # idempotent
     claims = json.loads((tmp_path / "cpu" / "claims.json").read_text())
     claims[0]["verdict"] = "fails" if claims[0]["verdict"] != "fails" else "holds"
     (tmp_path / "cpu" / "claims.json").write_text(json.dumps(claims))
-    assert readme.update(doc, tmp_path / "cpu") and doc.read_text() != first
+    assert readme.update(doc, tmp_path / "cpu", exp) and doc.read_text() != first
     doc.write_text("no blocks here\n")
     with pytest.raises(ValueError, match="no block"):
-        readme.update(doc, tmp_path / "cpu")
+        readme.update(doc, tmp_path / "cpu", exp)
 
 
 def test_every_config_states_its_measured_runtime():

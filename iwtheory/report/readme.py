@@ -9,20 +9,24 @@ compares them with the README, so a hand edit or a stale table fails.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
+
+from iwtheory.report.macros import se_decimals
 
 BLOCKS = ("results", "timings", "experiments", "bench")
 SNAPSHOT = ("claims.json", "reproduce.json")
 
 
 def _num(v, se=None) -> str:
+    """Plain-text mean +- SE at the SE's precision (the paper's rule, ``macros.se_decimals``)."""
     if v is None:
         return "n/a"
-    text = f"{v:.3g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"
-    if se is not None:
-        text += f" ± {se:.2g}"
-    return text
+    if se is not None and se > 0:
+        k = se_decimals(se)
+        return f"{v:.{k}f} ± {se:.{k}f}"
+    return f"{v:.3g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"
 
 
 def results_block(claims: list[dict]) -> str:
@@ -39,8 +43,8 @@ def results_block(claims: list[dict]) -> str:
         lines += ["", f"Scale of the network claims: {scale['dataset']}, {scale['model']}, {scale['training images']} "
                       f"training images, {scale['epochs']} epochs."]
     counts = {v: sum(e["verdict"] == v for e in claims) for v in ("holds", "fails", "inconclusive")}
-    lines += ["", f"{counts['holds']} claims hold, {counts['fails']} fail and {counts['inconclusive']} are "
-                  "inconclusive at this scale."]
+    lines += ["", f"Holds: {counts['holds']}; fails: {counts['fails']}; inconclusive: {counts['inconclusive']} "
+                  f"(of {len(claims)} claims, at this scale)."]
     return "\n".join(lines)
 
 
@@ -98,13 +102,17 @@ def bench_block(b: dict) -> str:
             f"({ms['engine']:.3f} against {ms['bare']:.3f} ms per model-step).")
 
 
+def _block_re(name: str) -> re.Pattern:
+    return re.compile(rf"<!-- {name}:begin -->\n(.*?)\n?<!-- {name}:end -->", re.S)
+
+
 def blocks_of(text: str) -> dict[str, str]:
-    """The README's current blocks, by name (between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``)."""
+    """The README's current blocks, by name (between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` lines)."""
     out = {}
     for name in BLOCKS:
-        begin, end = f"<!-- {name}:begin -->\n", f"\n<!-- {name}:end -->"
-        if begin in text and end in text:
-            out[name] = text.split(begin, 1)[1].split(end, 1)[0]
+        m = _block_re(name).search(text)
+        if m:
+            out[name] = m.group(1)
     return out
 
 
@@ -113,11 +121,10 @@ def update(readme: Path, results_dir: Path, experiments: Path | None = None) -> 
     text = readme.read_text()
     new = text
     for name, body in render(results_dir, experiments).items():
-        begin, end = f"<!-- {name}:begin -->\n", f"\n<!-- {name}:end -->"
-        if begin not in new or end not in new:
-            raise ValueError(f"{readme} has no block {name!r} (lines {begin.strip()} and {end.strip()})")
-        head, rest = new.split(begin, 1)
-        new = head + begin + body + end + rest.split(end, 1)[1]
+        pattern = _block_re(name)
+        if not pattern.search(new):
+            raise ValueError(f"{readme} has no block {name!r} (lines <!-- {name}:begin --> and <!-- {name}:end -->)")
+        new = pattern.sub(lambda _m: f"<!-- {name}:begin -->\n{body}\n<!-- {name}:end -->", new, count=1)
     if new != text:
         readme.write_text(new)
     return new != text
