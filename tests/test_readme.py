@@ -33,8 +33,8 @@ def test_a_changed_verdict_changes_the_readme(tmp_path):
     shutil.copytree(CPU, tmp_path / "cpu")
     doc = tmp_path / "README.md"
     exp = ROOT / "experiments"
-    doc.write_text("intro\n" + "mid\n".join(f"<!-- {b}:begin -->\nSTALE-TEXT\n<!-- {b}:end -->\n" for b in readme.BLOCKS)
-                   + "end\n")
+    stale = [f"<!-- {b}:begin -->\nSTALE-TEXT\n<!-- {b}:end -->\n" for b in readme.BLOCKS]
+    doc.write_text("intro\n" + "mid\n".join(stale) + "end\n")
     assert readme.update(doc, tmp_path / "cpu", exp)
     first = doc.read_text()
     assert first.startswith("intro\n") and first.endswith("end\n") and "STALE-TEXT" not in first
