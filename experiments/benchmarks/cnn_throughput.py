@@ -2,7 +2,7 @@
 
 command:  python experiments/benchmarks/cnn_throughput.py [--device cuda] [--models 1,27,108]
           [--precisions fp32,tf32,bf16] [--steps 30] [--json OUT.json] [--train-images N]
-runtime:  ~2 min on 2 CPU cores with the CPU defaults; ~5 min on one H100/H200 with the GPU defaults
+runtime:  not typed here: the benchmark prints what it measured and the hardware it ran on
 Random 32x32 RGB images (10,000 = the cat-vs-dog training set), the B&L CNN, batch 16 per model
 (625 steps per epoch). Steps are timed after a warm-up (CUDA events on a GPU) and projected to
 an epoch; evaluation (every model on ~11,000 probe images; the plain loop's model on the same images) is

@@ -1,7 +1,7 @@
 """Sweeps in-process against a Dask LocalCluster, both timed in the same run.
 
 command:  python experiments/benchmarks/dask_sweep.py [--cells 240] [--study quick|full|none]
-runtime:  ~1 min on 2 CPU cores with the defaults (the full CPU study adds ~15 min)
+runtime:  not typed here: the benchmark prints what it measured and the hardware it ran on
 1. A theory sweep of at least 200 cells (GD on the Soudry toy, losses x weights x seeds): in-process vs
    `local:2` (two single-threaded workers); the cluster's start-up is timed apart from the sweep.
 2. The CPU study (experiments/study_fashion.toml; its quick variant by default): in-process with two torch

@@ -1,7 +1,7 @@
 """The many-models engine against a bare batched-matmul loop, for the MLP on a CPU.
 
 command:  python experiments/benchmarks/mlp_engine.py [--models 1,7,105] [--hidden 512,128] [--steps 100]
-runtime:  ~2 min on 2 CPU cores
+runtime:  not typed here: the benchmark prints what it measured and the hardware it ran on
 Both loops train M MLPs (784 inputs, Fashion-MNIST-sized uint8 images, batch 16 per model) with SGD
 and momentum: the same gather of each model's batch, normalisation, forward, weighted logistic loss,
 backward and update. The bare loop is the least a stacked MLP can do in PyTorch (baddbmm layers,

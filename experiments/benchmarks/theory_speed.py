@@ -1,7 +1,7 @@
 """Theory engine timings: gradient flow to t = 1e100, GD steps per second, max_margin vs scikit-learn.
 
 command:  python experiments/benchmarks/theory_speed.py   (or `make bench`)
-runtime:  ~1-2 min on 2 CPU cores
+runtime:  not typed here: the benchmark prints what it measured and the hardware it ran on
 Prints each figure with the machine it ran on. SVC is compared on data closed under
 (x, y) -> (-x, -y), where its intercept is 0, so both solve the same hard-margin problem.
 """
