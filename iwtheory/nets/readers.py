@@ -115,16 +115,35 @@ def safe_unpickle(data: bytes, path: Path | str = "<bytes>"):
         raise DataFileError(f"{path}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e})") from None
 
 
+_CIFAR_PY_MAX_BYTES = 64 * 2**20  # an official python batch is 31 MB
+
+
 def read_cifar_py_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One python batch: a pickled dict with b'data' (N x 3072 uint8) and b'labels'."""
-    d = safe_unpickle(Path(path).read_bytes(), path)
+    """One python batch: a pickled dict with b'data' (N x 3072 uint8) and b'labels'.
+
+    Checked before anything is converted: the file's size, then that the labels are one flat list of 10,000
+    Python ints (a list built from shared references to one nested list unpickles small but would make
+    ``np.asarray`` allocate without bound), and that the data is already a uint8 array."""
+    path = Path(path)
+    size = path.stat().st_size if path.is_file() else -1
+    if not 0 <= size <= _CIFAR_PY_MAX_BYTES:
+        raise DataFileError(f"{path}: {size} bytes, not a CIFAR-10 python batch (at most {_CIFAR_PY_MAX_BYTES})")
+    d = safe_unpickle(path.read_bytes(), path)
     if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
         raise DataFileError(f"{path}: expected a dict with b'data' and b'labels'")
-    x = np.asarray(d[b"data"])
     labels = d[b"labels"]
-    if not isinstance(labels, (list, np.ndarray)) or not all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in np.asarray(labels).ravel().tolist()):
-        raise DataFileError(f"{path}: labels must be integers 0..9 (found {np.asarray(labels).dtype} values)")
+    if isinstance(labels, np.ndarray):
+        labels = labels.tolist() if labels.ndim == 1 and labels.size == _CIFAR_BATCH and labels.dtype.kind in "iu" \
+            else None
+    if not isinstance(labels, list) or len(labels) != _CIFAR_BATCH or not all(type(v) is int for v in labels):
+        if isinstance(labels, list) and len(labels) == _CIFAR_BATCH:
+            found = ", ".join(sorted({type(v).__name__ for v in labels if type(v) is not int})) + " items"
+        else:
+            found = f"a {type(labels).__name__}" + (f" of {len(labels)} items" if isinstance(labels, list) else "")
+        raise DataFileError(f"{path}: labels must be integers 0..9, one flat list of {_CIFAR_BATCH} (found {found})")
+    x = d[b"data"]
+    if not isinstance(x, np.ndarray):
+        raise DataFileError(f"{path}: b'data' must be a uint8 array, found {type(x).__name__}")
     y = np.asarray(labels, dtype=np.int64)
     if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072 or y.ndim != 1 or x.shape[0] != y.shape[0]:
         raise DataFileError(f"{path}: data of shape {x.shape} and dtype {x.dtype} with {y.shape} labels "
@@ -157,23 +176,37 @@ def read_cifar10(root: str | Path) -> ImageData:
 
 # ---- Fashion-MNIST ---------------------------------------------------------------------
 
+_IDX_MAX_BYTES = 2**28  # Fashion-MNIST's largest file holds 47 MB
+
+
 def read_idx_gz(path: Path, expect_dims: int) -> np.ndarray:
-    """An idx file (gzip): magic 0x0000 08 NDIM, big-endian dims, uint8 payload."""
+    """An idx file (gzip): magic 0x0000 08 NDIM, big-endian dims, uint8 payload.
+
+    The header is read first and the decompression is bounded by the size it promises (at most
+    ``_IDX_MAX_BYTES``): a small file that inflates to gigabytes is refused after a few bytes."""
     try:
-        raw = gzip.decompress(Path(path).read_bytes())
+        with gzip.open(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+                raise DataFileError(f"{path}: bad idx magic number (expected unsigned-byte data)")
+            ndim = head[3]
+            if ndim != expect_dims:
+                raise DataFileError(f"{path}: idx file has {ndim} dimensions, expected {expect_dims}")
+            shape = f.read(4 * ndim)
+            if len(shape) < 4 * ndim:
+                raise DataFileError(f"{path}: idx header truncated")
+            dims = struct.unpack(f">{ndim}I", shape)
+            size = int(np.prod(dims, dtype=np.int64))
+            if size > _IDX_MAX_BYTES:
+                raise DataFileError(f"{path}: header promises {size} bytes, more than {_IDX_MAX_BYTES} (not "
+                                    "Fashion-MNIST)")
+            raw = f.read(size + 1)  # one byte more than promised tells a padded file
     except (OSError, EOFError, zlib.error) as e:
         raise DataFileError(f"{path}: not a readable gzip file ({type(e).__name__}: {e})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DataFileError(f"{path}: bad idx magic number (expected unsigned-byte data)")
-    ndim = raw[3]
-    if ndim != expect_dims or len(raw) < 4 + 4 * ndim:
-        raise DataFileError(f"{path}: idx file has {ndim} dimensions, expected {expect_dims}")
-    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    payload = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if payload.size != int(np.prod(dims)):
-        raise DataFileError(f"{path}: header promises {int(np.prod(dims))} bytes but holds {payload.size} "
-                            "(truncated file?)")
-    return payload.reshape(dims)
+    if len(raw) != size:
+        raise DataFileError(f"{path}: header promises {size} bytes but holds "
+                            f"{'more' if len(raw) > size else len(raw)} (truncated or padded file?)")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(dims)
 
 
 def read_fashion_mnist(root: str | Path = FASHION_DEFAULT_DIR) -> ImageData:

@@ -10,7 +10,7 @@ import torch
 from iwtheory.nets import readers
 from iwtheory.nets.data import make_task, subsample_indices
 from iwtheory.nets.readers import (CIFAR10_CLASSES, DataFileError, ImageData, download, load_images, md5sum,
-                                   read_cifar10, read_cifar_bin_file, read_fashion_mnist, safe_unpickle)
+                                   read_cifar10, read_cifar_bin_file, read_fashion_mnist, read_idx_gz, safe_unpickle)
 
 RNG = np.random.default_rng(0)
 
@@ -289,3 +289,41 @@ def test_mean_weight_normalisation():
         assert (cp * n_pos + cn * n_neg) / (n_pos + n_neg) == pytest.approx(1.0)
         assert cp / cn == pytest.approx(w)
     assert class_weight_pair(8.0, task, "none") == (8.0, 1.0)
+
+
+def test_a_pickle_of_shared_references_is_refused_before_it_is_expanded(tmp_path):
+    # 200 bytes of pickle: a labels list whose items all point to one list of a million ints; np.asarray of it
+    # would allocate 20 x 10^6 ints (and with deeper nesting without bound)
+    batches = fake_cifar()
+    d = write_py(tmp_path, batches)
+    x, _ = batches["data_batch_1"]
+    inner = list(range(1_000_000))
+    with open(d / "data_batch_1", "wb") as f:
+        pickle.dump({b"labels": [inner] * 20, b"data": x}, f, protocol=2)
+    with pytest.raises(DataFileError, match="labels must be integers 0..9, one flat list of 20 .found list items"):
+        read_cifar10(tmp_path)
+    with open(d / "data_batch_1", "wb") as f:
+        pickle.dump({b"labels": list(range(10)) * 2, b"data": x.tolist()}, f, protocol=2)
+    with pytest.raises(DataFileError, match="b'data' must be a uint8 array"):
+        read_cifar10(tmp_path)
+
+
+def test_a_gzip_bomb_is_refused_from_its_header(tmp_path):
+    import gzip
+    import struct
+    import tracemalloc
+
+    # a 4 MB idx that claims 4 x 10^9 bytes, and one that holds far more than its header promises
+    with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(bytes([0, 0, 8, 3]) + struct.pack(">3I", 4_000_000, 1000, 1))
+        f.write(b"\0" * (4 << 20))
+    with pytest.raises(DataFileError, match="more than"):
+        read_idx_gz(tmp_path / "train-images-idx3-ubyte.gz", 3)
+    with gzip.open(tmp_path / "padded.gz", "wb") as f:
+        f.write(bytes([0, 0, 8, 1]) + struct.pack(">I", 10) + b"\0" * (64 << 20))
+    tracemalloc.start()
+    with pytest.raises(DataFileError, match="promises 10 bytes but holds more"):
+        read_idx_gz(tmp_path / "padded.gz", 1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4 << 20  # bounded by the header, not by the 64 MB the stream inflates to
