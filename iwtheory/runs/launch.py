@@ -49,9 +49,48 @@ def parse_scheduler(spec: str) -> tuple[str, int | None]:
     raise ConfigError(f"--scheduler {spec!r}: expected local, local:N or tcp://HOST:PORT")
 
 
+def probe_scheduler(address: str, timeout: float = 5.0) -> None:
+    """Check that a Dask scheduler answers at ``tcp://HOST:PORT`` before a Client is built on it: the port
+    must accept within ``timeout`` and send Dask's handshake (a scheduler speaks first: an 8-byte message length,
+    then a frame count), so a closed port, a silent service, an HTTP server or one that sends a banner of its
+    own gets a one-line ConfigError instead of a hang or a huge allocation."""
+    import socket
+    import struct
+    from urllib.parse import urlsplit
+
+    if not address.startswith("tcp://"):
+        return  # tls:// and ucx:// speak their own handshakes first
+    try:
+        u = urlsplit(address)
+        host, port = u.hostname, u.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        raise ConfigError(f"--scheduler {address}: expected tcp://HOST:PORT")
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as so:
+            so.settimeout(timeout)
+            head = b""
+            while len(head) < 16:
+                chunk = so.recv(16 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except socket.timeout:
+        raise ConfigError(f"--scheduler {address}: the port accepts but sends nothing within {timeout:g} s; a Dask "
+                          "scheduler greets first (an HTTP server or another service?)") from None
+    except OSError as e:
+        raise ConfigError(f"--scheduler {address}: no scheduler answers there ({e.strerror or e})") from None
+    total, frames = struct.unpack("<QQ", head) if len(head) == 16 else (0, 0)
+    if not (16 <= total <= 1 << 20 and 1 <= frames <= 64):
+        shown = head[:16].decode("ascii", "replace").encode("unicode_escape").decode()
+        raise ConfigError(f"--scheduler {address}: not a Dask scheduler (it greeted with {shown!r})")
+
+
 @contextlib.contextmanager
-def connect(spec: str):
-    """A dask.distributed Client for ``spec`` (a LocalCluster is started here and closed after)."""
+def connect(spec: str, connect_timeout: float = 10.0, worker_timeout: float = 60.0):
+    """A dask.distributed Client for ``spec`` (a LocalCluster is started here and closed after). An existing
+    scheduler is probed first (``probe_scheduler``), and must have a worker within ``worker_timeout`` seconds."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -64,10 +103,17 @@ def connect(spec: str):
         client = Client(cluster)
     else:
         cluster = None
+        probe_scheduler(kind, timeout=min(connect_timeout, 5.0))
         try:
-            client = Client(kind, timeout="10s")
-        except OSError as e:
+            client = Client(kind, timeout=f"{connect_timeout}s")
+        except (OSError, TimeoutError) as e:
             raise ConfigError(f"--scheduler {spec}: no scheduler answers there ({e})") from None
+        try:
+            client.wait_for_workers(1, timeout=worker_timeout)
+        except (TimeoutError, OSError):
+            client.close()
+            raise ConfigError(f"--scheduler {spec}: the scheduler has no workers after {worker_timeout:g} s; start "
+                              f"some with `dask worker {spec} --nthreads 1`") from None
     print(f"dask: {len(client.scheduler_info()['workers'])} worker(s); dashboard {client.dashboard_link}",
           flush=True)
     try:
