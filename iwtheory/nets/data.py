@@ -40,6 +40,7 @@ class Task:
     x_val: torch.Tensor | None = None
     y_val: torch.Tensor | None = None
     flipped: np.ndarray | None = None
+    source: str = ""               # fingerprint of the dataset the task was drawn from (set by the runner)
 
     def __post_init__(self):
         if self.x_val is None:

@@ -139,6 +139,12 @@ def _study(name: str, source: str, cnn: pd.DataFrame, diverged: pd.DataFrame, su
     roots = dict(zip(ok.config_hash, ok.root))
     configs = {v: read_json(Path(roots[h]) / h / "config.json")
                for v, h in ok.groupby("variant").config_hash.first().items()}
+    sources = {read_json(Path(roots[h]) / h / "config.json").get("source_fingerprint")
+               for h in ok.config_hash.unique()} - {None}
+    if len(sources) > 1:
+        raise RecordError(f"the records of {name} ({source}) were drawn from {len(sources)} different datasets "
+                          f"(fingerprints {', '.join(sorted(sources))}): a report must not combine them; keep one "
+                          "dataset per records folder")
     first = ok.config_hash.iloc[0]
     config = read_json(Path(roots[first]) / first / "config.json")
     summary = early_late(weight_effect(ok, by=("variant",)), by=("variant",))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -185,11 +186,40 @@ def build_task(cfg: TrainConfig, data_dir: str | None = None, download: bool | N
     else:
         images = load_images(cfg.dataset, data_dir or cfg.data_dir or None,
                              fetch=cfg.download if download is None else download)
-    return make_task(images, cfg.pos, cfg.neg, keep_pos=cfg.n_pos or (cfg.keep_pos if cfg.keep_pos < 1 else None),
+    task = make_task(images, cfg.pos, cfg.neg, keep_pos=cfg.n_pos or (cfg.keep_pos if cfg.keep_pos < 1 else None),
                      keep_neg=cfg.n_neg or (cfg.keep_neg if cfg.keep_neg < 1 else None),
                      subsample_seed=cfg.subsample_seed, noise_count=cfg.noise_count, noise_seed=cfg.subsample_seed,
                      max_other=cfg.max_other, val_fraction=cfg.val_fraction, label_noise=cfg.label_noise,
                      max_test=cfg.max_test)
+    task.source = source_fingerprint(images)
+    return task
+
+
+def source_fingerprint(images) -> str:
+    """SHA-256 (16 hex digits) of a whole dataset (both splits): what every regime of a study draws its task
+    from, so regimes run at different times can be checked to share it."""
+    h = hashlib.sha256(images.name.encode())
+    for a in (images.x_train, images.y_train, images.x_test, images.y_test):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def check_source(out: Path, experiment: str, fp: str) -> None:
+    """Refuse to add runs of ``experiment`` to ``out`` from another dataset than its runs there were drawn
+    from (any regime), naming both fingerprints: the reports would otherwise combine the two."""
+    for d in sorted(Path(out).glob("*/config.json")):
+        try:
+            c = json.loads(d.read_text())
+        except (OSError, ValueError):
+            continue  # a damaged config is named by the reports, not here
+        have = c.get("source_fingerprint") if isinstance(c, dict) else None
+        if c.get("experiment") == experiment and have and have != fp:
+            raise RecordError(
+                f"{out} holds runs of {experiment} drawn from a dataset with fingerprint {have} (run "
+                f"{d.parent.name}), but the data read now has fingerprint {fp}: a sweep must not mix datasets; "
+                "point --data-dir at the same copy, or use another --out")
 
 
 def data_fingerprint(task) -> str:
@@ -375,6 +405,8 @@ def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: b
 
     fp = data_fingerprint(task)
     check_fingerprint(siblings, out, fp)
+    if task.source:
+        check_source(out, cfg.name, task.source)
     evals, record = train_epochs(group[0][1])
     eval_set, record_set = set(evals), set(record)
     settings = EngineSettings(model=cfg.model, batchnorm=cfg.batchnorm, hidden=cfg.hidden_widths, loss=cfg.loss,
@@ -395,7 +427,7 @@ def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: b
     hashes = [r.hash for r, _ in group]
     group_hash = config_hash(hashes)
     ckpt = out / "_groups" / f"{group_hash}.pt"
-    extra = {"data_fingerprint": fp}
+    extra = {"data_fingerprint": fp, **({"source_fingerprint": task.source} if task.source else {})}
     resumed = False
     if ckpt.exists():
         try:

@@ -191,3 +191,32 @@ def test_a_diverged_model_is_listed_and_left_out_not_blocking(tmp_path):
     raw = json.loads((tmp_path / "paper" / "generated" / "numbers.json").read_text())
     assert raw["DivergedCount"] == len(bad)
     assert "$w = 1e+30$, seed 0" in raw["DivergedList"] and "$w = 1e+30$, seed 1" in raw["DivergedList"]
+
+
+def test_a_sweep_extended_with_other_data_is_refused_and_never_reported(tmp_path):
+    # the case: one regime trained on one copy of the data, another regime added from another copy
+    from iwtheory.report.analysis import analyse
+    from iwtheory.runs.records import RecordError
+    from iwtheory.runs.train import TrainConfig, run_study
+
+    out = tmp_path / "runs"
+    base = {**TINY, "epochs": 2, "eval_dense": 2}
+    run_study([TrainConfig(**base, regime="none")], out, progress=False)
+    other = {**base["synthetic"], "seed": 7}  # the "other copy": different images, same everything else
+    with pytest.raises(RecordError, match="fingerprint .* but the data read now has fingerprint"):
+        run_study([TrainConfig(**{**base, "synthetic": other}, regime="l2", weight_decays=[1e-3])], out,
+                  progress=False)
+    # the same regime added from the same data is accepted
+    run_study([TrainConfig(**base, regime="l2", weight_decays=[1e-3])], out, progress=False)
+    analyse(out)
+    # a records folder that already mixes two (copied together by hand) is refused by the reports
+    mixed = tmp_path / "mixed"
+    run_study([TrainConfig(**{**base, "synthetic": other}, regime="l2", weight_decays=[1e-3])], mixed,
+              progress=False)
+    import shutil
+
+    for d in out.glob("*/config.json"):
+        if '"regime": "none"' in d.read_text():
+            shutil.copytree(d.parent, mixed / d.parent.name)
+    with pytest.raises(RecordError, match="drawn from 2 different datasets"):
+        analyse(mixed)
