@@ -288,14 +288,43 @@ def set_aside(path: Path, why: str) -> Path:
 
 # ---- reading folders of runs ------------------------------------------------------------------
 
+_RUN_NAME = re.compile(r"[0-9a-f]{16}")
+
+
 def run_dirs(path: str | Path) -> list[Path]:
-    """Run directories at ``path`` (itself a run directory, or a folder of them)."""
+    """Run directories at ``path`` (itself a run directory, or a folder of them). A folder not named by a run
+    hash (a backup copy such as ``X.bak``) is left out with one warning line: it is not a run of this sweep."""
     path = Path(path)
     if (path / "config.json").exists():
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"no run records at {path}")
-    return sorted(p.parent for p in path.glob("*/config.json"))
+    found = sorted(p.parent for p in path.glob("*/config.json"))
+    stray = [d for d in found if not _RUN_NAME.fullmatch(d.name)]
+    for d in stray:
+        warn(f"{d} is not named by a run hash (a copy?); left out")
+    return [d for d in found if _RUN_NAME.fullmatch(d.name)]
+
+
+# values a metrics line must hold as numbers in [0, 1] unless its model diverged
+_SHARES = ("train_acc", "test_acc", "val_acc", "test_balanced_acc", "frac_pos_test", "frac_pos_other",
+           "frac_pos_noise")
+
+
+def check_rows(d: Path, rows: list[dict]) -> None:
+    """Every metrics line of run folder ``d`` belongs to it (its config hash) and holds its shares as numbers
+    in [0, 1] (a model that diverged excepted): a foreign or damaged line must not reach a published number."""
+    for i, r in enumerate(rows, 1):
+        h = r.get("config_hash")
+        if h is not None and h != d.name:
+            raise RecordError(f"{d / 'metrics.jsonl'} line {i}: belongs to run {h}, not {d.name}")
+        if r.get("diverged"):
+            continue
+        for k in _SHARES:
+            v = r.get(k)
+            if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                      and math.isfinite(v) and 0.0 <= v <= 1.0):
+                raise RecordError(f"{d / 'metrics.jsonl'} line {i}: {k} = {v!r} is not a share in [0, 1]")
 
 
 def check_complete(d: Path, rows: list[dict]) -> str:
@@ -322,6 +351,8 @@ def load(path: str | Path, experiment: str | None = None, finished_only: bool = 
         if finished_only and not is_done:
             continue
         rows = read_jsonl(d / "metrics.jsonl", tolerate_partial=not is_done)
+        if check:
+            check_rows(d, rows)
         if check and is_done:
             gaps = check_complete(d, rows)
             if gaps:

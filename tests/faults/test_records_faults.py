@@ -220,3 +220,30 @@ def test_a_sweep_extended_with_other_data_is_refused_and_never_reported(tmp_path
             shutil.copytree(d.parent, mixed / d.parent.name)
     with pytest.raises(RecordError, match="drawn from 2 different datasets"):
         analyse(mixed)
+
+
+def test_foreign_lines_non_finite_shares_and_stray_folders(tmp_path, capsys):
+    from iwtheory.runs.train import TrainConfig, run_study
+
+    out = tmp_path / "runs"
+    run_study([TrainConfig(**{**TINY, "epochs": 2, "eval_dense": 2})], out, progress=False)
+    before = load(out)
+    runs = sorted(p.parent for p in out.glob("*/config.json"))
+    # a backup copy beside the runs is left out with a warning, not an error, and changes no number
+    shutil.copytree(runs[0], out / f"{runs[0].name}.bak")
+    after = load(out)
+    assert len(after) == len(before) and "is not named by a run hash" in capsys.readouterr().err
+    shutil.rmtree(out / f"{runs[0].name}.bak")
+    # a line of another run appended to this run's metrics
+    m0, m1 = runs[0] / "metrics.jsonl", runs[1] / "metrics.jsonl"
+    good = m0.read_text()
+    m0.write_text(good + m1.read_text().splitlines()[-1] + "\n")
+    with pytest.raises(RecordError, match=f"belongs to run {runs[1].name}, not {runs[0].name}"):
+        load(out)
+    # Infinity where a share belongs
+    lines = good.splitlines()
+    row = json.loads(lines[-1])
+    row["frac_pos_test"] = float("inf")
+    m0.write_text("\n".join(lines[:-1] + [json.dumps(row)]) + "\n")
+    with pytest.raises(RecordError, match="frac_pos_test = inf is not a share"):
+        load(out)
