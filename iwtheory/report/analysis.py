@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from iwtheory.compare.effects import IncompleteSweepError, early_late, weight_effect
-from iwtheory.runs.records import RecordError, feature_angles, load, load_summaries, read_json
+from iwtheory.runs.records import RecordError, feature_angles, load, load_summaries, read_json, warn
 
 STUDY = "study_fashion"     # the embedded default's study: the network claims come from it
 TOY = "toy_mlp"             # claim C10
@@ -55,7 +55,15 @@ def read_records(roots: list[tuple[Path, str]]) -> tuple[pd.DataFrame, pd.DataFr
     """(metrics, summaries) of every run under each (folder, source label), unfinished runs refused."""
     frames, sums = [], []
     for root, source in roots:
-        df = load(root, finished_only=False)
+        try:
+            df = load(root, finished_only=False)
+            if source != "local" and not df.empty and not df["done"].all():
+                raise RecordError("it holds unfinished runs")
+        except (RecordError, OSError, ValueError) as e:
+            if source == "local":
+                raise
+            warn(f"GPU records {root} are unreadable ({e}); left out")  # an import never blocks the CPU report
+            continue
         if df.empty:
             continue
         unfinished = sorted(set(df.loc[~df["done"], "config_hash"]))
@@ -182,6 +190,10 @@ def analyse(runs_root, results: list[tuple[Path, str]] = ()) -> Analysis:
     if "epoch" in df.columns:
         cnn = df[df.epoch.notna()]
         for (name, source), _ in cnn.groupby(["experiment", "source"]):
+            bad = set(diverged[(diverged.experiment == name) & (diverged.source == source)].config_hash)
+            if set(cnn[(cnn.experiment == name) & (cnn.source == source)].config_hash) <= bad:
+                warn(f"every run of {name} ({source}) diverged: no figure, table or claim reads it")
+                continue
             try:
                 a.studies[f"{name}@{source}"] = _study(name, source, cnn, diverged, summaries)
             except (KeyError, json.JSONDecodeError) as e:

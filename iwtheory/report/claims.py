@@ -51,6 +51,15 @@ def evaluate(a: Analysis) -> list[dict]:
     return a.cache["claims"]
 
 
+def _measure(out: dict, cid: str, fn, *args) -> None:
+    """out[cid] = fn(*args); records that cannot give the statistic (every net of a weight diverged, a regime
+    without its unweighted runs) make the claim inconclusive, saying why, instead of stopping the report."""
+    try:
+        out[cid] = fn(*args)
+    except (ValueError, KeyError, IndexError, ZeroDivisionError) as e:
+        out[cid] = _missing(cid, f"usable records ({type(e).__name__}: {e})")
+
+
 def _evaluate(a: Analysis) -> list[dict]:
     out = {}
     st = study(a, STUDY)
@@ -62,41 +71,41 @@ def _evaluate(a: Analysis) -> list[dict]:
         exps = [f"{STUDY} [{r}]" for r in sorted(have)]
         spe = steps_per_epoch(st)
         if "none" in have:
-            out["C1"] = C.c1(none, spe)
-            out["C2"] = C.c2(none, spe)
-            out["C3"] = C.c3(none, spe)
+            _measure(out, "C1", C.c1, none, spe)
+            _measure(out, "C2", C.c2, none, spe)
+            _measure(out, "C3", C.c3, none, spe)
             if "val_loss_weighted" in none and none.val_loss_weighted.notna().any():
-                out["C12"] = C.c12(none)
+                _measure(out, "C12", C.c12, none)
         for cid, reg, fn in (("C2b", "noise", C.c2b), ("C5", "dropout", C.c5)):
             if reg in have and "none" in have:
-                out[cid] = fn(C.variant(df, reg), none)
+                _measure(out, cid, fn, C.variant(df, reg), none)
         if "batchnorm" in have and "none" in have:
-            out["C6"] = C.c6(C.variant(df, "batchnorm"), none, spe)
+            _measure(out, "C6", C.c6, C.variant(df, "batchnorm"), none, spe)
         if "l2" in have and "none" in have:
             l2 = C.variant(df, "l2")
-            out["C4"] = C.c4(l2, none)
-            out["C7"] = C.c7(l2, none)
+            _measure(out, "C4", C.c4, l2, none)
+            _measure(out, "C7", C.c7, l2, none)
         if "subsample" in have and "none" in have:
             sub = C.variant(df, "subsample")
             cfg, base = st.configs.get("subsample", {}), st.configs.get("none", {})
             ratio = cfg["n_pos"] / base["n_pos"] if cfg.get("n_pos") and base.get("n_pos") else cfg.get("keep_pos", 1)
-            out["C8"] = C.c8(sub, none, float(ratio))
+            _measure(out, "C8", C.c8, sub, none, float(ratio))
         for cid in ("C1", "C2", "C2b", "C3", "C4", "C5", "C6", "C7", "C8", "C12"):
             if cid in out:
                 out[cid].update(scale=scale, experiments=exps)
     theory = a.theory("theory_angle")
     if not theory.empty:
-        out["C9"] = C.c9(theory, a.theory_summaries("theory_angle"))
+        _measure(out, "C9", C.c9, theory, a.theory_summaries("theory_angle"))
         out["C9"].update(scale={"dataset": "2-D toy (B&L), 50 points per class", "model": "linear, bias feature",
                                 "epochs": f"gradient flow to t = {theory.t.max():.0e}"}, experiments=["theory_angle"])
     dup = a.theory("theory_duplicates")
     if not dup.empty:
-        out["C11"] = C.c11(dup, a.theory_summaries("theory_duplicates"))
+        _measure(out, "C11", C.c11, dup, a.theory_summaries("theory_duplicates"))
         out["C11"].update(scale={"dataset": "2-D toy (B&L)", "model": "linear, bias feature",
                                  "epochs": f"{int(dup.t.max())} GD / SGD steps"}, experiments=["theory_duplicates"])
     toy = study(a, TOY)
     if toy is not None:
-        out["C10"] = C.c10(toy.df, steps_per_epoch(toy))
+        _measure(out, "C10", C.c10, toy.df, steps_per_epoch(toy))
         out["C10"].update(scale=scale_of(toy) | {"dataset": "2-D toy (B&L)"}, experiments=[TOY])
     what = {"C9": "theory_angle", "C10": TOY, "C11": "theory_duplicates"}
     return [out.get(cid) or _missing(cid, what.get(cid, f"{STUDY} (its regimes)")) for cid in C.ORDER]

@@ -7,6 +7,7 @@ import shutil
 import struct
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from iwtheory.nets import readers
@@ -247,3 +248,22 @@ def test_foreign_lines_non_finite_shares_and_stray_folders(tmp_path, capsys):
     m0.write_text("\n".join(lines[:-1] + [json.dumps(row)]) + "\n")
     with pytest.raises(RecordError, match="frac_pos_test = inf is not a share"):
         load(out)
+
+
+def test_reports_build_what_they_can_when_every_model_diverged(tmp_path, capsys):
+    from iwtheory.report.analysis import analyse
+    from iwtheory.report.build import make_claims
+    from iwtheory.runs.train import TrainConfig, run_study
+
+    out = tmp_path / "runs"
+    run_study([TrainConfig(**{**TINY, "name": "study_fashion", "epochs": 3, "eval_dense": 3, "lrs": [1e30]})], out,
+              progress=False)
+    s = pd.concat([pd.read_json(p, typ="series").to_frame().T for p in out.glob("*/summary.json")])
+    assert s.diverged_epoch.notna().all()  # the premise of this test: every model diverged
+    a = analyse(out)
+    assert "every run of study_fashion (local) diverged" in capsys.readouterr().err
+    make_figures(out, tmp_path / "paper" / "figures", a)
+    make_tables(out, tmp_path / "paper", a)
+    make_claims(out, tmp_path / "paper", a)
+    claims = json.loads((tmp_path / "paper" / "generated" / "claims.json").read_text())
+    assert all(e["verdict"] == "inconclusive" for e in claims)
