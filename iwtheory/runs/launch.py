@@ -179,7 +179,7 @@ def theory_units(cfg, out, batch: int | None = None, workers: int = 2, threads: 
     from iwtheory.runs.theory import _identity
 
     cells = cfg.cells()
-    todo = [i for i, c in enumerate(cells) if not Run(out, c, _identity(c)).done]
+    todo = [i for i, c in enumerate(cells) if not Run(out, c, _identity(c)).finished()]
     size = batch or max(1, math.ceil(len(todo) / (4 * max(workers, 1))))
     units = []
     for g in range(0, len(todo), size):

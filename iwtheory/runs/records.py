@@ -147,6 +147,22 @@ class Run:
     def done(self) -> bool:
         return (self.dir / "done").exists()
 
+    def finished(self) -> bool:
+        """``done``, and its metrics whole: a done run whose last line was cut (a full disk) or whose schedule
+        falls short loses its ``done`` marker here, with a warning, so the sweep reruns it instead of every
+        report refusing it for good."""
+        if not self.done:
+            return False
+        try:
+            why = check_complete(self.dir, read_jsonl(self.metrics_path))
+        except RecordError as e:
+            why = str(e)
+        if not why:
+            return True
+        warn(f"run {self.dir} was marked done but its metrics are damaged ({why}); it will be run again")
+        (self.dir / "done").unlink()
+        return False
+
     @property
     def metrics_path(self) -> Path:
         return self.dir / "metrics.jsonl"

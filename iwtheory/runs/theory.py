@@ -228,7 +228,7 @@ def run_theory(cfg: TheoryConfig, out: str | Path = "runs", progress: bool = Tru
     out = check_out(out)
     cells = cfg.cells()
     runs = [Run(out, c, identity=_identity(c)) for c in cells]
-    todo = [i for i, r in enumerate(runs) if not r.done]
+    todo = [i for i, r in enumerate(runs) if not r.finished()]
     if todo:
         ds = build_dataset(cfg)
         with progress_bar(len(todo), cfg.name, "runs", enabled=progress) as bar:

@@ -285,7 +285,7 @@ def plan_groups(cfgs: list[TrainConfig], out: str | Path = "runs") -> list[list[
     by_key: dict[str, list[tuple[int, int]]] = {}
     for ci, cfg in enumerate(cfgs):
         for k, c in enumerate(cfg.cells()):
-            if not Run(out, c, _identity(c)).done:
+            if not Run(out, c, _identity(c)).finished():
                 by_key.setdefault(stack_key(c), []).append((ci, k))
     groups = []
     for members in by_key.values():

@@ -267,3 +267,22 @@ def test_reports_build_what_they_can_when_every_model_diverged(tmp_path, capsys)
     make_claims(out, tmp_path / "paper", a)
     claims = json.loads((tmp_path / "paper" / "generated" / "claims.json").read_text())
     assert all(e["verdict"] == "inconclusive" for e in claims)
+
+
+def test_a_done_run_with_a_cut_last_line_is_run_again_not_stuck(tmp_path, capsys):
+    from iwtheory.runs.train import TrainConfig, run_study
+
+    out = tmp_path / "runs"
+    cfgs = [TrainConfig(**{**TINY, "epochs": 2, "eval_dense": 2})]
+    run_study(cfgs, out, progress=False)
+    ref = load(out).sort_values(["config_hash", "epoch"]).reset_index(drop=True)
+    victim = sorted(out.glob("*/metrics.jsonl"))[0]
+    text = victim.read_text()
+    victim.write_text(text[: len(text) - 25])  # the last line cut (a full disk), `done` left in place
+    with pytest.raises(RecordError, match="partial last line"):
+        load(out)
+    run_study(cfgs, out, progress=False)  # the rerun repairs it rather than skipping a done run
+    assert "will be run again" in capsys.readouterr().err
+    again = load(out).sort_values(["config_hash", "epoch"]).reset_index(drop=True)
+    # retrained alone rather than beside another model: the same numbers up to float summation order
+    pd.testing.assert_frame_equal(again, ref, rtol=1e-4)
