@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,6 +35,36 @@ from iwtheory.theory.limits import LIMIT_LOSSES, LOSS_PARAMS
 ENGINEERING = ("name", "description", "source", "data_dir", "download", "device", "max_models", "compile",
                "channels_last", "checkpoint_every", "checkpoint_seconds", "eval_chunk")
 SWEEP = ("weights", "seeds", "lrs", "weight_decays", "dropouts")
+# Ranges a config's values are checked against before anything is allocated (beyond them a run overflows,
+# underflows to zero or cannot fit in memory; none is a setting anybody trains with).
+WEIGHT_RANGE = (1e-8, 1e8)
+MAX_LR = 1e3
+MAX_WIDTH = 100_000
+MAX_CELLS = 100_000
+LIMITS = {"epochs": 10**6, "batch_size": 10**6, "n_pos": 10**7, "n_neg": 10**7, "max_test": 10**7,
+          "max_other": 10**7, "noise_count": 10**6, "n_feature_images": 10**6, "eval_points": 10**4,
+          "eval_dense": 10**6, "eval_tail": 10**4, "record_points": 10**4, "max_models": 10**4, "eval_chunk": 10**6}
+IN_FEATURES = {"fashion_mnist": 784, "cifar10": 3072, "bl_toy": 2}
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 16 * 2**30
+
+
+def stack_bytes(cfg, models: int) -> int:
+    """Bytes of parameters, gradients and momentum of ``models`` MLPs of ``cfg`` (0 for the fixed CNNs, whose
+    size the engine's own checks bound)."""
+    if cfg.model != "mlp":
+        return 0
+    shape = (cfg.synthetic or {}).get("shape", (3, 32, 32)) if cfg.dataset == "synthetic" else None
+    d = int(np.prod(shape)) if shape is not None else IN_FEATURES.get(cfg.dataset, 3072)
+    widths = [d, *(cfg.hidden_widths if cfg.hidden_widths is not None else (512, 128)), 1]
+    params = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    return 3 * 4 * params * models
 
 
 @dataclass
@@ -116,8 +147,23 @@ class TrainConfig:
         for key in SWEEP:
             need(len(getattr(self, key)) > 0, f"{key} must not be empty")
         need(all(w > 0 for w in self.weights), f"weights must be positive numbers; got {self.weights}")
-        need(all(lr > 0 for lr in self.lrs), f"learning rates must be positive; got {self.lrs}")
-        need(all(wd >= 0 for wd in self.weight_decays), f"weight decays must be >= 0; got {self.weight_decays}")
+        # compared in logs: w ** weight_power itself may overflow
+        need(all(abs(math.log10(w) * self.weight_power) <= math.log10(WEIGHT_RANGE[1]) for w in self.weights),
+             f"class weights (w^weight_power) must lie in [{WEIGHT_RANGE[0]:g}, {WEIGHT_RANGE[1]:g}]; "
+             f"got {self.weights}")
+        need(all(0 < lr <= MAX_LR for lr in self.lrs), f"learning rates must lie in (0, {MAX_LR:g}]; got {self.lrs}")
+        need(all(0 <= wd <= MAX_LR for wd in self.weight_decays),
+             f"weight decays must lie in [0, {MAX_LR:g}]; got {self.weight_decays}")
+        for key, top in LIMITS.items():
+            need(getattr(self, key) <= top, f"{key} must be at most {top:g}; got {getattr(self, key)}")
+        need(all(h <= MAX_WIDTH for h in self.hidden), f"hidden widths must be at most {MAX_WIDTH}; got {self.hidden}")
+        need(all(s < 2**31 for s in self.seeds), f"seeds must be below 2^31; got {self.seeds}")
+        n_cells = len(self.weights) * len(self.seeds) * len(self.lrs) * len(self.weight_decays) * len(self.dropouts)
+        need(n_cells <= MAX_CELLS, f"the sweep has {n_cells} models, more than {MAX_CELLS}")
+        need_bytes = stack_bytes(self, min(n_cells, self.max_models))
+        need(need_bytes <= memory_bytes() // 2, f"a stack of {min(n_cells, self.max_models)} models needs about "
+             f"{need_bytes / 2**30:.1f} GiB for its parameters, gradients and momentum, more than half this "
+             f"machine's {memory_bytes() / 2**30:.0f} GiB; lower max_models or the widths")
         need(all(0 <= p < 1 for p in self.dropouts), f"dropout rates must lie in [0, 1); got {self.dropouts}")
         for key in ("epochs", "batch_size", "max_models", "checkpoint_every", "eval_chunk", "eval_points",
                     "record_points", "n_feature_images"):
