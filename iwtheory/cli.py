@@ -54,7 +54,7 @@ def _reproduce(args) -> int:
     out = args.out or ("runs/quick" if args.quick else "runs")
     res = reproduce(out, quick=args.quick, data_dir=args.data_dir, device=args.device,
                     progress=not args.no_progress, paper=Path(args.paper), scheduler=args.scheduler,
-                    started_at=args.started_at)
+                    started_at=args.started_at, results=[] if args.no_gpu_results else None)
     for name, n in res["runs"].items():
         print(f"{name}: {n} runs under {out}")
     if res["pdf"]:
@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     ig.add_argument("src", help="the OUT folder run.sh wrote")
     ig.add_argument("--dest", default=str(PAPER.parent / "results" / "gpu"), help="default: results/gpu")
     ig.set_defaults(func=_import_gpu)
-    for parser in (f, tb, c):
+    for parser in (f, tb, c, r):
         parser.add_argument("--no-gpu-results", action="store_true",
                             help="do not read the GPU records under results/gpu/ beside --runs")
     return p

@@ -53,8 +53,9 @@ def build_pdf(paper: Path) -> Path | None:
     if shutil.which("latexmk") is None:
         print("latexmk not found: skipping the PDF (install TeX, see the README)")
         return None
-    subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"], cwd=paper,
-                   check=True, stdout=subprocess.DEVNULL)
+    # no shell escape: text from records reaches the paper (escaped), and must never run a command
+    subprocess.run(["latexmk", "-pdf", "-pdflatex=pdflatex -no-shell-escape %O %S", "-interaction=nonstopmode",
+                    "-halt-on-error", "main.tex"], cwd=paper, check=True, stdout=subprocess.DEVNULL)
     faults = layout_faults((paper / "main.log").read_text(errors="replace"))
     if faults:
         raise LayoutError(f"{paper / 'main.pdf'} was built with {len(faults)} layout fault(s): "

@@ -14,6 +14,7 @@ from iwtheory.compare import claims as C
 from iwtheory.compare.effects import fit_power, residual_decay
 from iwtheory.report.analysis import STUDY, TOY, Analysis, study
 from iwtheory.report.claims import evaluate
+from iwtheory.report.latex import escape
 from iwtheory.report.macros import macro_name
 from iwtheory.report.style import weight_label
 
@@ -88,9 +89,10 @@ def study_numbers(a: Analysis) -> dict:
     cfg, df = st.config, st.df
     none = st.configs.get("none", cfg)
     sizes = st.sizes.get("none") or {}
-    vals.update(StudyDataset=st.label, StudyPos=cfg["pos"], StudyNeg=cfg["neg"], StudyEpochs=int(cfg["epochs"]),
+    vals.update(StudyDataset=escape(st.label), StudyPos=escape(cfg["pos"]), StudyNeg=escape(cfg["neg"]),
+                StudyEpochs=int(cfg["epochs"]),
                 StudyLr=float(cfg["lr"]), StudyMomentum=float(cfg["momentum"]), StudyBatch=int(cfg["batch_size"]),
-                StudyWeightNorm=cfg.get("weight_norm", "none"), StudySeeds=int(df.seed.nunique()),
+                StudyWeightNorm=escape(cfg.get("weight_norm", "none")), StudySeeds=int(df.seed.nunique()),
                 StudyWeightCount=int(df.weight.nunique()), StudyWeightMin=weight_label(df.weight.min()),
                 StudyWeightMax=weight_label(df.weight.max()), StudyPerClass=int(none.get("n_pos") or 0),
                 StudyValFraction=float(none.get("val_fraction", 0.0)),
@@ -171,7 +173,8 @@ def other_numbers(a: Analysis) -> dict:
     d = a.diverged
     vals["DivergedCount"] = int(len(d))
     vals["DivergedList"] = "none" if d.empty else "; ".join(
-        f"{r.experiment} {r.regime}, $w = {weight_label(r.weight)}$, seed {int(r.seed)}, epoch {int(r.epoch)}"
+        f"{escape(r.experiment)} {escape(r.regime)}, $w = {weight_label(r.weight)}$, seed {int(r.seed)}, "
+        f"epoch {int(r.epoch)}"
         for r in d.itertuples())
     toy = study(a, TOY)
     if toy is not None:
