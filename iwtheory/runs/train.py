@@ -443,11 +443,27 @@ def _consistency(header: dict, group, fp: str, evals: list[int]) -> str:
     return ""
 
 
+def engine_setup(cfg: TrainConfig, cells: list[dict], task) -> tuple:
+    """(EngineSettings, [Member]) of a stack of ``cells`` of ``cfg`` on ``task``: what the engine is built from."""
+    from iwtheory.nets.train import EngineSettings, Member
+
+    settings = EngineSettings(model=cfg.model, batchnorm=cfg.batchnorm, hidden=cfg.hidden_widths, loss=cfg.loss,
+                              poly_alpha=cfg.poly_alpha, loss_params=dict(cfg.loss_params), momentum=cfg.momentum,
+                              batch_size=cfg.batch_size, n_feature_images=cfg.n_feature_images,
+                              feature_seed=cfg.subsample_seed, precision=cfg.precision,
+                              channels_last=cfg.channels_last, compile=cfg.compile, eval_chunk=cfg.eval_chunk)
+    members = []
+    for c in cells:
+        wpos, wneg = class_weight_pair(c["weight"], task, cfg.weight_norm, cfg.weight_power)
+        members.append(Member(wpos, c["seed"], c["lr"], c["weight_decay"], c["dropout"], wneg=wneg))
+    return settings, members
+
+
 def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: bool, interrupt,
                  siblings: list[dict]) -> None:
     import torch
 
-    from iwtheory.nets.train import EngineSettings, Member, Stack
+    from iwtheory.nets.train import Stack
 
     fp = data_fingerprint(task)
     check_fingerprint(siblings, out, fp)
@@ -455,16 +471,8 @@ def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: b
         check_source(out, cfg.name, task.source)
     evals, record = train_epochs(group[0][1])
     eval_set, record_set = set(evals), set(record)
-    settings = EngineSettings(model=cfg.model, batchnorm=cfg.batchnorm, hidden=cfg.hidden_widths, loss=cfg.loss,
-                              poly_alpha=cfg.poly_alpha, loss_params=dict(cfg.loss_params), momentum=cfg.momentum,
-                              batch_size=cfg.batch_size,
-                              n_feature_images=cfg.n_feature_images, feature_seed=cfg.subsample_seed,
-                              precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile,
-                              eval_chunk=cfg.eval_chunk)
-    members = []
-    for _, c in group:
-        wpos, wneg = class_weight_pair(c["weight"], task, cfg.weight_norm, cfg.weight_power)
-        members.append(Member(wpos, c["seed"], c["lr"], c["weight_decay"], c["dropout"], wneg=wneg))
+    settings, members = engine_setup(cfg, [c for _, c in group], task)
+
     def new_stack():
         return Stack(members, task, settings, dev)
 

@@ -25,16 +25,12 @@ VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3))
 def fake_group(cfgs, out, members, device, task=None, **kw):
     """Build what training would allocate (the task and the stack of models), then stop: the fuzz is about
     inputs, not about training for as long as a valid input asks."""
-    from iwtheory.nets.train import EngineSettings, Member, Stack
+    from iwtheory.nets.train import Stack
 
     cfg = cfgs[members[0][0]]
     cells = cfg.cells()
-    s = EngineSettings(model=cfg.model, batchnorm=cfg.batchnorm, hidden=cfg.hidden_widths, loss=cfg.loss,
-                       poly_alpha=cfg.poly_alpha, loss_params=dict(cfg.loss_params), momentum=cfg.momentum,
-                       batch_size=cfg.batch_size, n_feature_images=cfg.n_feature_images)
-    ms = [Member(*train.class_weight_pair(cells[k]["weight"], task, cfg.weight_norm, cfg.weight_power)[:1],
-                 cells[k]["seed"], cells[k]["lr"], cells[k]["weight_decay"], cells[k]["dropout"]) for _, k in members]
-    Stack(ms, task, s, device)
+    settings, ms = train.engine_setup(cfg, [cells[k] for _, k in members], task)
+    Stack(ms, task, settings, device)
     built.append(len(ms))
     return []
 
