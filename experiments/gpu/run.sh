@@ -100,7 +100,7 @@ STUDY_S=$(( $(date +%s) - T0 ))
 step "study finished: exit code $RC after $STUDY_S s"
 
 step "packing"
-tar czf "$OUT/records.tar.gz" -C "$OUT/staging" --exclude="features" --exclude="_groups" --exclude="_locks" runs
+tar czf "$OUT/records.tar.gz" -C "$OUT/staging" --exclude="features" --exclude="_groups" --exclude="_locks" --exclude="lock" runs
 "$PY" - "$OUT" "$RC" "$STUDY_S" "$EPOCHS" "$(elapsed)" "python3 ${CMD[*]}" "$ROOT" <<'EOF'
 import json, sys
 from pathlib import Path

@@ -134,6 +134,21 @@ def test_a_second_writer_refuses_naming_the_holder(tmp_path, capsys):
     assert not any((tmp_path / "runs" / h / "done").exists() for h in hashes)
 
 
+def test_deleting_the_lock_folder_does_not_let_a_second_writer_in(tmp_path, capsys):
+    import shutil
+
+    from iwtheory.runs.locks import hold_runs
+
+    cfg = TrainConfig(**TINY)
+    hashes = [config_hash(c) for c in cfg.cells()]
+    p = tmp_path / "c.toml"
+    p.write_text(toml(TINY))
+    with hold_runs(tmp_path / "runs", hashes[:1]):
+        shutil.rmtree(tmp_path / "runs" / "_locks")  # the holder information is gone, the lock is not
+        one_line_error(capsys, ["train", p, "--out", tmp_path / "runs"], f"run {hashes[0]} is being written by")
+    assert not any((tmp_path / "runs" / h / "done").exists() for h in hashes)
+
+
 @pytest.mark.slow
 def test_two_writers_of_one_folder_write_each_record_once(tmp_path):
     cfg = tmp_path / "c.toml"
