@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from iwtheory.compare.effects import PROBES
+from iwtheory.report.latex import plot_label
 from iwtheory.report.style import have_latex, icml, weight_colors, weight_label
 
 matplotlib.use("Agg")
@@ -155,9 +156,9 @@ def frac_pos_figure(df: pd.DataFrame, out_dir, probes=PROBES, name: str = "frac_
                 ax.fill_between(x, s_["mean"] - se, s_["mean"] + se, color=colors[w], alpha=0.25, lw=0)
             ax.set_xscale("log")
             ax.set_ylim(-0.03, 1.03)
-            ax.set_title(grp if one else (PROBE_TITLES.get(probe, probe) if k < nc else ""))
+            ax.set_title(plot_label(grp) if one else (PROBE_TITLES.get(probe, probe) if k < nc else ""))
             if not one and k % nc == 0:
-                ax.set_ylabel(f"{grp}\nfrac. positive")
+                ax.set_ylabel(f"{plot_label(grp)}\nfrac. positive")
         fig.subplots_adjust(hspace=0.5)  # room for each row's titles under the row above
         if one:
             _label_grid(axes, len(panels), "epoch + 1", "frac. positive")
@@ -181,7 +182,7 @@ def effect_figure(summary: pd.DataFrame, out_dir, name: str = "effect_by_regime"
             lw = np.log2(s_.weight)
             ax.plot(lw, s_.peak_effect, "o-", ms=3, color="#0072B2", label="largest early")
             ax.errorbar(lw, s_.late_effect, yerr=s_.late_se, fmt="s-", ms=3, color="#D55E00", label="last tenth")
-            ax.set_title(grp)
+            ax.set_title(plot_label(grp))
         _label_grid(axes, len(groups), r"$\log_2 w$", r"$|\Delta|$ (frac. positive)")
         axes[0, 0].legend(loc="upper center")
         return save(fig, out_dir, name)
@@ -267,7 +268,7 @@ def losses_figure(df: pd.DataFrame, out_dir, name: str = "theory_losses") -> lis
                 ax.plot(np.log10(g.t), np.maximum(g.angle_limit, 1e-17), color=colors[w])
                 ax.plot(np.log10(g.t), np.maximum(g.angle, 1e-17), color=colors[w], ls="--", lw=0.8)
             ax.set_yscale("log")
-            ax.set_title(loss)
+            ax.set_title(plot_label(loss))
         _label_grid(axes, len(losses), r"$\log_{10} t$", "angle (rad)")
         axes[0, 0].plot([], [], color="0.3", label="to its predicted limit")
         axes[0, 0].plot([], [], color="0.3", ls="--", lw=0.8, label=r"to $\hat w$")

@@ -33,3 +33,13 @@ def test_escaped_text_typesets_as_itself(tmp_path):
         subprocess.run(["pdftotext", "t.pdf"], cwd=tmp_path, check=True, timeout=60)
         text = (tmp_path / "t.txt").read_text()
         assert "\\input{/etc/passwd}" in text and "runs_quick" in text and "--out" in text
+
+
+def test_record_names_become_labels_that_mean_nothing_to_latex():
+    from iwtheory.report.latex import plot_label
+
+    assert plot_label("l2 wd=0.001") == "l2 wd=0.001" and plot_label("poly1_sub") == "poly1 sub"
+    for s in HOSTILE:
+        lab = plot_label(s)
+        assert not set(lab) & set("\\{}$&#^_%~")
+    assert plot_label("\\\\") == "?" and len(plot_label("x" * 500)) == 60
