@@ -343,7 +343,7 @@ def c1(df: pd.DataFrame, steps_per_epoch: int, metric: str = "frac_pos_test", ci
     mono, how = monotone_in_weight(t)
     sep = separation(df)
     first_sep = float(sep.separation_epoch.min()) if sep.separation_epoch.notna().any() else None
-    premise = {"statement": CLAIMS["C1" if cid in ("C1", "C3") else cid].premise,
+    premise = {"statement": CLAIMS["C1"].premise,
                "met": first_sep is None or first_sep > last, "value": first_sep,
                "measure": "earliest separation epoch of any net", "early_epochs": last}
     rho = stats.spearmanr(np.log(np.repeat(np.asarray(t.columns, float)[None, :], len(t), 0)).ravel(),

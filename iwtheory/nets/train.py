@@ -132,7 +132,7 @@ class Stack:
         saved = {k: v.clone() for k, v in self.net.state_dict().items()}  # batch norm updates its statistics
         n = min(4, len(self.task.y_train))
         idx = torch.arange(n, device=self.device).expand(self.M, n)
-        x, y = self._layout(self.task.x_train[idx]), self.task.y_train[idx]
+        x, y = self._layout(self.x_train[idx]), self.task.y_train[idx]
         grads = []
         for f in (self.net, compiled):
             for p in self.params:
