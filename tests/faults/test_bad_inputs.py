@@ -119,15 +119,19 @@ def test_random_theory_configs_give_a_config_or_a_config_error(data):
     assert len(cfg.cells()) >= 1
 
 
+def tiny_sweep(tmp_path):
+    """The TINY config written to a file, and its runs' hashes."""
+    p = tmp_path / "c.toml"
+    p.write_text(toml(TINY))
+    return p, [config_hash(c) for c in TrainConfig(**TINY).cells()]
+
+
 def test_a_second_writer_refuses_naming_the_holder(tmp_path, capsys):
     import socket
 
     from iwtheory.runs.locks import hold_runs
 
-    cfg = TrainConfig(**TINY)
-    hashes = [config_hash(c) for c in cfg.cells()]
-    p = tmp_path / "c.toml"
-    p.write_text(toml(TINY))
+    p, hashes = tiny_sweep(tmp_path)
     with hold_runs(tmp_path / "runs", hashes[:1]):
         one_line_error(capsys, ["train", p, "--out", tmp_path / "runs"],
                        f"is being written by PID {os.getpid()} on {socket.gethostname()}")
@@ -139,10 +143,7 @@ def test_deleting_the_lock_folder_does_not_let_a_second_writer_in(tmp_path, caps
 
     from iwtheory.runs.locks import hold_runs
 
-    cfg = TrainConfig(**TINY)
-    hashes = [config_hash(c) for c in cfg.cells()]
-    p = tmp_path / "c.toml"
-    p.write_text(toml(TINY))
+    p, hashes = tiny_sweep(tmp_path)
     with hold_runs(tmp_path / "runs", hashes[:1]):
         shutil.rmtree(tmp_path / "runs" / "_locks")  # the holder information is gone, the lock is not
         one_line_error(capsys, ["train", p, "--out", tmp_path / "runs"], f"run {hashes[0]} is being written by")
