@@ -145,16 +145,14 @@ def _study(name: str, source: str, cnn: pd.DataFrame, diverged: pd.DataFrame, su
     bad = set(diverged[(diverged.experiment == name) & (diverged.source == source)].config_hash)
     ok = g[~g.config_hash.isin(bad)].dropna(axis=1, how="all")
     roots = dict(zip(ok.config_hash, ok.root))
-    configs = {v: read_json(Path(roots[h]) / h / "config.json")
-               for v, h in ok.groupby("variant").config_hash.first().items()}
-    sources = {read_json(Path(roots[h]) / h / "config.json").get("source_fingerprint")
-               for h in ok.config_hash.unique()} - {None}
+    run_configs = {h: read_json(Path(roots[h]) / h / "config.json") for h in ok.config_hash.unique()}  # read once
+    configs = {v: run_configs[h] for v, h in ok.groupby("variant").config_hash.first().items()}
+    sources = {c.get("source_fingerprint") for c in run_configs.values()} - {None}
     if len(sources) > 1:
         raise RecordError(f"the records of {name} ({source}) were drawn from {len(sources)} different datasets "
                           f"(fingerprints {', '.join(sorted(sources))}): a report must not combine them; keep one "
                           "dataset per records folder")
-    first = ok.config_hash.iloc[0]
-    config = read_json(Path(roots[first]) / first / "config.json")
+    config = run_configs[ok.config_hash.iloc[0]]
     summary = early_late(weight_effect(ok, by=("variant",)), by=("variant",))
     fa = [feature_angles(Path(roots[h]) / h) for h in sorted(ok.config_hash.unique())]
     fa = [f for f in fa if not f.empty]

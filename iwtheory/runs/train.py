@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import math
 import os
 import time
@@ -27,7 +26,7 @@ from iwtheory.runs.config import ConfigError, check_distinct, check_kwargs, conf
 from iwtheory.runs.locks import hold_runs
 from iwtheory.runs.progress import progress as progress_bar
 from iwtheory.runs.records import (RecordError, Run, check_out, checkpoint_header, fault_point, read_checkpoint,
-                                   set_aside, write_checkpoint)
+                                   read_json, set_aside, write_checkpoint)
 from iwtheory.runs.schedule import train_epochs
 from iwtheory.theory.limits import LIMIT_LOSSES, LOSS_PARAMS
 
@@ -257,10 +256,10 @@ def check_source(out: Path, experiment: str, fp: str) -> None:
     from (any regime), naming both fingerprints: the reports would otherwise combine the two."""
     for d in sorted(Path(out).glob("*/config.json")):
         try:
-            c = json.loads(d.read_text())
-        except (OSError, ValueError):
+            c = read_json(d)
+        except RecordError:
             continue  # a damaged config is named by the reports, not here
-        have = c.get("source_fingerprint") if isinstance(c, dict) else None
+        have = c.get("source_fingerprint")
         if c.get("experiment") == experiment and have and have != fp:
             raise RecordError(
                 f"{out} holds runs of {experiment} drawn from a dataset with fingerprint {have} (run "
