@@ -138,8 +138,21 @@ def _import_gpu(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in the command's one-line form (the usage is one ``--help`` away)."""
+
+    def error(self, message: str):
+        print(f"iwtheory: error: {_one_line(message)} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="iwtheory", description=__doc__)
+    """The `iwtheory` command line: one sub-command per job."""
+    p = _Parser(prog="iwtheory", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     experiment = argparse.ArgumentParser(add_help=False)  # what `theory` and `train` share
@@ -219,7 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     from iwtheory.runs.launch import UnitsFailed
     from iwtheory.runs.locks import RunLockedError
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2), already printed
+        return int(e.code or 0)
     try:
         return args.func(args)
     except (ValueError, KeyError, OSError, RunLockedError, UnitsFailed) as e:
@@ -227,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e) if not isinstance(e, KeyError) else f"missing key {e}"
         if isinstance(e, OSError) and e.filename and str(e.filename) not in msg:
             msg = f"{e.filename}: {msg}"
-        print(f"iwtheory: error: {msg}", file=sys.stderr)
+        print(f"iwtheory: error: {_one_line(msg)}", file=sys.stderr)
         return 2
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from iwtheory.compare import claims as C
+from iwtheory.report.latex import escape
 from iwtheory.report.analysis import STUDY, TOY, Analysis, study
 from iwtheory.report.macros import fmt_pm
 from iwtheory.report.tables import latex_table
@@ -121,7 +122,7 @@ def claims_table(entries: list[dict]) -> str:
     """Booktabs table: claim, statement, value +- SE (seeds), verdict."""
     cells = pd.DataFrame({
         "claim": [e["id"] for e in entries],
-        "statement": [e["statement"] for e in entries],
+        "statement": [_tex(e["statement"]) for e in entries],
         "value": [_fmt(e["value"], e["se"]) for e in entries],
         "seeds": [str(e["n_seeds"]) if e["n_seeds"] else "---" for e in entries],
         "premise": ["met" if e["premise"]["met"] else "not met" for e in entries],
@@ -136,18 +137,21 @@ def claims_table(entries: list[dict]) -> str:
     return tex.replace("{llllll}", "{lp{2.6in}llll}")
 
 
-_TEX = {"S_in": r"$S_{\mathrm{in}}$", "S_out": r"$S_{\mathrm{out}}$", "S_noise": r"$S_{\mathrm{noise}}$",
-        "w_max": r"$w_{\max}$", "w_min": r"$w_{\min}$", "K_c": r"$K_c$", "|Delta|": r"$|\Delta|$",
-        "Delta": r"$\Delta$", "lambda": r"$\lambda$", "theta": r"$\theta$", ">=": r"$\geq$", "<=": r"$\leq$",
-        "!=": r"$\neq$", "~": r"$\sim$", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#",
-        "\\": r"\textbackslash{}"}
-_TEX_RE = re.compile("|".join(re.escape(k) for k in sorted(_TEX, key=len, reverse=True)))
+_MATH = {"S_in": r"$S_{\mathrm{in}}$", "S_out": r"$S_{\mathrm{out}}$", "S_noise": r"$S_{\mathrm{noise}}$",
+         "w_max": r"$w_{\max}$", "w_min": r"$w_{\min}$", "K_c": r"$K_c$", "|Delta|": r"$|\Delta|$",
+         "Delta": r"$\Delta$", "lambda": r"$\lambda$", "theta": r"$\theta$", ">=": r"$\geq$", "<=": r"$\leq$",
+         "!=": r"$\neq$", "~": r"$\sim$"}
+_MATH_RE = re.compile("|".join(re.escape(k) for k in sorted(_MATH, key=len, reverse=True)))
 
 
 def _tex(text: str) -> str:
-    """Plain words of a rule or statistic, made safe for LaTeX text mode (one pass, so no replacement is
-    replaced again)."""
-    return _TEX_RE.sub(lambda m: _TEX[m.group(0)], text)
+    """Plain words of a rule or statistic as LaTeX: the symbols the rules name (S_in, Delta, >=, ...) typeset
+    as math, everything else through the one escaping function, so record text runs no command."""
+    out, at = [], 0
+    for m in _MATH_RE.finditer(str(text)):
+        out += [escape(text[at:m.start()]), _MATH[m.group(0)]]
+        at = m.end()
+    return "".join(out) + escape(str(text)[at:])
 
 
 def claims_detail(entries: list[dict]) -> str:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from iwtheory.runs.config import ConfigError, config_hash
-from iwtheory.runs.schedule import schedule_gaps, scheduled
+from iwtheory.runs.schedule import NoSchedule, ScheduleError, schedule_gaps, scheduled
 
 
 class RecordError(ValueError):
@@ -332,8 +332,9 @@ def check_rows(d: Path, rows: list[dict]) -> None:
     in [0, 1] (a model that diverged excepted): a foreign or damaged line must not reach a published number."""
     for i, r in enumerate(rows, 1):
         h = r.get("config_hash")
-        if h is not None and h != d.name:
-            raise RecordError(f"{d / 'metrics.jsonl'} line {i}: belongs to run {h}, not {d.name}")
+        if h != d.name:
+            whose = f"belongs to run {h!r}" if h is not None else "names no run (no config_hash)"
+            raise RecordError(f"{d / 'metrics.jsonl'} line {i}: {whose}, not {d.name}")
         if r.get("diverged"):
             continue
         for k in _SHARES:
@@ -346,10 +347,14 @@ def check_rows(d: Path, rows: list[dict]) -> None:
 def check_complete(d: Path, rows: list[dict]) -> str:
     """'' when a finished run's metrics hold its schedule once; otherwise what is wrong."""
     cfg = read_json(d / "config.json")
+    if not isinstance(cfg, dict):
+        raise RecordError(f"{d / 'config.json'}: expected a JSON object")
     try:
         key, _ = scheduled(cfg)
-    except (ValueError, KeyError):
+    except NoSchedule:
         return ""  # a kind without a schedule (imported records of another tool) is not checked
+    except ScheduleError as e:
+        raise RecordError(f"{d / 'config.json'}: {e}") from None
     return schedule_gaps(cfg, [r.get(key) for r in rows])
 
 

@@ -6,6 +6,8 @@ reports check the same; both read the schedule from here, computed from the run'
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -33,24 +35,58 @@ def train_epochs(cfg: dict) -> tuple[list[int], list[int]]:
     return sorted(evals), record
 
 
+class NoSchedule(ValueError):
+    """A run of a kind this package does not schedule (records of another tool)."""
+
+
+class ScheduleError(ValueError):
+    """A config whose schedule fields are missing, of the wrong type or out of range."""
+
+
+_FIELDS = {"train": {"epochs": (int, 1, 10**7), "record_points": (int, 0, 10**4), "eval_dense": (int, 0, 10**7),
+                     "eval_points": (int, 0, 10**5), "eval_tail": (int, 0, 10**5)},
+           "flow": {"t_max": (float, 1e-12, 1e300), "n_records": (int, 1, 10**6)},
+           "gd": {"steps": (int, 1, 10**12), "n_records": (int, 1, 10**6)}}
+_OPTIONAL = {"eval_tail": 0}
+
+
+def _checked(cfg: dict, fields: dict) -> None:
+    for k, (kind, lo, hi) in fields.items():
+        v = cfg.get(k, _OPTIONAL.get(k))
+        ok = not isinstance(v, bool) and isinstance(v, (int, float) if kind is float else int)
+        if not ok or not (lo <= v <= hi):
+            raise ScheduleError(f"{k} = {v!r} is not {'an integer' if kind is int else 'a number'} in "
+                                f"[{lo:g}, {hi:g}]")
+
+
 def scheduled(cfg: dict) -> tuple[str, np.ndarray]:
-    """(key, values): the metrics key a run is recorded by and every value it must hold once."""
+    """(key, values): the metrics key a run is recorded by and every value it must hold once.
+
+    The config comes from a file: its schedule fields are checked for type and range first (ScheduleError),
+    so a damaged config is named instead of allocating or failing somewhere inside numpy."""
     from iwtheory.theory.dynamics import log_grid
 
     kind = cfg.get("kind")
     if kind == "train":
+        _checked(cfg, _FIELDS["train"])
         return "epoch", np.asarray(train_epochs(cfg)[0], dtype=float)
     if kind == "theory":
-        if cfg["method"] == "flow":
+        method = "flow" if cfg.get("method") == "flow" else "gd"
+        _checked(cfg, _FIELDS[method])
+        if method == "flow":
             return "t", log_grid(cfg["t_max"], cfg["n_records"], t_min=min(1e-2, cfg["t_max"] / 10))
         return "t", log_grid(cfg["steps"], cfg["n_records"], integer=True).astype(float)
-    raise ValueError(f"a run of kind {kind!r} has no known schedule")
+    raise NoSchedule(f"a run of kind {kind!r} has no known schedule")
 
 
 def schedule_gaps(cfg: dict, values) -> str:
     """'' when ``values`` (a run's recorded key values, in file order) hold every scheduled point once;
     otherwise what is missing or repeated, in words."""
     key, want = scheduled(cfg)
+    values = list(values)
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)]
+    if bad:
+        return f"{len(bad)} record(s) whose {key} is not a finite number (first {bad[0]!r})"
     have = np.asarray(sorted(float(v) for v in values), dtype=float)
     # flow times pass through log1p/expm1, so they are compared to a relative 1e-9
     same = len(have) == len(want) and np.allclose(have, want, rtol=1e-9, atol=0)

@@ -239,7 +239,11 @@ def test_foreign_lines_non_finite_shares_and_stray_folders(tmp_path, capsys):
     m0, m1 = runs[0] / "metrics.jsonl", runs[1] / "metrics.jsonl"
     good = m0.read_text()
     m0.write_text(good + m1.read_text().splitlines()[-1] + "\n")
-    with pytest.raises(RecordError, match=f"belongs to run {runs[1].name}, not {runs[0].name}"):
+    with pytest.raises(RecordError, match=f"belongs to run '{runs[1].name}', not {runs[0].name}"):
+        load(out)
+    # a line that names no run at all
+    m0.write_text(good + json.dumps({"epoch": 1}) + "\n")
+    with pytest.raises(RecordError, match="names no run"):
         load(out)
     # Infinity where a share belongs
     lines = good.splitlines()

@@ -43,3 +43,22 @@ def test_record_names_become_labels_that_mean_nothing_to_latex():
         lab = plot_label(s)
         assert not set(lab) & set("\\{}$&#^_%~")
     assert plot_label("\\\\") == "?" and len(plot_label("x" * 500)) == 60
+
+
+def _entry(text: str) -> dict:
+    return {"id": "C1", "statement": text, "statistic": f"|Delta| on S_in {text}", "value": 0.5, "se": 0.1,
+            "n_seeds": 10, "rule": f"mean >= 0.1 {text}", "verdict": "fails",
+            "premise": {"statement": text, "met": False, "value": 0.2, "measure": text},
+            "details": {"missing": text, "verdict_before_premise": "fails"},
+            "threshold": {"parameter": text, "stable_range": [0.0, 1.0], "value": 0.1}}
+
+
+def test_claim_text_from_the_records_runs_no_command():
+    from iwtheory.report.claims import claims_detail, claims_discussion, claims_table
+
+    for s in HOSTILE:
+        entries = [_entry(s)]
+        for tex in (claims_detail(entries), claims_discussion(entries), claims_table(entries)):
+            assert "\\input" not in tex and "\\write18" not in tex and "\\openin" not in tex, tex
+    # the rule's own symbols still typeset as math
+    assert "$S_{\\mathrm{in}}$" in claims_detail([_entry("x")]) and "$\\geq$" in claims_detail([_entry("x")])
