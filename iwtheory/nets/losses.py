@@ -18,11 +18,18 @@ from iwtheory.theory.limits import ADJUSTED, LIMIT_LOSSES, class_coefficients
 _LOG1P_EXP_M1 = math.log1p(math.exp(-1.0))
 
 
+def _softplus(x: torch.Tensor) -> torch.Tensor:
+    """log(1 + e^x). torch's softplus returns x itself above 20, an error of e^-20 = 2e-9 that float32 cannot
+    see and float64 can: in float64 the switch moves to 40, where e^-40 is below its rounding."""
+    return F.softplus(x, threshold=40.0 if x.dtype == torch.float64 else 20.0)
+
+
 def margin_loss(m: torch.Tensor, name: str = "logistic", alpha: float = 1.0, y: torch.Tensor | None = None,
                 params: dict | None = None) -> torch.Tensor:
     """l(m) elementwise: logistic, exponential, the polynomial tail of Wang et al. (2022), or the
-    class-dependent la, vs and ldam (which need the labels ``y`` and their ``params``; see
-    ``iwtheory.theory.limits``): base(a_y m + b_y)."""
+    class-dependent la, vs, vs_softmax, label_margin and ldam (which need the labels ``y`` and their
+    ``params``; see ``iwtheory.theory.limits``): base(a_y m + b_y). For ldam, m must come from a cosine
+    classifier: the formula is that of label_margin, the classifier is what makes it LDAM."""
     if name in ADJUSTED:
         if y is None:
             raise ValueError(f"the {name} loss depends on the label: pass y")
@@ -35,11 +42,11 @@ def margin_loss(m: torch.Tensor, name: str = "logistic", alpha: float = 1.0, y: 
                                                                                           m.new_tensor(b_neg))
         name = base
     if name == "logistic":
-        return F.softplus(-m)
+        return _softplus(-m)
     if name == "exponential":
         return torch.exp(-m)
     if name == "polynomial":
-        return torch.where(m <= 1.0, F.softplus(-m) / _LOG1P_EXP_M1, m.clamp_min(1.0).pow(-alpha))
+        return torch.where(m <= 1.0, _softplus(-m) / _LOG1P_EXP_M1, m.clamp_min(1.0).pow(-alpha))
     raise ValueError(f"unknown loss {name!r}; choose one of {LIMIT_LOSSES}")
 
 

@@ -50,7 +50,7 @@ class EngineSettings:
     hidden: tuple | None = None    # MLP widths (None: the MLP's default)
     loss: str = "logistic"
     poly_alpha: float = 1.0
-    loss_params: dict | None = None  # la / vs / ldam parameters (iwtheory.theory.limits)
+    loss_params: dict | None = None  # binary parameters of the class-dependent losses (iwtheory.theory.limits)
     momentum: float = 0.9
     batch_size: int = 16
     n_feature_images: int = 256

@@ -10,6 +10,7 @@ import pandas as pd
 from iwtheory.compare import claims as C
 from iwtheory.compare.effects import fit_power
 from iwtheory.report.analysis import Analysis, study
+from iwtheory.report.latex import escape
 from iwtheory.report.tables import latex_table, pm
 from iwtheory.runs.records import feature_limit_angle
 from iwtheory.theory.limits import LIMIT_LOSSES
@@ -77,25 +78,25 @@ def losses_table(th: pd.DataFrame, net: pd.DataFrame) -> str:
     for name in names:
         base = {"poly1": "polynomial", "poly2": "-"}.get(name, name)
         t = th[th.loss == base] if not th.empty else th
-        row = {"loss": name, "limit (theory)": t.limit.iloc[0] if len(t) else "---",
+        row = {"loss": escape(name), "limit (theory)": escape(t.limit.iloc[0]) if len(t) else "---",
                r"final $\theta$ to limit": pm(t.final_to_limit.iloc[0], digits=4) if len(t) else "---",
                r"final $\theta$ to $\hat w$": pm(t.final_to_hat.iloc[0], digits=4) if len(t) else "---"}
-        for sub, label in ((False, "balanced"), (True, "subsampled")):
-            n = net[(net.regime == (name + "_sub" if sub else name))] if not net.empty else net
+        for sub, label in ((False, "balanced"), (True, "subsampled")) if not net.empty else ():
+            n = net[(net.regime == (name + "_sub" if sub else name))]
             row[f"late $\\Delta$, {label}"] = pm(n.late_effect.iloc[0], n.late_se.iloc[0]) if len(n) else "---"
             if sub:
                 row["bal. acc., subsampled"] = pm(n.balanced_acc.iloc[0], n.balanced_se.iloc[0]) if len(n) else "---"
                 row["feature $\\theta$ to limit"] = pm(n.feature_angle.iloc[0]) if len(n) else "---"
         rows.append(row)
     cells = pd.DataFrame(rows)
-    return latex_table(cells, pd.DataFrame(index=cells.index), {},
-                       caption=r"Which losses keep the weights' effect. Theory (2-D toy, gradient flow to the last "
-                               r"time, linear and deep linear): the limit each loss predicts and the final angle to "
-                               r"it (largest over weights and depths) and to the plain max margin $\hat w$ (weight "
-                               r"16). Networks: the oriented late $\Delta$ on $S_{\mathrm{in}}$ (mean $\pm$ standard "
-                               r"error over seeds), the late balanced accuracy, and the last layer's angle to the "
-                               r"limit its loss predicts for its own penultimate features (mean over nets that "
-                               r"separate them).", label="tab:losses")
+    theory = (r"Which losses keep the weights' effect. Theory (2-D toy, gradient flow to the last time, linear and "
+              r"deep linear): the limit each loss predicts and the final angle to it (largest over weights and "
+              r"depths) and to the plain max margin $\hat w$ (weight 16). ")
+    nets = (r"Networks: the oriented late $\Delta$ on $S_{\mathrm{in}}$ (mean $\pm$ standard error over seeds), "
+            r"the late balanced accuracy, and the last layer's angle to the limit its loss predicts for its own "
+            r"penultimate features (mean over nets that separate them)." if not net.empty else
+            r"The networks' columns need the loss study's records (\texttt{make losses}).")
+    return latex_table(cells, pd.DataFrame(index=cells.index), {}, caption=theory + nets, label="tab:losses")
 
 
 def loss_numbers(th: pd.DataFrame, net: pd.DataFrame) -> dict:

@@ -15,7 +15,7 @@ from iwtheory.runs.records import Run, check_out
 from iwtheory.theory import asymptotics, data, dynamics, losses
 from iwtheory.theory.checks import DegenerateSupportError, class_weights
 from iwtheory.theory.geometry import angle
-from iwtheory.theory.limits import ADJUSTED, LIMIT_LOSSES, affine_form, limit
+from iwtheory.theory.limits import ADJUSTED, COSINE, LIMIT_LOSSES, affine_form, limit, resolve_params
 from iwtheory.theory.maxmargin import max_margin
 
 METHODS = ("flow", "gd", "sgd")
@@ -45,7 +45,7 @@ class TheoryConfig:
     balanced: bool = False
     n_records: int = 100
     duplicates: list[bool] = field(default_factory=lambda: [False])  # True: integer weights as copies of points
-    loss_params: dict = field(default_factory=dict)  # per loss name: la {iota}, vs {delta, iota}, ldam {margin, s}
+    loss_params: dict = field(default_factory=dict)  # per loss name: binary or paper parameters (limits)
     weight_power: float = 1.0      # weights c^p (Wang et al. 2022's exponentiated weights)
 
     def validate(self) -> None:
@@ -64,9 +64,12 @@ class TheoryConfig:
         need(isinstance(self.loss_params, dict) and set(self.loss_params) <= set(ADJUSTED)
              and all(isinstance(v, dict) for v in self.loss_params.values()),
              f"loss_params must be a table of tables, one per adjusted loss {ADJUSTED}; got {self.loss_params}")
-        for ls, params in self.loss_params.items():
+        need(not set(self.losses) & set(COSINE), f"{sorted(set(self.losses) & set(COSINE))} train a cosine "
+             "classifier, not the linear and deep linear models of a theory sweep (see limits.cosine_descent)")
+        for ls, params in list(self.loss_params.items()):
             try:
-                affine_form(ls, np.array([1.0, -1.0]), **params)
+                self.loss_params[ls] = resolve_params(ls, params)  # the papers' parameters, if given
+                affine_form(ls, np.array([1.0, -1.0]), **self.loss_params[ls])
             except (TypeError, ValueError) as e:
                 raise ConfigError(f"{self.name}: loss_params.{ls}: {e}") from None
         need(self.weight_power > 0, f"weight_power must be positive; got {self.weight_power}")

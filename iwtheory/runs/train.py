@@ -28,7 +28,7 @@ from iwtheory.runs.progress import progress as progress_bar
 from iwtheory.runs.records import (RecordError, Run, check_out, checkpoint_header, fault_point, read_checkpoint,
                                    read_json, set_aside, write_checkpoint)
 from iwtheory.runs.schedule import train_epochs
-from iwtheory.theory.limits import LIMIT_LOSSES, LOSS_PARAMS
+from iwtheory.theory.limits import COSINE, LIMIT_LOSSES, LOSS_PARAMS, resolve_params
 
 # Fields that change how fast a run goes, not what it computes; they stay out of the run hash.
 ENGINEERING = ("name", "description", "source", "data_dir", "download", "device", "max_models", "compile",
@@ -104,7 +104,7 @@ class TrainConfig:
     epochs: int = 10
     loss: str = "logistic"
     poly_alpha: float = 1.0
-    loss_params: dict = field(default_factory=dict)  # la: iota; vs: delta, iota; ldam: margin, s (theory.limits)
+    loss_params: dict = field(default_factory=dict)  # binary or paper parameters (theory.limits.from_paper)
     weight_power: float = 1.0      # train with the exponentiated class weight w^p (Wang et al. 2022)
     eval_dense: int = 20           # evaluate every epoch up to here, then log-spaced
     eval_points: int = 30
@@ -130,9 +130,18 @@ class TrainConfig:
         need(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; choose one of {DATASETS}")
         need(self.model in MODELS, f"unknown model {self.model!r}; choose one of {MODELS}")
         need(self.loss in LIMIT_LOSSES, f"unknown loss {self.loss!r}; choose one of {LIMIT_LOSSES}")
+        need(self.loss not in COSINE, f"the {self.loss} loss trains a cosine classifier (Cao et al. 2019), which "
+             "the engine's nets do not have: use label_margin, the same loss on the nets' unnormalised logit")
+        if not isinstance(self.loss_params, dict):
+            raise ConfigError(f"{self.name}: loss_params must be a table; got {self.loss_params!r}")
+        try:  # the papers' parameters (counts, priors, tau, gamma, max_m, s) become the binary ones here
+            self.loss_params = resolve_params(self.loss, self.loss_params) if self.loss in LOSS_PARAMS \
+                else self.loss_params
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{self.name}: loss_params: {e}") from None
         allowed = LOSS_PARAMS.get(self.loss, set()) | ({"base"} if self.loss in LOSS_PARAMS else set())
         need(set(self.loss_params) <= allowed, f"loss_params {sorted(self.loss_params)} do not fit the "
-             f"{self.loss} loss (it takes {sorted(allowed) or 'none'})")
+             f"{self.loss} loss (it takes {sorted(allowed) or 'none'}, or its paper's parameters)")
         if self.loss_params:
             from iwtheory.theory.limits import class_coefficients
 

@@ -62,3 +62,21 @@ def test_claim_text_from_the_records_runs_no_command():
             assert "\\input" not in tex and "\\write18" not in tex and "\\openin" not in tex, tex
     # the rule's own symbols still typeset as math
     assert "$S_{\\mathrm{in}}$" in claims_detail([_entry("x")]) and "$\\geq$" in claims_detail([_entry("x")])
+
+
+def test_the_loss_table_without_the_loss_study_has_no_columns_of_dashes():
+    import pandas as pd
+
+    from iwtheory.report.losses import losses_table
+
+    th = pd.DataFrame([{"loss": "logistic", "limit": "max margin", "final_to_limit": 1e-3, "final_to_hat": 1e-3,
+                        "rate": -1.0, "K_pred": 0.1},
+                       {"loss": "vs_softmax", "limit": "max margin", "final_to_limit": 2e-3, "final_to_hat": 2e-3,
+                        "rate": -1.0, "K_pred": 0.1}])
+    tex = losses_table(th, pd.DataFrame())
+    assert "late" not in tex and "---" not in tex and "make losses" in tex
+    assert "vs\\_softmax" in tex and "vs_softmax" not in tex  # names escaped for LaTeX
+    net = pd.DataFrame([{"regime": "logistic", "loss": "logistic", "late_effect": 0.1, "late_se": 0.01,
+                         "n_seeds": 3, "balanced_acc": 0.9, "balanced_se": 0.01, "feature_angle": 0.2,
+                         "feature_separable": 1.0}])
+    assert "late $\\Delta$, balanced" in losses_table(th, net)

@@ -13,7 +13,8 @@ from iwtheory.theory.losses import get_loss, polynomial
 from iwtheory.theory.maxmargin import max_margin
 
 CASES = [("logistic", {}), ("exponential", {}), ("la", {"iota": (1.0, -1.0)}),
-         ("vs", {"delta": (2.0, 1.0), "iota": (0.5, 0.0)}), ("ldam", {"margin": (0.5, 0.1), "s": 2.0}),
+         ("vs", {"delta": (2.0, 1.0), "iota": (0.5, 0.0)}), ("label_margin", {"margin": (0.5, 0.1), "s": 2.0}),
+         ("vs_softmax", {"delta": (0.5, 1.0), "iota": (-2.2, -0.1)}),
          ("polynomial", {"alpha": 1.0}), ("polynomial", {"alpha": 2.0})]
 
 
@@ -82,7 +83,7 @@ def test_the_polynomial_limit_against_a_direct_minimisation(alpha, c):
 def test_weights_and_offsets_leave_the_exponential_tails_at_the_max_margin():
     ds = bl_toy(n_per_class=20, seed=1)
     w_hat = max_margin(ds.X, ds.y).direction
-    for loss, params in CASES[:5]:
+    for loss, params in CASES[:6]:
         for c in (1 / 16, 16.0):
             u = limit_direction(ds.X, ds.y, loss, weights=c, power=2.0, **params)
             if loss == "vs":
@@ -91,16 +92,16 @@ def test_weights_and_offsets_leave_the_exponential_tails_at_the_max_margin():
                 assert angle(u, w_hat) < 1e-12
 
 
-def test_ldam_with_an_exponential_tail_is_a_reweighting_exactly():
+def test_the_label_margin_with_an_exponential_tail_is_a_reweighting_exactly():
     ds = bl_toy(n_per_class=10, seed=2)
     s, margin = 1.5, (0.4, 0.1)
-    base, sc, b = affine_form("ldam", ds.y, margin=margin, s=s, base="exponential")
+    base, sc, b = affine_form("label_margin", ds.y, margin=margin, s=s, base="exponential")
     c = np.where(ds.y > 0, 4.0, 1.0)
-    ldam = gradient_descent(ds.X * sc[:, None], ds.y, weights=c, loss=base, offsets=b, lr=1e-3, steps=2000,
+    lm = gradient_descent(ds.X * sc[:, None], ds.y, weights=c, loss=base, offsets=b, lr=1e-3, steps=2000,
                             n_records=10)
     rew = gradient_descent(ds.X * s, ds.y, weights=c * np.exp(s * np.where(ds.y > 0, *margin)), loss="exponential",
                            lr=1e-3, steps=2000, n_records=10)
-    np.testing.assert_allclose(ldam.w, rew.w, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(lm.w, rew.w, rtol=1e-12, atol=1e-14)
 
 
 def test_limits_refuse_non_separable_data_and_bad_parameters():
