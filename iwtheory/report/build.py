@@ -98,7 +98,7 @@ def make_figures(runs_root="runs", out_dir="paper/figures", analysis: Analysis |
 
 def other_figure_name(s_) -> str:
     """frac_pos_<experiment> for a local study, frac_pos_<experiment>_gpu for imported GPU records."""
-    return f"frac_pos_{s_.name}" + ("" if s_.source == "local" else "_gpu")
+    return F.file_stem(f"frac_pos_{s_.name}" + ("" if s_.source == "local" else "_gpu"))
 
 
 def make_tables(runs_root="runs", out_dir="paper", analysis: Analysis | None = None, results=(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 from pathlib import Path
 
@@ -19,8 +21,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 PROBE_TITLES = {"frac_pos_test": "task test images", "frac_pos_other": "other classes", "frac_pos_noise": "noise"}
 
 
+def file_stem(name: str, max_len: int = 100) -> str:
+    """A figure's file name from text that may come from the records (an experiment's name): letters, digits,
+    ``_``, ``-`` and ``.`` only, no leading dot, so no name can leave the figures folder or hide in it."""
+    stem = re.sub(r"\.{2,}", "_", re.sub(r"[^A-Za-z0-9_.-]", "_", str(name)))[:max_len].lstrip(".")
+    return stem or "figure"
+
+
 def save(fig, out_dir: str | Path, name: str) -> list[Path]:
-    """Write ``name``.pgf and ``name``.pdf (both through LaTeX when it is installed, else pdf only)."""
+    """Write ``name``.pgf and ``name``.pdf (both through LaTeX when it is installed, else pdf only); the name
+    goes through ``file_stem``."""
+    name = file_stem(name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []

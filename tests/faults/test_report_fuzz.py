@@ -38,6 +38,8 @@ MUTATION = st.one_of(
     st.tuples(st.just("config"), st.sampled_from(["name", "weights", "seed", "weight", "regime", "dataset",
                                                    "batch_size", "hidden", "epochs", "data_fingerprint"]), VALUE),
     st.tuples(st.just("delete"), st.sampled_from(FILES), st.none()),
+    st.tuples(st.just("rename"), st.just("config.json"), st.one_of(st.text(max_size=16), st.sampled_from(
+        ["../../escaped", "/abs/x", "\\input{/etc/hostname}", "a b%c", ".hidden"]))),
     st.tuples(st.just("stray"), st.text(min_size=1, max_size=12).filter(lambda s: "/" not in s and "\0" not in s
                                                                           and s not in (".", "..")), JUNK))
 
@@ -73,12 +75,30 @@ def damage(runs, mutations, pick):
                 (d / "config.json").write_text(json.dumps(cfg))
         elif kind == "delete" and f.exists():
             f.unlink()
+        elif kind == "rename":  # the run's experiment name, everywhere the records hold it
+            rename(d, arg)
         elif kind == "stray":
             try:
                 (runs / name).mkdir(exist_ok=True)
                 (runs / name / "config.json").write_bytes(arg)
             except OSError:  # a name this file system refuses is not the reports' business
                 pass
+
+
+def rename(d, name):
+    for fn in ("config.json", "summary.json"):
+        try:
+            r = json.loads((d / fn).read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(r, dict):
+            (d / fn).write_text(json.dumps({**r, "experiment": name}))
+    try:
+        rows = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
+    except (OSError, ValueError):
+        return
+    (d / "metrics.jsonl").write_text("".join(json.dumps({**r, "experiment": name} if isinstance(r, dict) else r)
+                                             + "\n" for r in rows))
 
 
 def one_line_or_ok(rc, err, argv):
@@ -110,6 +130,21 @@ def test_damaged_records_give_no_traceback(sweep, tmp_path, no_repo_paths, capsy
     argv = [command, "--runs", str(work / "runs"), "--out", str(work / "paper"), "--no-gpu-results"]
     rc = cli.main(argv)
     one_line_or_ok(rc, capsys.readouterr().err, (argv, mutations))
+    outside = [p for p in tmp_path.rglob("*") if not p.is_relative_to(work)]
+    assert not outside, outside  # nothing written beside the folders the command names
+
+
+def test_record_names_cannot_place_figures_elsewhere(sweep, tmp_path, no_repo_paths):
+    shutil.copytree(sweep, tmp_path / "w" / "runs")
+    for d in (tmp_path / "w" / "runs").iterdir():
+        if d.is_dir() and len(d.name) == 16:
+            rename(d, "../../../escaped")
+    assert cli.main(["figures", "--runs", str(tmp_path / "w" / "runs"), "--out", str(tmp_path / "w" / "fig"),
+                     "--no-gpu-results"]) == 0
+    made = sorted(p.name for p in (tmp_path / "w" / "fig").iterdir())
+    assert made and all(".." not in n and "/" not in n for n in made), made
+    assert not list(tmp_path.rglob("escaped*")) or all(p.is_relative_to(tmp_path / "w" / "fig")
+                                                        for p in tmp_path.rglob("escaped*"))
 
 
 def test_the_damage_reaches_the_readers(sweep, tmp_path, no_repo_paths, capsys):
