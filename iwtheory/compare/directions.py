@@ -39,14 +39,21 @@ def feature_max_margin(features, labels, weight, bias) -> dict:
 
 def feature_limit(features, labels, weight, bias, loss: str, class_weights=(1.0, 1.0), **loss_params) -> dict:
     """The limit ``loss`` predicts for penultimate features (with a bias feature), trained with per-class weights
-    ``class_weights`` = (positive, negative), and the last layer's angle to it; non-separable features give nan."""
+    ``class_weights`` = (positive, negative), and the last layer's angle to it; non-separable features give nan.
+    For ldam's cosine classifier ``weight`` is u_pos - u_neg and the limit a point of the ball of radius 2
+    (any features, separable or not): its angle and its distance to that point."""
     from iwtheory.theory.checks import NotSeparableError
     from iwtheory.theory.data import add_bias
-    from iwtheory.theory.limits import limit
+    from iwtheory.theory.limits import COSINE, cosine_limit, limit
 
-    X = add_bias(np.asarray(features, dtype=np.float64))
     y = np.asarray(labels, dtype=np.float64)
     c = np.where(y > 0, float(class_weights[0]), float(class_weights[1]))
+    if loss in COSINE:  # a cosine classifier: no bias, features normalised; its limit is a point of the ball
+        d = np.ravel(weight).astype(np.float64)
+        lim = cosine_limit(np.asarray(features, dtype=np.float64), y, c, **loss_params)
+        return {"separable": True, "angle_limit": float(angle(d, lim.point)), "limit_kkt": lim.kkt_residual,
+                "distance_limit": float(np.linalg.norm(d - lim.point))}
+    X = add_bias(np.asarray(features, dtype=np.float64))
     v = np.concatenate([np.ravel(weight), np.ravel(bias)]).astype(np.float64)
     try:
         lim = limit(X, y, loss, c, **loss_params)

@@ -69,17 +69,35 @@ class BLCNN(nn.Module):
         return self.out(self.features(x, gen))[:, 0]
 
 
+def cosine_logit(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """One logit of a two-class cosine classifier (Cao et al. 2019): cos(w_pos, h) - cos(w_neg, h), with
+    features ``h`` (..., F) and class vectors ``w`` (..., 2, F), row 0 the positive class."""
+    cos = torch.matmul(F.normalize(h, dim=-1), F.normalize(w, dim=-1).transpose(-1, -2))
+    return cos[..., 0] - cos[..., 1]
+
+
+HEADS = ("linear", "cosine")
+
+
 class MLP(nn.Module):
     """Fully connected ReLU network on flattened inputs: linear, [batch norm], ReLU, [dropout] per hidden
-    layer. ``hidden = ()`` is a linear model."""
+    layer. ``hidden = ()`` is a linear model. ``head = "cosine"``: the last layer is a cosine classifier
+    (two class vectors, no bias, features and vectors normalised), the logit bounded by 2. ``bias = False``
+    (no batch norm): positively homogeneous, f(c theta) = c^L f(theta) with L = len(hidden) + 1 layers."""
 
-    def __init__(self, in_shape=(3, 32, 32), hidden=(512, 128), dropout: float = 0.0, batchnorm: bool = False):
+    def __init__(self, in_shape=(3, 32, 32), hidden=(512, 128), dropout: float = 0.0, batchnorm: bool = False,
+                 head: str = "linear", bias: bool = True):
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}; got {head!r}")
+        if not bias and batchnorm:
+            raise ValueError("a net without biases is positively homogeneous only without batch norm")
         self.in_shape = tuple(in_shape)
         dims = [int(torch.tensor(in_shape).prod())] + [int(h) for h in hidden]
-        self.hidden = nn.ModuleList(nn.Linear(dims[i], dims[i + 1]) for i in range(len(hidden)))
+        self.hidden = nn.ModuleList(nn.Linear(dims[i], dims[i + 1], bias=bias) for i in range(len(hidden)))
         self.bns = nn.ModuleList(nn.BatchNorm1d(h) for h in dims[1:]) if batchnorm else None
-        self.out = nn.Linear(dims[-1], 1)
+        self.head = head
+        self.out = nn.Linear(dims[-1], 1, bias=bias) if head == "linear" else nn.Linear(dims[-1], 2, bias=False)
         self.dropout = float(dropout)
 
     def features(self, x, gen=None):
@@ -92,6 +110,8 @@ class MLP(nn.Module):
         return x
 
     def forward(self, x, gen=None):
+        if self.head == "cosine":
+            return cosine_logit(self.features(x, gen), self.out.weight)
         return self.out(self.features(x, gen))[:, 0]
 
 
@@ -140,12 +160,20 @@ PLAIN = {"bl_cnn": BLCNN, "mlp": MLP, "resnet": ResNet}
 
 
 def make_plain(name: str, in_shape, dropout: float = 0.0, batchnorm: bool = False, seed: int | None = None,
-               hidden=None):
+               hidden=None, head: str = "linear", bias: bool = True):
     """A plain model by name; ``seed`` fixes its initialisation (torch's default init); ``hidden`` sets
-    the MLP's widths."""
+    the MLP's widths, ``head`` its last layer (linear, or the cosine classifier LDAM trains)."""
     if name not in PLAIN:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(PLAIN)}")
     kw = dict(dropout=dropout, batchnorm=batchnorm)
+    if head != "linear":
+        if name != "mlp":
+            raise ValueError(f"a {head} head is an MLP setting; the {name} has a linear one")
+        kw["head"] = head
+    if not bias:
+        if name != "mlp":
+            raise ValueError(f"a net without biases is an MLP setting; the {name} has biases")
+        kw["bias"] = False
     if hidden is not None:
         if name != "mlp":
             raise ValueError(f"hidden widths are an MLP setting; the {name} has a fixed architecture")
@@ -184,9 +212,11 @@ class BLinear(nn.Module):
     def __init__(self, M, lin: nn.Linear):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(M, lin.in_features, lin.out_features).transpose(1, 2))
-        self.bias = nn.Parameter(torch.empty(M, lin.out_features))
+        self.bias = nn.Parameter(torch.empty(M, lin.out_features)) if lin.bias is not None else None
 
     def forward(self, x):
+        if self.bias is None:
+            return torch.bmm(x, self.weight.transpose(1, 2).to(x.dtype))
         return torch.baddbmm(self.bias[:, None, :].to(x.dtype), x, self.weight.transpose(1, 2).to(x.dtype))
 
 
@@ -259,7 +289,12 @@ class StackedMLP(nn.Module):
         self.M, self.cin = M, ref.in_shape[0]
         self.hidden = _stack_layer(M, ref.hidden)
         self.bns = _stack_layer(M, ref.bns)
-        self.out = BLinear(M, ref.out)
+        self.head = ref.head
+        if ref.head == "cosine":  # (M, 2, F) class vectors, plain stacked weights (no bias to batch)
+            self.out = nn.Module()
+            self.out.weight = nn.Parameter(torch.empty(M, *ref.out.weight.shape))
+        else:
+            self.out = BLinear(M, ref.out)
         self.register_buffer("p", torch.as_tensor(dropouts, dtype=torch.float32))
 
     def features(self, x, gens=None):
@@ -277,7 +312,18 @@ class StackedMLP(nn.Module):
         return x
 
     def forward(self, x, gens=None):
+        if self.head == "cosine":
+            return cosine_logit(self.features(x, gens), self.out.weight.to(x.dtype))
         return self.out(self.features(x, gens))[..., 0]
+
+    def last_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M, F) weights and (M,) biases of the one logit; for the cosine head, u_pos - u_neg (the logit is
+        its product with the normalised features) and zero biases."""
+        if self.head == "cosine":
+            u = F.normalize(self.out.weight, dim=-1)
+            return u[:, 0] - u[:, 1], torch.zeros(u.shape[0], dtype=u.dtype, device=u.device)
+        w = self.out.weight[:, 0, :]
+        return w, self.out.bias[:, 0] if self.out.bias is not None else torch.zeros_like(w[:, 0])
 
 
 class _SBlock(nn.Module):

@@ -22,6 +22,7 @@ import torch
 
 from iwtheory.nets.data import Task
 from iwtheory.nets.losses import margin_loss, weighted_risk
+from iwtheory.theory.limits import COSINE
 from iwtheory.nets.models import make_plain, stack_members
 from iwtheory.nets.names import PRECISIONS
 
@@ -48,6 +49,7 @@ class EngineSettings:
     model: str = "bl_cnn"
     batchnorm: bool = False
     hidden: tuple | None = None    # MLP widths (None: the MLP's default)
+    bias: bool = True              # False: an MLP without biases (positively homogeneous)
     loss: str = "logistic"
     poly_alpha: float = 1.0
     loss_params: dict | None = None  # binary parameters of the class-dependent losses (iwtheory.theory.limits)
@@ -80,8 +82,10 @@ class Stack:
         self.members, self.s, self.M = members, s, len(members)
         self.device = torch.device(device)
         self.task = task.to(self.device)
+        # LDAM is a loss on a cosine classifier: the loss's name picks the head (Cao et al. 2019)
+        head = "cosine" if s.loss in COSINE else "linear"
         plain = [make_plain(s.model, task.shape, dropout=m.dropout, batchnorm=s.batchnorm, seed=m.seed,
-                            hidden=s.hidden) for m in members]
+                            hidden=s.hidden, head=head, bias=s.bias) for m in members]
         self.net = stack_members(plain).to(self.device)
         # fp64 is a CPU reference mode: it makes float accumulation order irrelevant in tests
         self.dtype = torch.float64 if s.precision == "fp64" else torch.float32
@@ -89,6 +93,13 @@ class Stack:
         if s.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.params = [p for p in self.net.parameters()]
+        # the unweighted model with the same seed and hyperparameters, when this stack holds one (its
+        # parameter direction is what the weighted ones are compared with); -1 where none
+        unweighted = {(m.seed, m.lr, m.weight_decay, m.dropout): k for k, m in enumerate(members)
+                      if m.weight == m.wneg}
+        self.partner = [unweighted.get((m.seed, m.lr, m.weight_decay, m.dropout), -1) for m in members]
+        # f(c theta) = c^L f(theta) holds for an MLP without biases or batch norm: L linear layers
+        self.degree = (len(self.net.hidden) + 1) if (s.model == "mlp" and not s.bias and not s.batchnorm) else None
         self.forward = self.net
         self.bufs = [torch.zeros_like(p) for p in self.params]
         lr = torch.tensor([m.lr for m in members], device=self.device, dtype=self.dtype)
@@ -261,6 +272,9 @@ class Stack:
         """Penultimate features (M, k, F) of the fixed feature subset, last-layer weights (M, F) and biases (M,)."""
         with self._evaluating():
             f = self.net.features(self._shared(self.task.x_train[self.feature_idx.to(self.device)])).float()
+        if hasattr(self.net, "last_layer"):
+            w, b = self.net.last_layer()
+            return f, w.detach().float(), b.detach().float()
         return f, self.net.out.weight[:, 0, :].detach().float(), self.net.out.bias[:, 0].detach().float()
 
     @torch.no_grad()
@@ -288,8 +302,33 @@ class Stack:
             l_va = loss(yv * lv, yv)
             res.update(val_loss=l_va.mean(1), val_acc=((lv > 0) == (yv > 0)).float().mean(1),
                        val_loss_weighted=(self.class_weights(yv.expand(self.M, -1)) * l_va).mean(1))
+        res.update(self._implicit_bias(lt, y))
         cols = {k: v.cpu().numpy() for k, v in res.items()}
-        return [{k: float(cols[k][m]) for k in cols} for m in range(self.M)]
+        rows = [{k: float(cols[k][m]) for k in cols} for m in range(self.M)]
+        for m, k in enumerate(self.partner):  # None where a quantity does not apply (no partner, not homogeneous)
+            if k < 0:
+                rows[m]["angle_unweighted"] = None
+        if self.degree is None:
+            for r in rows:
+                r["normalised_margin"] = None
+        return rows
+
+    def _implicit_bias(self, logits_train: torch.Tensor, y: torch.Tensor) -> dict:
+        """Per model: the parameter norm; the angle between its parameter vector and its unweighted partner's;
+        for a homogeneous net the normalised margin min_n y_n f(x_n) / |theta|^L on the training set."""
+        theta = torch.cat([p.detach().reshape(self.M, -1).to(torch.float64) for p in self.params], dim=1)
+        norm = theta.norm(dim=1)
+        part = torch.as_tensor([max(k, 0) for k in self.partner], device=theta.device)
+        u = theta / norm[:, None].clamp_min(1e-300)
+        # 2 atan2(|u - v|, |u + v|): exact for small angles, where arccos of a dot product keeps only ~1e-8 rad
+        ang = 2 * torch.atan2((u - u[part]).norm(dim=1), (u + u[part]).norm(dim=1))
+        out = {"param_norm": norm, "angle_unweighted": ang}
+        if self.degree is not None:
+            m_min = (y * logits_train).to(torch.float64).min(dim=1).values
+            out["normalised_margin"] = m_min / norm.clamp_min(1e-300) ** self.degree
+        else:
+            out["normalised_margin"] = torch.zeros_like(norm)
+        return out
 
     # ---- checkpoints --------------------------------------------------------------------
 

@@ -93,6 +93,7 @@ class TrainConfig:
     hidden: list[int] = field(default_factory=list)  # MLP widths (empty: the MLP's default 512, 128)
     linear: bool = False           # an MLP without hidden layers (hidden must then be empty)
     batchnorm: bool = False
+    bias: bool = True              # False: an MLP without biases, positively homogeneous (recorded only if False)
     dropouts: list[float] = field(default_factory=lambda: [0.0])
     weights: list[float] = field(default_factory=lambda: [1.0])
     weight_norm: str = "none"      # none: negatives weigh 1 | mean: weights rescaled to mean 1 over the training set
@@ -130,8 +131,11 @@ class TrainConfig:
         need(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; choose one of {DATASETS}")
         need(self.model in MODELS, f"unknown model {self.model!r}; choose one of {MODELS}")
         need(self.loss in LIMIT_LOSSES, f"unknown loss {self.loss!r}; choose one of {LIMIT_LOSSES}")
-        need(self.loss not in COSINE, f"the {self.loss} loss trains a cosine classifier (Cao et al. 2019), which "
-             "the engine's nets do not have: use label_margin, the same loss on the nets' unnormalised logit")
+        need(self.bias or (self.model == "mlp" and not self.batchnorm),
+             "bias = false (a homogeneous net) is an MLP setting without batch norm")
+        need(self.loss not in COSINE or (self.model == "mlp" and not self.linear),
+             f"the {self.loss} loss trains a cosine classifier (Cao et al. 2019), which only the MLP (with hidden "
+             "layers) has here: use label_margin, the same loss on an unnormalised logit")
         if not isinstance(self.loss_params, dict):
             raise ConfigError(f"{self.name}: loss_params must be a table; got {self.loss_params!r}")
         try:  # the papers' parameters (counts, priors, tau, gamma, max_m, s) become the binary ones here
@@ -204,6 +208,8 @@ class TrainConfig:
         base = {k: v for k, v in asdict(self).items() if k not in ENGINEERING and k not in SWEEP}
         base["experiment"] = self.name
         base["kind"] = "train"
+        if not base.pop("bias"):  # with biases (the default) the key stays out, so earlier runs keep their hashes
+            base["bias"] = False
         return [dict(base, weight=w, seed=s, lr=lr, weight_decay=wd, dropout=p)
                 for w, s, lr, wd, p in itertools.product(self.weights, self.seeds, self.lrs,
                                                          self.weight_decays, self.dropouts)]
@@ -455,7 +461,8 @@ def engine_setup(cfg: TrainConfig, cells: list[dict], task) -> tuple:
     """(EngineSettings, [Member]) of a stack of ``cells`` of ``cfg`` on ``task``: what the engine is built from."""
     from iwtheory.nets.train import EngineSettings, Member
 
-    settings = EngineSettings(model=cfg.model, batchnorm=cfg.batchnorm, hidden=cfg.hidden_widths, loss=cfg.loss,
+    settings = EngineSettings(model=cfg.model, batchnorm=cfg.batchnorm, hidden=cfg.hidden_widths, bias=cfg.bias,
+                              loss=cfg.loss,
                               poly_alpha=cfg.poly_alpha, loss_params=dict(cfg.loss_params), momentum=cfg.momentum,
                               batch_size=cfg.batch_size, n_feature_images=cfg.n_feature_images,
                               feature_seed=cfg.subsample_seed, precision=cfg.precision,

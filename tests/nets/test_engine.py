@@ -136,3 +136,48 @@ def test_bad_hyperparameters_are_named(task):
         Stack([Member(1.0, 0, 0.1)], task, EngineSettings(precision="fp8"))
     with pytest.raises(ValueError, match="batch_size"):
         Stack([Member(1.0, 0, 0.1)], task, EngineSettings(batch_size=10_000))
+
+
+def test_ldam_trains_a_cosine_classifier_like_a_plain_two_class_loop(task):
+    """Cao et al.'s recipe in a plain loop (a normalised two-class last layer, F.cross_entropy on
+    s (cos - margin on the true class)) against the stacked engine with loss "ldam": same parameters after
+    two epochs, logits bounded by 2 and unchanged when a class vector is rescaled."""
+    from iwtheory.theory.limits import from_paper
+
+    params = from_paper("ldam", counts=(30, 90), max_m=0.5, s=10.0)
+    s = EngineSettings(model="mlp", hidden=(12, 8), batch_size=16, momentum=0.9, precision="fp64", loss="ldam",
+                       loss_params=params)
+    members = [Member(4.0, 0, 0.05, 1e-3, 0.0), Member(0.25, 1, 0.1, 0.0, 0.0, wneg=2.0)]
+    stack = Stack(members, task, s)
+    for _ in range(2):
+        stack.train_epoch()
+    margins = torch.tensor([params["margin"][0], params["margin"][1]], dtype=torch.float64)
+    for m, mem in enumerate(members):
+        model = make_plain("mlp", task.shape, seed=mem.seed, hidden=(12, 8), head="cosine").double()
+        opt = torch.optim.SGD(model.parameters(), lr=mem.lr, momentum=0.9, weight_decay=mem.weight_decay)
+        order = torch.Generator().manual_seed(mem.seed + ORDER_OFFSET)
+        n, B = len(task.y_train), s.batch_size
+        for _ in range(2):
+            perm = torch.randperm(n, generator=order)
+            for k in range(n // B):
+                idx = perm[k * B:(k + 1) * B]
+                y = task.y_train[idx]
+                h = model.features(task.normalise(task.x_train[idx]).double())
+                cos = F.normalize(h, dim=1) @ F.normalize(model.out.weight, dim=1).T  # column 0: positive
+                target = (y < 0).long()
+                z = cos - F.one_hot(target, 2).double() * margins[target][:, None]
+                c = torch.where(y > 0, torch.tensor(mem.weight), torch.tensor(mem.wneg)).double()
+                loss = (c * F.cross_entropy(params["s"] * z, target, reduction="none")).sum() / B
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        got = unstack_member(stack.net, m, make_plain("mlp", task.shape, hidden=(12, 8), head="cosine").double())
+        for (name, a), b in zip(model.state_dict().items(), got.state_dict().values()):
+            assert (b - a).abs().max().item() <= 1e-9, name
+    logits = stack.logits(task.x_test)
+    assert logits.abs().max() <= 2.0 + 1e-12
+    with torch.no_grad():
+        stack.net.out.weight[:, 0] *= 7.0
+    torch.testing.assert_close(stack.logits(task.x_test), logits)
+    w, b = stack.net.last_layer()
+    assert w.shape == (2, 8) and torch.all(b == 0)

@@ -184,7 +184,8 @@ def test_configs_take_the_papers_parameters_and_refuse_a_cosine_loss_they_cannot
     c.validate()
     assert c.loss_params == from_paper("vs", counts=(20, 160), gamma=0.3)
     with pytest.raises(ConfigError, match="cosine classifier.*label_margin"):
-        TrainConfig(name="t", dataset="synthetic", loss="ldam").validate()
+        TrainConfig(name="t", dataset="synthetic", loss="ldam", model="bl_cnn").validate()
+    TrainConfig(name="t", dataset="synthetic", loss="ldam", model="mlp", loss_params={"counts": [1, 8]}).validate()
     with pytest.raises(ConfigError, match="cannot be mixed"):
         TrainConfig(name="t", dataset="synthetic", loss="la", loss_params={"counts": [1, 2], "iota": [0, 0]}).validate()
     with pytest.raises(ConfigError, match="cosine"):
