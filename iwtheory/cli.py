@@ -26,6 +26,18 @@ def _theory(args) -> int:
     return 0
 
 
+def _inside(args) -> int:
+    from iwtheory.runs.config import load_toml
+    from iwtheory.runs.inside import InsideConfig, run_inside
+
+    cfg = load_toml(args.config, InsideConfig, quick=args.quick, overrides=args.set)
+    if args.scheduler:
+        raise ValueError("inside trains one small stack of nets in this process; it takes no --scheduler")
+    runs = run_inside(cfg, args.out, progress=not args.no_progress, wait=args.wait)
+    print(f"{cfg.name}: {len(runs)} runs under {args.out}")
+    return 0
+
+
 def _train(args) -> int:
     from iwtheory.runs.config import load_study
     from iwtheory.runs.train import TrainConfig, resolve_device, run_study
@@ -170,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("theory", parents=[experiment], help="run a theory experiment (linear / deep linear models)")
     t.set_defaults(func=_theory)
 
+    ins = sub.add_parser("inside", parents=[experiment],
+                         help="long runs of small homogeneous nets along gradient-flow time (the 2-D toy)")
+    ins.set_defaults(func=_inside)
     tr = sub.add_parser("train", parents=[experiment], help="train weighted CNNs (many models per device)")
     tr.add_argument("--data-dir", default=None, help="folder holding the dataset files")
     tr.add_argument("--download", action="store_true", help="fetch the official files (needs a network)")

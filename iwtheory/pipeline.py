@@ -27,6 +27,7 @@ PAPER = ROOT / "paper"
 RESULTS = (ROOT / "results" / "gpu", ROOT.parent / "shared" / "results" / "gpu")
 THEORY_CONFIGS = ("theory_boundaries", "theory_angle", "theory_deep", "theory_poly", "theory_duplicates",
                   "theory_losses")
+INSIDE_CONFIGS = ("inside_toy",)
 CPU_CONFIGS = ("toy_mlp", "study_fashion")
 GPU_CONFIGS = ("study_cifar",)
 
@@ -86,6 +87,7 @@ def reproduce(out: str | Path = "runs", quick: bool = False, data_dir: str | Non
     from iwtheory.report.analysis import analyse, result_dirs
     from iwtheory.report.build import make_claims, make_figures, make_tables
     from iwtheory.runs.config import load_study, load_toml
+    from iwtheory.runs.inside import InsideConfig, run_inside
     from iwtheory.runs.theory import TheoryConfig, run_theory
     from iwtheory.runs.train import TrainConfig, run_study
 
@@ -104,6 +106,11 @@ def reproduce(out: str | Path = "runs", quick: bool = False, data_dir: str | Non
             cfg = load_toml(experiments / f"{name}.toml", TheoryConfig, quick=quick)
             counts[name] = len(distributed_theory(client, cfg, out, progress) if client else
                                run_theory(cfg, out, progress=progress))
+            timings[name] = time.perf_counter() - t
+        for name in INSIDE_CONFIGS:  # one stack of small nets: always here, never on the cluster
+            t = time.perf_counter()
+            counts[name] = len(run_inside(load_toml(experiments / f"{name}.toml", InsideConfig, quick=quick), out,
+                                          progress=progress))
             timings[name] = time.perf_counter() - t
         if cnn:
             names, why = choose_cnn(data_dir, device)
@@ -162,6 +169,7 @@ def measure_quick(experiments: Path = EXPERIMENTS, results_dir: Path = ROOT / "r
 
     from iwtheory.report.readme import config_paths
     from iwtheory.runs.config import load_study, load_toml
+    from iwtheory.runs.inside import InsideConfig, run_inside
     from iwtheory.runs.theory import TheoryConfig, run_theory
     from iwtheory.runs.train import TrainConfig, run_study
 
@@ -172,6 +180,8 @@ def measure_quick(experiments: Path = EXPERIMENTS, results_dir: Path = ROOT / "r
             try:
                 if name.startswith("theory_"):
                     run_theory(load_toml(path, TheoryConfig, quick=True), out, progress=False)
+                elif name.startswith("inside_"):
+                    run_inside(load_toml(path, InsideConfig, quick=True), out, progress=False)
                 else:
                     run_study(load_study(path, TrainConfig, quick=True), out, data_dir=data_dir, progress=False)
             except (ValueError, OSError) as e:  # its data is not here (CIFAR-10 without --data-dir)

@@ -19,9 +19,13 @@ that an effect in the weights' direction is positive.
 
 Statistics: means over seeds with their standard errors; differences between regimes are paired by seed.
 "k SE" is read with Student's t: the quantile of t with n - 1 degrees of freedom whose tail equals the
-normal k-sigma tail (3 SE: one-sided 0.13%). Multiplicity: each of the 13 verdicts is a two-sided
-statement at that level; a Bonferroni bound over all of them puts the chance of any false decisive
-verdict at most 13 x 0.27% = 3.5%.
+normal k-sigma tail (3 SE: one-sided 0.13%). Multiplicity: each of the 16 verdicts (C1-C12 and C2b, N1-N3)
+is a two-sided statement at that level; a Bonferroni bound over all of them puts the chance of any false
+decisive verdict at most 16 x 0.27% = 4.3%.
+
+N1-N3 read the long runs of homogeneous nets (``iwtheory.runs.inside``), recorded along flow time t: the
+*approach window* runs from the first recorded t at or after K_LATE x the latest separation time of the nets
+compared (and at least e^2) to the last one.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ C2_RATIO = 0.2         # late |Delta| at most this share of the largest early |D
 MARGIN = 0.03          # equivalence margin: C5, C7's small-lambda end, C8's correction
 C9_REL = 0.05          # fitted vs predicted angle constant
 C11_REL = 0.1          # SGD: weighted vs duplicated mean final angle, relative to the weighted one
+N2_REL = 0.05          # normalised margins: weighted vs unweighted, relative to the unweighted one
+N3_EXPONENT = -1.0     # the linear theory's law: angle ~ K (log t)^-1
+N3_MARGIN = 0.5        # equivalence margin on that exponent
 LATE_FRACTION = 0.1    # the last tenth: the late window of nets that never separate (C2b's control)
 PROBE_NAMES = {"frac_pos_test": "S_in", "frac_pos_other": "S_out", "frac_pos_noise": "S_noise"}
 SEPARATES = "every net separates its training data (training accuracy 1 in eval mode) and stays separated " \
@@ -90,6 +97,13 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
           ("theory_duplicates",)),
     Claim("C12", "Early stopping keeps the effect.", SEPARATES + " (the late level compared with)",
           ("study:none",)),
+    Claim("N1", "Inside the nets: the weighted nets' parameter directions approach the unweighted nets'.",
+          "every homogeneous net separates its training data, stays separated to the last flow time and reaches "
+          "it", ("inside_toy",)),
+    Claim("N2", "Inside the nets: their normalised margins approach the same value.",
+          "as N1", ("inside_toy",)),
+    Claim("N3", "Inside the nets: the directions approach like 1 / log t, as in the linear theory.",
+          "as N1", ("inside_toy",)),
 )}
 ORDER = tuple(CLAIMS)
 
@@ -695,6 +709,118 @@ def c11(records: pd.DataFrame, summaries: pd.DataFrame) -> dict:
                   f"|relative difference| - 2 SE > {C11_REL} for one", decide(C11_REL), premise,
                   _threshold("relative margin", C11_REL, decide, 0.0, 1.0), by_weight=by_weight,
                   gd_identity_relative_difference=gd_rel)
+
+
+# ---- inside the networks: long runs of homogeneous nets -----------------------------------------------
+
+def inside_window(df: pd.DataFrame) -> tuple[np.ndarray, dict]:
+    """(the recorded flow times of the approach window, the premise) of the long runs ``df``."""
+    times = np.sort(df.t.unique())
+    seps, ends_ok = [], True
+    for _, g in df.groupby("config_hash"):
+        g = g.sort_values("t")
+        acc = g.train_acc.to_numpy()
+        bad = np.flatnonzero(acc < 1.0)
+        if bad.size and bad[-1] == len(acc) - 1:
+            seps.append(np.inf)
+        else:
+            seps.append(float(g.t.to_numpy()[bad[-1] + 1]) if bad.size else float(g.t.iloc[0]))
+        ends_ok &= bool(np.isclose(g.t.max(), times.max())) and float(g.normalised_margin.iloc[-1]) > 0
+    latest = max(seps) if seps else np.inf
+    window = times[times >= max(K_LATE * latest, np.e ** 2)] if np.isfinite(latest) else times[:0]
+    met = bool(seps) and np.isfinite(latest) and ends_ok and len(window) >= MIN_LATE_POINTS
+    return window, {"statement": CLAIMS["N1"].premise, "met": met,
+                    "value": float(latest) if np.isfinite(latest) else None,
+                    "measure": "latest flow time from which a net stays separated"}
+
+
+def _pivot(df: pd.DataFrame, col: str) -> pd.DataFrame:
+    return df.pivot_table(index=["seed", "t"], columns="weight", values=col)
+
+
+def n1(df: pd.DataFrame) -> dict:
+    """Per weight: the angle to the unweighted net of the same seed at the start of the approach window minus
+    at its end (positive: approaching), paired by seed."""
+    window, premise = inside_window(df)
+    ang = _pivot(df, "angle_unweighted")
+    by_weight, values = {}, []
+    for w in [c for c in ang.columns if c != 1.0]:
+        a = ang[w].unstack("t")
+        if len(window) < 2:
+            continue
+        d, se, n = mean_se((a[window[0]] - a[window[-1]]).to_numpy())
+        by_weight[f"{w:g}"] = {"angle_start": float(a[window[0]].mean()), "angle_end": float(a[window[-1]].mean()),
+                               "decrease": d, "se": se, "seeds": n}
+        values.append((d, se, n))
+    worst = min(values, key=lambda v: v[0]) if values else (float("nan"), float("nan"), 0)
+
+    def decide(k: float) -> str:
+        return combine([exceeds_verdict(d, se, n, k) for d, se, n in values]) if values else "inconclusive"
+
+    return _entry("N1", "decrease of the angle (rad) between a weighted net's parameter direction and the "
+                  "unweighted net's of the same seed, from the start of the approach window to its end (smallest "
+                  "over weights)", worst[0], worst[1], worst[2],
+                  "holds if the decrease exceeds 0 by 3 SE (t) for every weight; fails if its mean is not above 0 for "
+                  "one", decide(K_SE), premise, _threshold("k SE", K_SE, decide, 0.0, 6.0), by_weight=by_weight,
+                  window=[float(window[0]), float(window[-1])] if len(window) else None)
+
+
+def n2(df: pd.DataFrame) -> dict:
+    """Per weight: |gamma_w - gamma_1| / gamma_1 at the last flow time, gamma the normalised margin."""
+    window, premise = inside_window(df)
+    nm = _pivot(df, "normalised_margin")
+    by_weight, values = {}, []
+    if len(window):
+        last = nm.xs(window[-1], level="t")
+        for w in [c for c in nm.columns if c != 1.0]:
+            rel = ((last[w] - last[1.0]).abs() / last[1.0]).to_numpy()
+            m, se, n = mean_se(rel)
+            by_weight[f"{w:g}"] = {"relative_gap": m, "se": se, "seeds": n, "margin_weighted": float(last[w].mean()),
+                                   "margin_unweighted": float(last[1.0].mean())}
+            values.append((m, se, n))
+    worst = max(values, key=lambda v: v[0]) if values else (float("nan"), float("nan"), 0)
+
+    def decide(margin: float) -> str:
+        return combine([equivalence_verdict(m, se, n, margin) for m, se, n in values]) if values else "inconclusive"
+
+    return _entry("N2", "relative gap |gamma_w - gamma_1| / gamma_1 of the normalised margins at the last flow time "
+                  "(largest over weights)", worst[0], worst[1], worst[2],
+                  f"equivalence: holds if the gap + 2 SE (t) <= {N2_REL} for every weight; fails if the gap - 2 SE > "
+                  f"{N2_REL} for one", decide(N2_REL), premise, _threshold("relative margin", N2_REL, decide, 0.0, 1.0),
+                  by_weight=by_weight)
+
+
+def approach_exponent(t: np.ndarray, angle: np.ndarray) -> float:
+    """k in angle ~ K (log t)^k: the least-squares slope of log angle against log log t."""
+    ok = (t > 1.0) & (angle > 0) & np.isfinite(angle)
+    if ok.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(np.log(t[ok])), np.log(angle[ok]), 1)[0])
+
+
+def n3(df: pd.DataFrame) -> dict:
+    """Per weight: the exponent k of angle ~ (log t)^k over the approach window, per seed, against -1."""
+    window, premise = inside_window(df)
+    ang = _pivot(df, "angle_unweighted")
+    by_weight, values = {}, []
+    for w in [c for c in ang.columns if c != 1.0]:
+        a = ang[w].unstack("t")
+        if len(window) < 2:
+            continue
+        ks = [approach_exponent(window, a.loc[s, window].to_numpy(float)) for s in a.index]
+        m, se, n = mean_se(ks)
+        by_weight[f"{w:g}"] = {"exponent": m, "se": se, "seeds": n}
+        values.append((m - N3_EXPONENT, se, n))
+    worst = max(values, key=lambda v: abs(v[0])) if values else (float("nan"), float("nan"), 0)
+
+    def decide(margin: float) -> str:
+        return combine([equivalence_verdict(d, se, n, margin) for d, se, n in values]) if values else "inconclusive"
+
+    return _entry("N3", "exponent k of angle ~ (log t)^k over the approach window, minus the linear theory's -1 "
+                  "(farthest over weights)", worst[0], worst[1], worst[2],
+                  f"equivalence: holds if |k + 1| + 2 SE (t) <= {N3_MARGIN} for every weight; fails if |k + 1| - 2 SE "
+                  f"> {N3_MARGIN} for one", decide(N3_MARGIN), premise,
+                  _threshold("margin on k", N3_MARGIN, decide, 0.0, 3.0), by_weight=by_weight)
 
 
 def separation_summary(df: pd.DataFrame, by: str = "variant") -> pd.DataFrame:

@@ -20,6 +20,7 @@ from iwtheory.runs.records import RecordError, feature_angles, load, load_summar
 
 STUDY = "study_fashion"     # the embedded default's study: the network claims come from it
 TOY = "toy_mlp"             # claim C10
+INSIDE = "inside_toy"  # the long runs of homogeneous nets (N1-N3)
 # What names a run within its experiment; two runs with equal keys are two sweeps in one folder.
 RUN_KEYS = ("experiment", "regime", "weight", "seed", "loss", "depth", "method", "lr", "weight_decay", "dropout",
             "duplicate", "source")

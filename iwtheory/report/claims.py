@@ -11,7 +11,7 @@ import pandas as pd
 
 from iwtheory.compare import claims as C
 from iwtheory.report.latex import escape
-from iwtheory.report.analysis import STUDY, TOY, Analysis, study
+from iwtheory.report.analysis import INSIDE, STUDY, TOY, Analysis, study
 from iwtheory.report.macros import fmt_pm
 from iwtheory.report.tables import latex_table
 
@@ -108,7 +108,14 @@ def _evaluate(a: Analysis) -> list[dict]:
     if toy is not None:
         _measure(out, "C10", C.c10, toy.df, steps_per_epoch(toy))
         out["C10"].update(scale=scale_of(toy) | {"dataset": "2-D toy (B&L)"}, experiments=[TOY])
-    what = {"C9": "theory_angle", "C10": TOY, "C11": "theory_duplicates"}
+    inside = a.theory(INSIDE)
+    if not inside.empty:
+        for cid, fn in (("N1", C.n1), ("N2", C.n2), ("N3", C.n3)):
+            _measure(out, cid, fn, inside)
+            out[cid].update(scale={"dataset": "2-D toy (B&L), 40 points", "model": "ReLU net without biases",
+                                   "epochs": f"loss-scaled GD to flow time t = {inside.t.max():.0e}"},
+                            experiments=[INSIDE])
+    what = {"C9": "theory_angle", "C10": TOY, "C11": "theory_duplicates", "N1": INSIDE, "N2": INSIDE, "N3": INSIDE}
     return [out.get(cid) or _missing(cid, what.get(cid, f"{STUDY} (its regimes)")) for cid in C.ORDER]
 
 

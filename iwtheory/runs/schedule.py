@@ -46,7 +46,8 @@ class ScheduleError(ValueError):
 _FIELDS = {"train": {"epochs": (int, 1, 10**7), "record_points": (int, 0, 10**4), "eval_dense": (int, 0, 10**7),
                      "eval_points": (int, 0, 10**5), "eval_tail": (int, 0, 10**5)},
            "flow": {"t_max": (float, 1e-12, 1e300), "n_records": (int, 1, 10**6)},
-           "gd": {"steps": (int, 1, 10**12), "n_records": (int, 1, 10**6)}}
+           "gd": {"steps": (int, 1, 10**12), "n_records": (int, 1, 10**6)},
+           "inside": {"t_max": (float, 1.000001, 1e300), "n_records": (int, 1, 10**6)}}
 _OPTIONAL = {"eval_tail": 0}
 
 
@@ -76,6 +77,9 @@ def scheduled(cfg: dict) -> tuple[str, np.ndarray]:
         if method == "flow":
             return "t", log_grid(cfg["t_max"], cfg["n_records"], t_min=min(1e-2, cfg["t_max"] / 10))
         return "t", log_grid(cfg["steps"], cfg["n_records"], integer=True).astype(float)
+    if kind == "inside":  # long runs of homogeneous nets, recorded at a grid of flow times
+        _checked(cfg, _FIELDS["inside"])
+        return "t", log_grid(cfg["t_max"], cfg["n_records"], t_min=1.0)
     raise NoSchedule(f"a run of kind {kind!r} has no known schedule")
 
 

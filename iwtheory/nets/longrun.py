@@ -1,0 +1,151 @@
+"""Long runs of small homogeneous ReLU nets, far enough along gradient flow to see log t grow.
+
+M nets without biases (f(c theta) = c^L f(theta), L layers) are trained together on a small point set by
+full-batch gradient descent on the weighted logistic risk R_m = mean_n c_mn l(y_n f_m(x_n)). Two step rules:
+
+- ``constant``: theta <- theta - eta grad R; flow time t += eta;
+- ``loss_scaled`` (Lyu & Li 2020): theta <- theta - (eta / R) grad R; flow time t += eta / R. Once the data is
+  separated, R falls like e^-margin, so each step covers ever more flow time and log t reaches hundreds in
+  tens of thousands of steps, which fixed steps never would. Both follow the gradient flow theta' = -grad R as
+  eta -> 0; ``flow_agreement`` measures how closely they agree at a common time.
+
+Each net is recorded when its own flow time first passes each point of a fixed grid, so nets trained with
+different weights are compared at (nearly) the same t.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+STEP_RULES = ("constant", "loss_scaled")
+
+
+@dataclass
+class LongRun:
+    """What ``train_long`` recorded: arrays (M, G) over the grid, directions (M, G, P)."""
+
+    t: np.ndarray             # the flow time actually reached at each record (>= the grid point)
+    steps: np.ndarray         # the step count at each record
+    risk: np.ndarray
+    train_acc: np.ndarray
+    norm: np.ndarray          # |theta|
+    normalised_margin: np.ndarray  # min_n y_n f(x_n) / |theta|^L
+    direction: np.ndarray     # theta / |theta|
+    frac_pos: dict            # probe name -> (M, G) share of points called positive
+    reached: np.ndarray       # (M,) grid points reached (G when the net got to the end)
+    diverged: np.ndarray      # (M,) bool
+
+
+def init_params(M: int, dims: list[int], seeds, scale: float) -> list[torch.Tensor]:
+    """Layer weights (M, out, in) in float64, each net from its own seed: N(0, scale^2 / fan_in)."""
+    Ws = [torch.empty(M, dims[i + 1], dims[i], dtype=torch.float64) for i in range(len(dims) - 1)]
+    for m, seed in enumerate(seeds):
+        g = torch.Generator().manual_seed(int(seed))
+        for W in Ws:
+            W[m] = torch.randn(W.shape[1:], generator=g, dtype=torch.float64) * scale / np.sqrt(W.shape[2])
+    return Ws
+
+
+def forward(Ws: list[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
+    """(M, N) logits of the M nets on shared points X (N, d)."""
+    h = X.expand(Ws[0].shape[0], *X.shape)
+    for k, W in enumerate(Ws):
+        h = torch.bmm(h, W.transpose(1, 2))
+        if k < len(Ws) - 1:
+            h = F.relu(h)
+    return h[..., 0]
+
+
+def train_long(X, y, weights, seeds, hidden=(16,), t_grid=None, eta: float = 1e-4, rule: str = "loss_scaled",
+               init_scale: float = 1.0, max_steps: int = 10**6, probes: dict | None = None,
+               init: list[torch.Tensor] | None = None) -> LongRun:
+    """Train M = len(weights) nets (net m: positives weigh ``weights[m]``, negatives 1; initialised from
+    ``seeds[m]``) until each has passed every flow time of ``t_grid`` or ``max_steps`` steps were taken."""
+    if rule not in STEP_RULES:
+        raise ValueError(f"rule must be one of {STEP_RULES}; got {rule!r}")
+    if not (eta > 0 and np.isfinite(eta)):
+        raise ValueError(f"eta must be positive and finite; got {eta}")
+    X = torch.as_tensor(np.asarray(X, dtype=np.float64))
+    y = torch.as_tensor(np.asarray(y, dtype=np.float64))
+    w = torch.as_tensor(np.asarray(weights, dtype=np.float64))
+    M, G = len(w), len(t_grid)
+    grid = torch.as_tensor(np.asarray(t_grid, dtype=np.float64))
+    c = torch.where(y[None, :] > 0, w[:, None], torch.ones_like(w)[:, None])
+    dims = [X.shape[1], *[int(h) for h in hidden], 1]
+    L = len(dims) - 1
+    Ws = [W.clone() for W in init] if init is not None else init_params(M, dims, seeds, init_scale)
+    for W in Ws:
+        W.requires_grad_(True)
+    probes = {k: torch.as_tensor(np.asarray(v, dtype=np.float64)) for k, v in (probes or {}).items()}
+    P = sum(W[0].numel() for W in Ws)
+    rec = {k: np.full((M, G), np.nan) for k in ("t", "steps", "risk", "train_acc", "norm", "normalised_margin")}
+    direction = np.full((M, G, P), np.nan)
+    frac = {k: np.full((M, G), np.nan) for k in probes}
+    t = torch.zeros(M, dtype=torch.float64)
+    nxt = torch.zeros(M, dtype=torch.long)  # the next grid point each net has to pass
+    diverged = torch.zeros(M, dtype=torch.bool)
+    for step in range(1, max_steps + 1):
+        active = (nxt < G) & ~diverged
+        if not bool(active.any()):
+            break
+        f = forward(Ws, X)
+        risk = (c * F.softplus(-y[None, :] * f, threshold=40.0)).mean(dim=1)
+        bad = ~torch.isfinite(risk) | (risk <= 1e-280)  # past what float64 can follow
+        diverged |= bad & active
+        active &= ~bad
+        scale = torch.where(active, 1.0 / risk.detach() if rule == "loss_scaled" else torch.ones_like(risk),
+                            torch.zeros_like(risk))
+        for W in Ws:
+            W.grad = None
+        (scale * risk).sum().backward()
+        with torch.no_grad():
+            for W in Ws:
+                W -= eta * W.grad
+            t += eta * scale
+            passed = active & (nxt < G) & (t >= grid[nxt.clamp_max(G - 1)])
+            if bool(passed.any()):
+                f = forward(Ws, X)
+                risk = (c * F.softplus(-y[None, :] * f, threshold=40.0)).mean(dim=1)
+                theta = torch.cat([W.reshape(M, -1) for W in Ws], dim=1)
+                norm = theta.norm(dim=1)
+                pf = {k: (forward(Ws, v) > 0).double().mean(dim=1) for k, v in probes.items()}
+                for m in torch.nonzero(passed).flatten().tolist():
+                    # a step may pass several grid points at once: each gets the state after the step
+                    while nxt[m] < G and t[m] >= grid[nxt[m]]:
+                        g = int(nxt[m])
+                        rec["t"][m, g], rec["steps"][m, g] = float(t[m]), step
+                        rec["risk"][m, g] = float(risk[m])
+                        rec["train_acc"][m, g] = float(((y * f[m]) > 0).double().mean())
+                        rec["norm"][m, g] = float(norm[m])
+                        rec["normalised_margin"][m, g] = float((y * f[m]).min() / norm[m] ** L)
+                        direction[m, g] = (theta[m] / norm[m]).numpy()
+                        for k in probes:
+                            frac[k][m, g] = float(pf[k][m])
+                        nxt[m] += 1
+    return LongRun(direction=direction, frac_pos=frac, reached=nxt.numpy().copy(), diverged=diverged.numpy(),
+                   **rec)
+
+
+def angle_rows(direction: np.ndarray, partner: np.ndarray) -> np.ndarray:
+    """(M, G) angles between each net's direction and its partner's at the same grid point (nan where either
+    is missing), as 2 atan2(|u - v|, |u + v|), exact for small angles."""
+    v = direction[partner]
+    return 2 * np.arctan2(np.linalg.norm(direction - v, axis=-1), np.linalg.norm(direction + v, axis=-1))
+
+
+def flow_agreement(X, y, weight: float, seed: int, hidden, t_check: float, eta: float, lr_small: float,
+                   init_scale: float = 1.0) -> float:
+    """Angle between the directions the loss-scaled rule (step ``eta``) and small fixed steps (``lr_small``)
+    reach at flow time ``t_check`` from the same initialisation: how closely the long runs follow the flow."""
+    dims = [np.asarray(X).shape[1], *[int(h) for h in hidden], 1]
+    init = init_params(1, dims, [seed], init_scale)
+    runs = [train_long(X, y, [weight], [seed], hidden, [t_check], eta=e, rule=r, init=init, max_steps=n)
+            for e, r, n in ((eta, "loss_scaled", 10**7), (lr_small, "constant", int(np.ceil(t_check / lr_small)) + 1))]
+    if any(int(r.reached[0]) < 1 for r in runs):
+        return float("nan")
+    a, b = (r.direction[0, 0] for r in runs)
+    return float(2 * np.arctan2(np.linalg.norm(a - b), np.linalg.norm(a + b)))
