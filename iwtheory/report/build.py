@@ -10,8 +10,9 @@ import pandas as pd
 from iwtheory.compare import claims as C
 from iwtheory.report import figures as F
 from iwtheory.report import tables as T
-from iwtheory.report.analysis import STUDY, TOY, Analysis, analyse, study
+from iwtheory.report.analysis import INSIDE, STUDY, TOY, Analysis, analyse, study
 from iwtheory.report.claims import write_claims
+from iwtheory.report.inside import inside_figure, inside_summary
 from iwtheory.report.losses import LOSS_STUDY, loss_numbers, losses_table, network_rows, theory_rows
 from iwtheory.report.macros import write_macros
 from iwtheory.report.numbers import numbers
@@ -60,6 +61,8 @@ def make_figures(runs_root="runs", out_dir="paper/figures", analysis: Analysis |
             paths += F.residual_figure(d, s, out_dir)
     if not (d := a.theory("theory_losses")).empty:
         paths += F.losses_figure(d, out_dir)
+    if not (d := a.theory(INSIDE)).empty:
+        paths += inside_figure(d, out_dir)
     if not (d := a.theory("theory_deep")).empty:
         paths += F.curves_figure(d, out_dir, by="depth", name="theory_deep")
     if not (d := a.theory("theory_poly")).empty:
@@ -127,7 +130,8 @@ def make_tables(runs_root="runs", out_dir="paper", analysis: Analysis | None = N
     th, net = theory_rows(a), network_rows(a)
     if not th.empty or not net.empty:
         paths.append(T.write(losses_table(th, net), out / "tables" / "losses.tex"))
-    paths.append(write_macros({**numbers(a, theory_df), **loss_numbers(th, net), **(extra_numbers or {})},
+    inside = inside_summary(d, a.theory_summaries(INSIDE)) if not (d := a.theory(INSIDE)).empty else {}
+    paths.append(write_macros({**numbers(a, theory_df), **loss_numbers(th, net), **inside, **(extra_numbers or {})},
                               out / "generated" / "numbers.tex"))
     return paths
 

@@ -146,7 +146,8 @@ def study_numbers(a: Analysis) -> dict:
 
 
 CLAIM_WORDS = {"C1": "One", "C2": "Two", "C2b": "Twob", "C3": "Three", "C4": "Four", "C5": "Five", "C6": "Six",
-               "C7": "Seven", "C8": "Eight", "C9": "Nine", "C10": "Ten", "C11": "Eleven", "C12": "Twelve"}
+               "C7": "Seven", "C8": "Eight", "C9": "Nine", "C10": "Ten", "C11": "Eleven", "C12": "Twelve",
+               "N1": "InsideOne", "N2": "InsideTwo", "N3": "InsideThree"}
 
 
 def claim_numbers(a: Analysis, entries: list[dict] | None = None) -> dict:
