@@ -132,7 +132,8 @@ def run_inside(cfg: InsideConfig, out: str | Path = "runs", progress: bool = Tru
             run.write_summary({**run.identity, "reached": int(res.reached[k]), "grid_points": len(ts),
                                "diverged": bool(res.diverged[k]), "final_direction": res.direction[k, -1],
                                "flow_check_angle": checks[c["weight"]], "flow_check_t": cfg.check_t,
-                               "steps": int(np.nanmax(res.steps[k]))})
-            if int(res.reached[k]) == len(ts):
-                run.finish()
+                               "steps": int(np.nanmax(res.steps[k])),
+                               "stopped": "end of grid" if int(res.reached[k]) == len(ts) else
+                               ("diverged" if res.diverged[k] else "step budget")})
+            run.finish()  # a net stopped short keeps the grid points it reached; N1-N3's premise then fails
     return runs

@@ -69,3 +69,18 @@ def test_the_runner_writes_complete_runs_and_skips_them_after(tmp_path, capsys):
     assert C.n1(df)["n_seeds"] == 2  # the claims read these records (too few seeds to decide)
     with pytest.raises(ConfigError, match="include 1"):
         InsideConfig(name="x", weights=[2.0, 4.0]).validate()
+
+
+def test_nets_stopped_by_the_step_budget_are_kept_and_leave_the_claims_undecided(tmp_path):
+    from iwtheory.compare import claims as C
+    from iwtheory.runs.inside import InsideConfig, run_inside
+    from iwtheory.runs.records import load, load_summaries
+
+    cfg = InsideConfig(name="inside_s", data={"n_per_class": 8, "seed": 0}, weights=[1.0, 16.0], seeds=[0],
+                       hidden=[6], t_max=1e10, n_records=8, max_steps=300, check_t=2.0, check_lr=0.05, n_test=20,
+                       noise_count=10)
+    runs = run_inside(cfg, tmp_path, progress=False)
+    assert all(r.done for r in runs)  # a prefix of the grid is a whole run, read by the reports
+    assert set(load_summaries(tmp_path).stopped) == {"step budget"}
+    e = C.n1(load(tmp_path))
+    assert not e["premise"]["met"] and e["verdict"] == "inconclusive"

@@ -13,6 +13,7 @@ from iwtheory.report.layout import layout_faults
 from iwtheory.report.macros import fmt, read_macros
 from iwtheory.runs import load, load_summaries
 from iwtheory.runs.config import load_study
+from iwtheory.runs.inside import InsideConfig, run_inside
 from iwtheory.runs.theory import TheoryConfig, run_theory
 from iwtheory.runs.train import TrainConfig, run_train
 
@@ -74,11 +75,20 @@ def sweep(tmp_path_factory):
                             losses=["logistic", "la", "vs", "polynomial"], t_max=1e20, n_records=15,
                             loss_params={"la": {"iota": [1.0, -1.0]}, "vs": {"delta": [2.0, 1.0]}}),
                runs, progress=False)
+    run_inside(InsideConfig(name="inside_toy", data={"n_per_class": 8, "seed": 0}, weights=[0.0625, 1.0, 16.0],
+                            seeds=[0, 1, 2], hidden=[16], t_max=1e10, n_records=8, check_t=3.0, check_lr=0.02,
+                            n_test=20, noise_count=10), runs, progress=False)
     losses = runs.parent / "losses.toml"
     losses.write_text(STUDY.split("[regimes.none]")[0].replace('"study_fashion"', '"study_losses"') +
                       '[regimes.logistic]\n[regimes.vs]\nloss = "vs"\nloss_params = { delta = [0.5, 1.0] }\n'
+                      '[regimes.la]\nloss = "la"\nloss_params = { counts = [5, 20] }\n'
+                      '[regimes.vs_softmax]\nloss = "vs_softmax"\nloss_params = { counts = [5, 20] }\n'
+                      '[regimes.label_margin]\nloss = "label_margin"\nloss_params = { counts = [5, 20], s = 1.0 }\n'
+                      '[regimes.ldam]\nloss = "ldam"\nloss_params = { counts = [5, 20] }\n'
                       '[regimes.poly1]\nloss = "polynomial"\n[regimes.poly2]\nloss = "polynomial"\npoly_alpha = 2.0\n'
-                      '[regimes.poly1_sub]\nloss = "polynomial"\nn_pos = 5\n')
+                      '[regimes.logistic_sub]\nn_pos = 5\n[regimes.ldam_sub]\nloss = "ldam"\nn_pos = 5\n'
+                      '[regimes.poly1_sub]\nloss = "polynomial"\nn_pos = 5\n'
+                      '[regimes.poly2_sub]\nloss = "polynomial"\npoly_alpha = 2.0\nn_pos = 5\n')
     for c in load_study(losses, TrainConfig):
         run_train(c, runs, progress=False)
     cfg = runs.parent / "study.toml"
@@ -131,12 +141,19 @@ def test_numbers_in_the_macros_equal_the_records(sweep, tmp_path):
         sep.append(SVC(kernel="linear", C=1e8).fit(z["features"], z["labels"]).score(z["features"], z["labels"]) == 1)
     assert raw["FeatLastEpoch"] == last and raw["FeatSeparableShare"] == pytest.approx(np.mean(sep))
 
+    # the long runs: the angle at the end of the approach window, from the records
+    ins = df[df.experiment == "inside_toy"]
+    t_end = ins.t.max()
+    end = ins[(ins.weight == 16.0) & (ins.t == t_end)]
+    assert raw["InsideAngleEndUp"] == pytest.approx(end.angle_unweighted.mean())
+    assert raw["InsideSeeds"] == 3 and raw["InsideTmaxLog"] == pytest.approx(10.0)
+
 
 def test_claims_json_holds_every_claim_with_its_fields(sweep, tmp_path):
     make_claims(sweep, tmp_path, results=[])
     entries = json.loads((tmp_path / "generated" / "claims.json").read_text())
     assert [e["id"] for e in entries] == ["C1", "C2", "C2b", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10",
-                                          "C11", "C12"]
+                                          "C11", "C12", "N1", "N2", "N3"]
     for e in entries:
         assert e["verdict"] in ("holds", "fails", "inconclusive"), e
         assert {"statement", "statistic", "value", "se", "n_seeds", "rule", "scale", "experiments", "premise",
@@ -149,14 +166,16 @@ def test_claims_json_holds_every_claim_with_its_fields(sweep, tmp_path):
         # fewer than 10 seeds (or a premise not met) never gives a decisive network verdict
         if e["id"] not in ("C9", "C11"):
             assert e["verdict"] == "inconclusive", e
-    net = {e["id"]: e for e in entries if e["id"] not in ("C9", "C10", "C11")}
+    net = {e["id"]: e for e in entries if e["id"] not in ("C9", "C10", "C11", "N1", "N2", "N3")}
     assert all(e["n_seeds"] == 3 for e in net.values())
     assert net["C1"]["scale"]["epochs"] == 6 and net["C1"]["scale"]["training images"] == 32
     c11 = next(e for e in entries if e["id"] == "C11")
     assert c11["details"]["gd_identity_relative_difference"] < 1e-12  # weighted GD == GD on copies
     assert set(c11["details"]["by_weight"]) == {"3"} and c11["details"]["by_weight"]["3"]["seeds"] == 3
     tex = (tmp_path / "tables" / "claims.tex").read_text()
-    assert "\\toprule" in tex and tex.count("\\\\") >= 13
+    assert "\\toprule" in tex and tex.count("\\\\") >= 16
+    inside = {e["id"]: e for e in entries if e["id"].startswith("N")}
+    assert all(e["n_seeds"] == 3 and e["experiments"] == ["inside_toy"] for e in inside.values())
 
 
 @pytest.mark.latex
@@ -169,7 +188,8 @@ def test_figures_tables_claims_and_a_compiled_pdf(sweep, tmp_path):
     figs = make_figures(sweep, paper / "figures", a)
     names = {p.stem for p in figs}
     assert {"theory_angle", "theory_boundaries", "theory_residual", "frac_pos_none", "frac_pos_regimes",
-            "effect_by_regime", "l2_strength", "early_stopping", "toy_mlp", "theory_losses", "frac_pos_losses"} <= names
+            "effect_by_regime", "l2_strength", "early_stopping", "toy_mlp", "theory_losses", "frac_pos_losses",
+            "inside"} <= names
     assert all(p.stat().st_size > 0 for p in figs)
     make_claims(sweep, paper, a)
     make_tables(sweep, paper, a, extra_numbers={"RunsMinutes": 1.0, "ReportMinutes": 0.1, "Quick": "no",
@@ -185,7 +205,7 @@ def test_figures_tables_claims_and_a_compiled_pdf(sweep, tmp_path):
     missing = sorted(set(ln for ln in log.splitlines() if "missing number" in ln))
     assert missing == [], missing
     tex = (paper / "tables" / "losses.tex").read_text()
-    assert "cost-sensitive max margin" in tex and "poly1" in tex
+    assert "cost-{}sensitive max margin" in tex and "poly1" in tex
 
 
 def test_two_variants_in_one_folder_are_refused(sweep, tmp_path):
