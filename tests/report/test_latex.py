@@ -78,5 +78,6 @@ def test_the_loss_table_without_the_loss_study_has_no_columns_of_dashes():
     assert "vs\\_softmax" in tex and "vs_softmax" not in tex  # names escaped for LaTeX
     net = pd.DataFrame([{"regime": "logistic", "loss": "logistic", "late_effect": 0.1, "late_se": 0.01,
                          "n_seeds": 3, "balanced_acc": 0.9, "balanced_se": 0.01, "feature_angle": 0.2,
-                         "feature_separable": 1.0}])
-    assert "late $\\Delta$, balanced" in losses_table(th, net)
+                         "feature_separable": 1.0, "premise_met": False, "separated": 2, "nets": 9}])
+    tex = losses_table(th, net)
+    assert "late $\\Delta$, balanced" in tex and "$^\\dagger$" in tex  # a premise not met is marked
