@@ -12,7 +12,7 @@ from iwtheory.report import figures as F
 from iwtheory.report import tables as T
 from iwtheory.report.analysis import INSIDE, STUDY, TOY, Analysis, analyse, study
 from iwtheory.report.claims import write_claims
-from iwtheory.report.inside import inside_figure, inside_summary
+from iwtheory.report.inside import inside_figure, inside_summary, study_direction_numbers
 from iwtheory.report.losses import LOSS_STUDY, loss_numbers, losses_table, network_rows, theory_rows
 from iwtheory.report.macros import write_macros
 from iwtheory.report.numbers import numbers
@@ -131,6 +131,8 @@ def make_tables(runs_root="runs", out_dir="paper", analysis: Analysis | None = N
     if not th.empty or not net.empty:
         paths.append(T.write(losses_table(th, net), out / "tables" / "losses.tex"))
     inside = inside_summary(d, a.theory_summaries(INSIDE)) if not (d := a.theory(INSIDE)).empty else {}
+    if st is not None:
+        inside.update(study_direction_numbers(st.df))
     paths.append(write_macros({**numbers(a, theory_df), **loss_numbers(th, net), **inside, **(extra_numbers or {})},
                               out / "generated" / "numbers.tex"))
     return paths

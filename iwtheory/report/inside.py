@@ -82,3 +82,27 @@ def inside_figure(df: pd.DataFrame, out_dir: str | Path, name: str = "inside") -
                 ax.axvline(np.log(window[0]), color="0.6", lw=0.6, ls=":")
         _figure_legend(fig, d.weight.unique(), colors, below=-0.12)
         return save(fig, out_dir, name)
+
+
+def study_direction_numbers(df: pd.DataFrame) -> dict:
+    """The same question asked of the CPU study's unregularised nets (which have biases, so no normalised
+    margin): the angle between a weighted net's parameters and the unweighted net's of the same seed at the last
+    epoch, and its Spearman correlation over epochs with |Delta| on each probe set (seed means)."""
+    from scipy.stats import spearmanr
+
+    none = df[df.regime == "none"] if "regime" in df else df
+    if "angle_unweighted" not in none or none.angle_unweighted.isna().all():
+        return {}
+    out: dict[str, object] = {}
+    ws = sorted(w for w in none.weight.unique() if w != 1.0)
+    for w, key in ((max(ws), "Up"), (min(ws), "Down")) if ws else ():
+        g = none[none.weight == w]
+        by_epoch = g.groupby("epoch").angle_unweighted.mean()
+        out[f"StudyAngleEnd{key}"] = float(by_epoch.iloc[-1])
+        for probe, name in (("frac_pos_test", "In"), ("frac_pos_other", "Out"), ("frac_pos_noise", "Noise")):
+            f = none.pivot_table(index=["seed", "epoch"], columns="weight", values=probe)
+            d = (f[w] - f[1.0]).abs().groupby("epoch").mean().reindex(by_epoch.index)
+            ok = d.notna() & by_epoch.notna()
+            rho = spearmanr(by_epoch[ok], d[ok]).statistic if ok.sum() > 2 and d[ok].nunique() > 1 else float("nan")
+            out[f"StudyRho{name}{key}"] = float(rho)
+    return out

@@ -327,6 +327,9 @@ _SHARES = ("train_acc", "test_acc", "val_acc", "test_balanced_acc", "frac_pos_te
            "frac_pos_noise")
 
 
+OPTIONAL_NUMBERS = ("angle_unweighted", "normalised_margin", "param_norm")  # null where they do not apply
+
+
 def check_rows(d: Path, rows: list[dict]) -> None:
     """Every metrics line of run folder ``d`` belongs to it (its config hash) and holds its shares as numbers
     in [0, 1] (a model that diverged excepted): a foreign or damaged line must not reach a published number."""
@@ -383,6 +386,13 @@ def load(path: str | Path, experiment: str | None = None, finished_only: bool = 
             rows = [r for r in rows if r.get("experiment") == experiment]
         if rows:
             df = pd.DataFrame(rows)
+            for col in OPTIONAL_NUMBERS:  # null where they do not apply: float columns with nan, not objects
+                if col in df:
+                    try:
+                        df[col] = pd.to_numeric(df[col]).astype(float)
+                    except (TypeError, ValueError) as e:
+                        raise RecordError(f"{d / 'metrics.jsonl'}: {col} holds a value that is no number ({e})") \
+                            from None
             df["done"] = is_done
             frames.append(df)
     if not frames:

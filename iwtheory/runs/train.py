@@ -343,14 +343,31 @@ def plan_groups(cfgs: list[TrainConfig], out: str | Path = "runs") -> list[list[
     """The unfinished cells of ``cfgs`` as (config index, cell index) pairs, grouped by stack key and
     ``max_models`` (the first config's) to a group, in the configs' order."""
     by_key: dict[str, list[tuple[int, int]]] = {}
+    cells = [cfg.cells() for cfg in cfgs]
     for ci, cfg in enumerate(cfgs):
-        for k, c in enumerate(cfg.cells()):
+        for k, c in enumerate(cells[ci]):
             if not Run(out, c, _identity(c)).finished():
                 by_key.setdefault(stack_key(c), []).append((ci, k))
     groups = []
     for members in by_key.values():
         size = cfgs[members[0][0]].max_models
-        groups += [members[g:g + size] for g in range(0, len(members), size)]
+        # the models that differ only in their weight stay in one stack where they fit: the engine measures each
+        # net's angle to its unweighted partner only within a stack (a model's numbers never depend on its mates)
+        partners: dict[tuple, list[tuple[int, int]]] = {}
+        for ci, k in members:
+            c = cells[ci][k]
+            partners.setdefault((c["seed"], c["lr"], c["weight_decay"], c["dropout"]), []).append((ci, k))
+        chunk: list[tuple[int, int]] = []
+        for pg in partners.values():
+            if chunk and len(chunk) + len(pg) > size:
+                groups.append(chunk)
+                chunk = []
+            while len(pg) > size:  # more weights than a stack holds: split them
+                groups.append(pg[:size])
+                pg = pg[size:]
+            chunk += pg
+        if chunk:
+            groups.append(chunk)
     return groups
 
 

@@ -82,3 +82,17 @@ def test_the_engine_records_the_implicit_bias_quantities():
     # with biases the normalised margin is left out: it would not be scale-free
     biased = Stack(members, task, EngineSettings(model="mlp", hidden=(8, 4), batch_size=16, precision="fp64"))
     assert all(r["normalised_margin"] is None for r in biased.evaluate())
+
+
+def test_stacks_keep_each_net_with_its_unweighted_partner(tmp_path):
+    from iwtheory.runs.train import TrainConfig, plan_groups
+
+    cfg = TrainConfig(name="t", dataset="synthetic", model="mlp", weights=[0.5, 1.0, 2.0], seeds=[0, 1, 2, 3],
+                      weight_decays=[0.0, 1e-3], max_models=7)
+    cells = cfg.cells()
+    groups = plan_groups([cfg], tmp_path)
+    assert sorted(k for g in groups for _, k in g) == list(range(len(cells)))
+    assert all(len(g) <= 7 for g in groups)
+    for g in groups:  # every (seed, weight decay) in a stack brings all three weights, the unweighted one too
+        keys = [(cells[k]["seed"], cells[k]["weight_decay"]) for _, k in g]
+        assert all(keys.count(x) == 3 for x in keys)

@@ -147,6 +147,10 @@ def test_numbers_in_the_macros_equal_the_records(sweep, tmp_path):
     end = ins[(ins.weight == 16.0) & (ins.t == t_end)]
     assert raw["InsideAngleEndUp"] == pytest.approx(end.angle_unweighted.mean())
     assert raw["InsideSeeds"] == 3 and raw["InsideTmaxLog"] == pytest.approx(10.0)
+    # and the CPU study's nets: the angle to the unweighted partner at the last epoch
+    assert raw["StudyAngleEndUp"] == pytest.approx(none[none.weight == 4.0].groupby("epoch").angle_unweighted.mean()
+                                                   .iloc[-1])
+    assert (none[none.weight == 1.0].angle_unweighted == 0).all()
 
 
 def test_claims_json_holds_every_claim_with_its_fields(sweep, tmp_path):
