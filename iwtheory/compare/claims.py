@@ -173,6 +173,17 @@ def combine(verdicts: list[str]) -> str:
     return "holds" if verdicts and all(v == "holds" for v in verdicts) else "inconclusive"
 
 
+def equivalent_per_weight(values: list[tuple[float, float, int]]):
+    """(the estimate farthest from 0 as (value, se, n), and ``decide(margin)``: equivalence for every weight)
+    for per-weight estimates ``values``."""
+    worst = max(values, key=lambda v: abs(v[0])) if values else (float("nan"), float("nan"), 0)
+
+    def decide(margin: float) -> str:
+        return combine([equivalence_verdict(d, se, n, margin) for d, se, n in values]) if values else "inconclusive"
+
+    return worst, decide
+
+
 def stable_range(decide, value: float, lo: float, hi: float, points: int = 401) -> list[float]:
     """[a, b]: the interval of the threshold around ``value`` (scanned on a grid over [lo, hi]) over which
     ``decide(threshold)`` gives the same verdict as at ``value``."""
@@ -698,11 +709,7 @@ def c11(records: pd.DataFrame, summaries: pd.DataFrame) -> dict:
     premise = {"statement": CLAIMS["C11"].premise, "met": shrinking,
                "value": float(sgd.final_angle.min()) if len(sgd) else None,
                "measure": "smallest final angle to the max margin (rad)"}
-    worst = max(values, key=lambda v: abs(v[0])) if values else (float("nan"), float("nan"), 0)
-
-    def decide(margin: float) -> str:
-        return combine([equivalence_verdict(r, s, k, margin) for r, s, k in values]) if values else "inconclusive"
-
+    worst, decide = equivalent_per_weight(values)
     return _entry("C11", "relative difference of the mean final angle to the max margin: SGD on duplicated points "
                   "minus SGD with the integer weights (largest over weights)", worst[0], worst[1], worst[2],
                   f"equivalence: holds if |relative difference| + 2 SE (t) <= {C11_REL} for every weight; fails if "
@@ -778,11 +785,7 @@ def n2(df: pd.DataFrame) -> dict:
             by_weight[f"{w:g}"] = {"relative_gap": m, "se": se, "seeds": n, "margin_weighted": float(last[w].mean()),
                                    "margin_unweighted": float(last[1.0].mean())}
             values.append((m, se, n))
-    worst = max(values, key=lambda v: v[0]) if values else (float("nan"), float("nan"), 0)
-
-    def decide(margin: float) -> str:
-        return combine([equivalence_verdict(m, se, n, margin) for m, se, n in values]) if values else "inconclusive"
-
+    worst, decide = equivalent_per_weight(values)  # the gaps are >= 0: the farthest is the largest
     return _entry("N2", "relative gap |gamma_w - gamma_1| / gamma_1 of the normalised margins at the last flow time "
                   "(largest over weights)", worst[0], worst[1], worst[2],
                   f"equivalence: holds if the gap + 2 SE (t) <= {N2_REL} for every weight; fails if the gap - 2 SE > "
@@ -811,11 +814,7 @@ def n3(df: pd.DataFrame) -> dict:
         m, se, n = mean_se(ks)
         by_weight[f"{w:g}"] = {"exponent": m, "se": se, "seeds": n}
         values.append((m - N3_EXPONENT, se, n))
-    worst = max(values, key=lambda v: abs(v[0])) if values else (float("nan"), float("nan"), 0)
-
-    def decide(margin: float) -> str:
-        return combine([equivalence_verdict(d, se, n, margin) for d, se, n in values]) if values else "inconclusive"
-
+    worst, decide = equivalent_per_weight(values)
     return _entry("N3", "exponent k of angle ~ (log t)^k over the approach window, minus the linear theory's -1 "
                   "(farthest over weights)", worst[0], worst[1], worst[2],
                   f"equivalence: holds if |k + 1| + 2 SE (t) <= {N3_MARGIN} for every weight; fails if |k + 1| - 2 SE "
