@@ -29,7 +29,7 @@ def fmt(value, digits: int = 3) -> str:
     if isinstance(value, str):
         return value
     if value is None or not np.isfinite(value):
-        return "---"
+        return "\\textrm{---}"  # a dash in text and in math mode (a bare --- in math is three minus signs)
     if float(value).is_integer() and abs(value) < 1e6:
         return f"{int(value)}"
     if abs(value) >= 1e4 or abs(value) < 1e-3:
@@ -55,7 +55,7 @@ def fmt_pm(mean, se=None) -> str:
     """Math-mode '0.123 \\pm 0.004' with both rounded to the SE's precision (``se_decimals``), or ``fmt(mean)``
     alone; never e-notation."""
     if mean is None or not np.isfinite(mean):
-        return "---"
+        return "\\textrm{---}"
     if se is None or not np.isfinite(se):
         return fmt(mean)
     k = se_decimals(se) if se > 0 else 3
