@@ -88,20 +88,6 @@ def fit_angle_constant(t, angle, t_min: float = 1e3) -> float:
     return fit_angle_decay(t, angle, t_min)[0]
 
 
-def time_to_epsilon(t, angle, eps: float) -> float:
-    """First recorded t after which the angle stays below eps (nan if it never does)."""
-    return settle_time(t, angle, eps)
-
-
-def require_complete(df: pd.DataFrame, expected: list[str], what: str = "this table") -> None:
-    """Raise IncompleteSweepError naming the runs of ``expected`` (config hashes) that are absent or unfinished."""
-    have = set(df.loc[df["done"], "config_hash"]) if "done" in df.columns else set(df.get("config_hash", []))
-    missing = [h for h in expected if h not in have]
-    if missing:
-        raise IncompleteSweepError(f"{what} needs {len(expected)} finished runs; {len(missing)} are missing or "
-                                   f"unfinished: {missing[:10]}{' ...' if len(missing) > 10 else ''}")
-
-
 def residual_decay(t, w, w_hat, offset) -> tuple[np.ndarray, np.ndarray]:
     """(t, |w(t) - w_hat log t - offset|) for t > 0: the o(1) term of w(t) = w_hat log t + w_tilde + o(1)."""
     t = np.asarray(t, dtype=float)

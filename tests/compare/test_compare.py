@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from iwtheory.compare.directions import angle, direction_gap, feature_max_margin, orthogonal_component
-from iwtheory.compare.effects import (early_late, fit_angle_decay, settle_time, time_to_epsilon,
+from iwtheory.compare.effects import (early_late, fit_angle_decay, settle_time,
                                       weight_effect)
 
 
@@ -93,11 +93,11 @@ def test_early_late_summary():
     assert 1.0 not in s.index.get_level_values("weight")  # the baseline's Delta is 0 by definition
 
 
-def test_settle_and_time_to_epsilon():
+def test_settle_time():
     t = np.array([1, 2, 3, 4, 5])
     assert settle_time(t, [0.5, 0.01, 0.5, 0.01, 0.0], 0.1) == 4
     assert np.isnan(settle_time(t, [0.0, 0.0, 0.0, 0.0, 0.2], 0.1))
-    assert time_to_epsilon(t, [0.0] * 5, 0.1) == 1
+    assert settle_time(t, [0.0] * 5, 0.1) == 1
 
 
 def test_angle_decay_fit_recovers_its_parameters():
