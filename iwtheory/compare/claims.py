@@ -745,16 +745,21 @@ def _pivot(df: pd.DataFrame, col: str) -> pd.DataFrame:
     return df.pivot_table(index=["seed", "t"], columns="weight", values=col)
 
 
+def _angles_by_weight(df: pd.DataFrame) -> tuple[np.ndarray, dict, dict]:
+    """(the approach window, the premise, {weight != 1: its angles to the unweighted nets, seeds x t}); no
+    tables when the window holds fewer than two times."""
+    window, premise = inside_window(df)
+    ang = _pivot(df, "angle_unweighted")
+    tables = {w: ang[w].unstack("t") for w in ang.columns if w != 1.0} if len(window) >= 2 else {}
+    return window, premise, tables
+
+
 def n1(df: pd.DataFrame) -> dict:
     """Per weight: the angle to the unweighted net of the same seed at the start of the approach window minus
     at its end (positive: approaching), paired by seed."""
-    window, premise = inside_window(df)
-    ang = _pivot(df, "angle_unweighted")
+    window, premise, tables = _angles_by_weight(df)
     by_weight, values = {}, []
-    for w in [c for c in ang.columns if c != 1.0]:
-        a = ang[w].unstack("t")
-        if len(window) < 2:
-            continue
+    for w, a in tables.items():
         d, se, n = mean_se((a[window[0]] - a[window[-1]]).to_numpy())
         by_weight[f"{w:g}"] = {"angle_start": float(a[window[0]].mean()), "angle_end": float(a[window[-1]].mean()),
                                "decrease": d, "se": se, "seeds": n}
@@ -803,13 +808,9 @@ def approach_exponent(t: np.ndarray, angle: np.ndarray) -> float:
 
 def n3(df: pd.DataFrame) -> dict:
     """Per weight: the exponent k of angle ~ (log t)^k over the approach window, per seed, against -1."""
-    window, premise = inside_window(df)
-    ang = _pivot(df, "angle_unweighted")
+    window, premise, tables = _angles_by_weight(df)
     by_weight, values = {}, []
-    for w in [c for c in ang.columns if c != 1.0]:
-        a = ang[w].unstack("t")
-        if len(window) < 2:
-            continue
+    for w, a in tables.items():
         ks = [approach_exponent(window, a.loc[s, window].to_numpy(float)) for s in a.index]
         m, se, n = mean_se(ks)
         by_weight[f"{w:g}"] = {"exponent": m, "se": se, "seeds": n}
