@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from iwtheory.nets.losses import weighted_risk
 
 STEP_RULES = ("constant", "loss_scaled")
 
@@ -56,7 +57,7 @@ def forward(Ws: list[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
     for k, W in enumerate(Ws):
         h = torch.bmm(h, W.transpose(1, 2))
         if k < len(Ws) - 1:
-            h = F.relu(h)
+            h = torch.relu(h)
     return h[..., 0]
 
 
@@ -93,7 +94,7 @@ def train_long(X, y, weights, seeds, hidden=(16,), t_grid=None, eta: float = 1e-
         if not bool(active.any()):
             break
         f = forward(Ws, X)
-        risk = (c * F.softplus(-y[None, :] * f, threshold=40.0)).mean(dim=1)
+        risk = weighted_risk(f, y[None, :], c)
         bad = ~torch.isfinite(risk) | (risk <= 1e-280)  # past what float64 can follow
         diverged |= bad & active
         active &= ~bad
@@ -109,7 +110,7 @@ def train_long(X, y, weights, seeds, hidden=(16,), t_grid=None, eta: float = 1e-
             passed = active & (nxt < G) & (t >= grid[nxt.clamp_max(G - 1)])
             if bool(passed.any()):
                 f = forward(Ws, X)
-                risk = (c * F.softplus(-y[None, :] * f, threshold=40.0)).mean(dim=1)
+                risk = weighted_risk(f, y[None, :], c)
                 theta = torch.cat([W.reshape(M, -1) for W in Ws], dim=1)
                 norm = theta.norm(dim=1)
                 pf = {k: (forward(Ws, v) > 0).double().mean(dim=1) for k, v in probes.items()}
@@ -130,11 +131,16 @@ def train_long(X, y, weights, seeds, hidden=(16,), t_grid=None, eta: float = 1e-
                    **rec)
 
 
+def unit_angle(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Angles between unit vectors along the last axis, 2 atan2(|u - v|, |u + v|): exact for small angles, 0 for
+    equal vectors and nan where either is missing (``theory.geometry.angle`` refuses nan and takes any norm)."""
+    return 2 * np.arctan2(np.linalg.norm(u - v, axis=-1), np.linalg.norm(u + v, axis=-1))
+
+
 def angle_rows(direction: np.ndarray, partner: np.ndarray) -> np.ndarray:
     """(M, G) angles between each net's direction and its partner's at the same grid point (nan where either
-    is missing), as 2 atan2(|u - v|, |u + v|), exact for small angles."""
-    v = direction[partner]
-    return 2 * np.arctan2(np.linalg.norm(direction - v, axis=-1), np.linalg.norm(direction + v, axis=-1))
+    is missing)."""
+    return unit_angle(direction, direction[partner])
 
 
 def flow_agreement(X, y, weight: float, seed: int, hidden, t_check: float, eta: float, lr_small: float,
@@ -148,4 +154,4 @@ def flow_agreement(X, y, weight: float, seed: int, hidden, t_check: float, eta: 
     if any(int(r.reached[0]) < 1 for r in runs):
         return float("nan")
     a, b = (r.direction[0, 0] for r in runs)
-    return float(2 * np.arctan2(np.linalg.norm(a - b), np.linalg.norm(a + b)))
+    return float(unit_angle(a, b))
