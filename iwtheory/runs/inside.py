@@ -130,7 +130,7 @@ def run_inside(cfg: InsideConfig, out: str | Path = "runs", progress: bool = Tru
                              "frac_pos_noise": float(res.frac_pos["noise"][k, g])})
             run.log(rows)
             run.write_summary({**run.identity, "reached": int(res.reached[k]), "grid_points": len(ts),
-                               "diverged": bool(res.diverged[k]), "final_direction": res.direction[k, -1],
+                               "diverged": bool(res.diverged[k]), "final_direction": res.direction[k, max(int(res.reached[k]) - 1, 0)],
                                "flow_check_angle": checks[c["weight"]], "flow_check_t": cfg.check_t,
                                "steps": int(np.nanmax(res.steps[k])),
                                "stopped": "end of grid" if int(res.reached[k]) == len(ts) else

@@ -81,6 +81,8 @@ def test_nets_stopped_by_the_step_budget_are_kept_and_leave_the_claims_undecided
                        noise_count=10)
     runs = run_inside(cfg, tmp_path, progress=False)
     assert all(r.done for r in runs)  # a prefix of the grid is a whole run, read by the reports
-    assert set(load_summaries(tmp_path).stopped) == {"step budget"}
+    s = load_summaries(tmp_path)
+    assert set(s.stopped) == {"step budget"}
+    assert all(np.isfinite(d).all() for d in s.final_direction)  # the last direction it reached, not a gap
     e = C.n1(load(tmp_path))
     assert not e["premise"]["met"] and e["verdict"] == "inconclusive"
