@@ -119,8 +119,9 @@ def run_inside(cfg: InsideConfig, out: str | Path = "runs", progress: bool = Tru
             if run.done:
                 continue
             run.start()
+            reached = int(res.reached[k])
             rows = []
-            for g in range(int(res.reached[k])):
+            for g in range(reached):
                 rows.append({"t": float(ts[g]), "t_reached": float(res.t[k, g]), "step": int(res.steps[k, g]),
                              "risk": float(res.risk[k, g]), "train_acc": float(res.train_acc[k, g]),
                              "param_norm": float(res.norm[k, g]),
@@ -129,11 +130,12 @@ def run_inside(cfg: InsideConfig, out: str | Path = "runs", progress: bool = Tru
                              "frac_pos_test": float(res.frac_pos["test"][k, g]),
                              "frac_pos_noise": float(res.frac_pos["noise"][k, g])})
             run.log(rows)
-            run.write_summary({**run.identity, "reached": int(res.reached[k]), "grid_points": len(ts),
-                               "diverged": bool(res.diverged[k]), "final_direction": res.direction[k, max(int(res.reached[k]) - 1, 0)],
+            run.write_summary({**run.identity, "reached": reached, "grid_points": len(ts),
+                               "diverged": bool(res.diverged[k]),
+                               "final_direction": res.direction[k, max(reached - 1, 0)],
                                "flow_check_angle": checks[c["weight"]], "flow_check_t": cfg.check_t,
                                "steps": int(np.nanmax(res.steps[k])),
-                               "stopped": "end of grid" if int(res.reached[k]) == len(ts) else
+                               "stopped": "end of grid" if reached == len(ts) else
                                ("diverged" if res.diverged[k] else "step budget")})
             run.finish()  # a net stopped short keeps the grid points it reached; N1-N3's premise then fails
     return runs
