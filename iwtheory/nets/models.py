@@ -316,15 +316,6 @@ class StackedMLP(nn.Module):
             return cosine_logit(self.features(x, gens), self.out.weight.to(x.dtype))
         return self.out(self.features(x, gens))[..., 0]
 
-    def last_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(M, F) weights and (M,) biases of the one logit; for the cosine head, u_pos - u_neg (the logit is
-        its product with the normalised features) and zero biases."""
-        if self.head == "cosine":
-            u = F.normalize(self.out.weight, dim=-1)
-            return u[:, 0] - u[:, 1], torch.zeros(u.shape[0], dtype=u.dtype, device=u.device)
-        w = self.out.weight[:, 0, :]
-        return w, self.out.bias[:, 0] if self.out.bias is not None else torch.zeros_like(w[:, 0])
-
 
 class _SBlock(nn.Module):
     def __init__(self, M, ref: _Block):
@@ -354,6 +345,16 @@ class StackedResNet(nn.Module):
 
 
 STACKED = {BLCNN: StackedBLCNN, MLP: StackedMLP, ResNet: StackedResNet}
+
+
+def last_layer(stacked: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """(M, F) weights and (M,) biases of the one logit of a stacked net; for the cosine head, u_pos - u_neg (the
+    logit is its product with the normalised features) and zero biases."""
+    if getattr(stacked, "head", "linear") == "cosine":
+        u = F.normalize(stacked.out.weight, dim=-1)
+        return u[:, 0] - u[:, 1], torch.zeros(u.shape[0], dtype=u.dtype, device=u.device)
+    w = stacked.out.weight[:, 0, :]
+    return w, stacked.out.bias[:, 0] if stacked.out.bias is not None else torch.zeros_like(w[:, 0])
 
 
 def stack_members(members: list[nn.Module]) -> nn.Module:

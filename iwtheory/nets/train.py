@@ -22,9 +22,9 @@ import torch
 
 from iwtheory.nets.data import Task
 from iwtheory.nets.losses import margin_loss, weighted_risk
+from iwtheory.nets.models import last_layer, make_plain, stack_members
+from iwtheory.nets.names import PARTNER_FIELDS, PRECISIONS
 from iwtheory.theory.limits import COSINE
-from iwtheory.nets.models import make_plain, stack_members
-from iwtheory.nets.names import PRECISIONS
 
 ORDER_OFFSET, DROPOUT_OFFSET = 10**6, 2 * 10**6
 
@@ -95,9 +95,9 @@ class Stack:
         self.params = [p for p in self.net.parameters()]
         # the unweighted model with the same seed and hyperparameters, when this stack holds one (its
         # parameter direction is what the weighted ones are compared with); -1 where none
-        unweighted = {(m.seed, m.lr, m.weight_decay, m.dropout): k for k, m in enumerate(members)
-                      if m.weight == m.wneg}
-        self.partner = [unweighted.get((m.seed, m.lr, m.weight_decay, m.dropout), -1) for m in members]
+        keys = [tuple(getattr(m, f) for f in PARTNER_FIELDS) for m in members]
+        unweighted = {key: k for k, (key, m) in enumerate(zip(keys, members)) if m.weight == m.wneg}
+        self.partner = [unweighted.get(key, -1) for key in keys]
         # f(c theta) = c^L f(theta) holds for an MLP without biases or batch norm: L linear layers
         self.degree = (len(self.net.hidden) + 1) if (s.model == "mlp" and not s.bias and not s.batchnorm) else None
         self.forward = self.net
@@ -272,10 +272,8 @@ class Stack:
         """Penultimate features (M, k, F) of the fixed feature subset, last-layer weights (M, F) and biases (M,)."""
         with self._evaluating():
             f = self.net.features(self._shared(self.task.x_train[self.feature_idx.to(self.device)])).float()
-        if hasattr(self.net, "last_layer"):
-            w, b = self.net.last_layer()
-            return f, w.detach().float(), b.detach().float()
-        return f, self.net.out.weight[:, 0, :].detach().float(), self.net.out.bias[:, 0].detach().float()
+        w, b = last_layer(self.net)
+        return f, w.detach().float(), b.detach().float()
 
     @torch.no_grad()
     def evaluate(self) -> list[dict]:
@@ -305,12 +303,10 @@ class Stack:
         res.update(self._implicit_bias(lt, y))
         cols = {k: v.cpu().numpy() for k, v in res.items()}
         rows = [{k: float(cols[k][m]) for k in cols} for m in range(self.M)]
-        for m, k in enumerate(self.partner):  # None where a quantity does not apply (no partner, not homogeneous)
+        for r, k in zip(rows, self.partner):  # None where a quantity does not apply (no partner, not homogeneous)
             if k < 0:
-                rows[m]["angle_unweighted"] = None
-        if self.degree is None:
-            for r in rows:
-                r["normalised_margin"] = None
+                r["angle_unweighted"] = None
+            r.setdefault("normalised_margin", None)
         return rows
 
     def _implicit_bias(self, logits_train: torch.Tensor, y: torch.Tensor) -> dict:
@@ -326,8 +322,6 @@ class Stack:
         if self.degree is not None:
             m_min = (y * logits_train).to(torch.float64).min(dim=1).values
             out["normalised_margin"] = m_min / norm.clamp_min(1e-300) ** self.degree
-        else:
-            out["normalised_margin"] = torch.zeros_like(norm)
         return out
 
     # ---- checkpoints --------------------------------------------------------------------

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from iwtheory.nets.names import DATASETS, MODELS, PRECISIONS, WEIGHT_NORMS
+from iwtheory.nets.names import DATASETS, MODELS, PARTNER_FIELDS, PRECISIONS, WEIGHT_NORMS
 from iwtheory.runs.config import ConfigError, check_distinct, check_kwargs, config_hash
 from iwtheory.runs.locks import hold_runs
 from iwtheory.runs.progress import progress as progress_bar
@@ -356,7 +356,7 @@ def plan_groups(cfgs: list[TrainConfig], out: str | Path = "runs") -> list[list[
         partners: dict[tuple, list[tuple[int, int]]] = {}
         for ci, k in members:
             c = cells[ci][k]
-            partners.setdefault((c["seed"], c["lr"], c["weight_decay"], c["dropout"]), []).append((ci, k))
+            partners.setdefault(tuple(c[f] for f in PARTNER_FIELDS), []).append((ci, k))
         chunk: list[tuple[int, int]] = []
         for pg in partners.values():
             if chunk and len(chunk) + len(pg) > size:

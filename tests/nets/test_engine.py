@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from iwtheory.nets.data import make_task, synthetic_images
-from iwtheory.nets.models import make_plain, unstack_member
+from iwtheory.nets.models import last_layer, make_plain, unstack_member
 from iwtheory.nets.train import DROPOUT_OFFSET, ORDER_OFFSET, EngineSettings, Member, Stack
 
 torch.set_num_threads(2)
@@ -179,5 +179,5 @@ def test_ldam_trains_a_cosine_classifier_like_a_plain_two_class_loop(task):
     with torch.no_grad():
         stack.net.out.weight[:, 0] *= 7.0
     torch.testing.assert_close(stack.logits(task.x_test), logits)
-    w, b = stack.net.last_layer()
+    w, b = last_layer(stack.net)
     assert w.shape == (2, 8) and torch.all(b == 0)
