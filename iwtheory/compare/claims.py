@@ -741,15 +741,16 @@ def inside_window(df: pd.DataFrame) -> tuple[np.ndarray, dict]:
                     "measure": "latest flow time from which a net stays separated"}
 
 
-def _pivot(df: pd.DataFrame, col: str) -> pd.DataFrame:
+def by_seed_and_t(df: pd.DataFrame, col: str) -> pd.DataFrame:
+    """``col`` of the long runs indexed by (seed, t), one column per weight."""
     return df.pivot_table(index=["seed", "t"], columns="weight", values=col)
 
 
-def _angles_by_weight(df: pd.DataFrame) -> tuple[np.ndarray, dict, dict]:
+def angles_by_weight(df: pd.DataFrame) -> tuple[np.ndarray, dict, dict]:
     """(the approach window, the premise, {weight != 1: its angles to the unweighted nets, seeds x t}); no
     tables when the window holds fewer than two times."""
     window, premise = inside_window(df)
-    ang = _pivot(df, "angle_unweighted")
+    ang = by_seed_and_t(df, "angle_unweighted")
     tables = {w: ang[w].unstack("t") for w in ang.columns if w != 1.0} if len(window) >= 2 else {}
     return window, premise, tables
 
@@ -757,7 +758,7 @@ def _angles_by_weight(df: pd.DataFrame) -> tuple[np.ndarray, dict, dict]:
 def n1(df: pd.DataFrame) -> dict:
     """Per weight: the angle to the unweighted net of the same seed at the start of the approach window minus
     at its end (positive: approaching), paired by seed."""
-    window, premise, tables = _angles_by_weight(df)
+    window, premise, tables = angles_by_weight(df)
     by_weight, values = {}, []
     for w, a in tables.items():
         d, se, n = mean_se((a[window[0]] - a[window[-1]]).to_numpy())
@@ -780,7 +781,7 @@ def n1(df: pd.DataFrame) -> dict:
 def n2(df: pd.DataFrame) -> dict:
     """Per weight: |gamma_w - gamma_1| / gamma_1 at the last flow time, gamma the normalised margin."""
     window, premise = inside_window(df)
-    nm = _pivot(df, "normalised_margin")
+    nm = by_seed_and_t(df, "normalised_margin")
     by_weight, values = {}, []
     if len(window):
         last = nm.xs(window[-1], level="t")
@@ -806,13 +807,17 @@ def approach_exponent(t: np.ndarray, angle: np.ndarray) -> float:
     return float(np.polyfit(np.log(np.log(t[ok])), np.log(angle[ok]), 1)[0])
 
 
+def seed_exponents(window: np.ndarray, angles: pd.DataFrame) -> list[float]:
+    """``approach_exponent`` over ``window`` for each seed (row) of an angle table (seeds x t)."""
+    return [approach_exponent(window, angles.loc[s, window].to_numpy(float)) for s in angles.index]
+
+
 def n3(df: pd.DataFrame) -> dict:
     """Per weight: the exponent k of angle ~ (log t)^k over the approach window, per seed, against -1."""
-    window, premise, tables = _angles_by_weight(df)
+    window, premise, tables = angles_by_weight(df)
     by_weight, values = {}, []
     for w, a in tables.items():
-        ks = [approach_exponent(window, a.loc[s, window].to_numpy(float)) for s in a.index]
-        m, se, n = mean_se(ks)
+        m, se, n = mean_se(seed_exponents(window, a))
         by_weight[f"{w:g}"] = {"exponent": m, "se": se, "seeds": n}
         values.append((m - N3_EXPONENT, se, n))
     worst, decide = equivalent_per_weight(values)

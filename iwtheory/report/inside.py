@@ -16,29 +16,26 @@ def inside_summary(df: pd.DataFrame, summaries: pd.DataFrame) -> dict:
     angle (their Spearman correlation over the window, from the seed means)."""
     from scipy.stats import spearmanr
 
-    window, premise = C.inside_window(df)
+    window, premise, tables = C.angles_by_weight(df)
     out: dict[str, object] = {"InsideSeeds": int(df.seed.nunique()), "InsideTmaxLog": float(np.log10(df.t.max())),
                               "InsideSeparatedBy": premise["value"] if premise["value"] is not None else float("nan")}
     if not summaries.empty and "flow_check_angle" in summaries:
         out["InsideFlowCheck"] = float(summaries.flow_check_angle.max())
         out["InsideFlowCheckT"] = float(summaries.flow_check_t.max())
-    if len(window) < 2:
+    if not tables:
         return out
     out["InsideWindowStartLog"] = float(np.log10(window[0]))
-    ang = C._pivot(df, "angle_unweighted")
-    nm = C._pivot(df, "normalised_margin").xs(window[-1], level="t")
+    nm = C.by_seed_and_t(df, "normalised_margin").xs(window[-1], level="t")
     out["InsideMarginUnweighted"] = float(nm[1.0].mean())
-    for w in [c for c in ang.columns if c != 1.0]:
+    probes = {name: C.by_seed_and_t(df, col) for col, name in (("frac_pos_test", "In"), ("frac_pos_noise", "Noise"))}
+    for w, a in tables.items():
         key = "Up" if w > 1 else "Down"
-        a = ang[w].unstack("t")
         out[f"InsideAngleStart{key}"] = float(a[window[0]].mean())
         out[f"InsideAngleEnd{key}"] = float(a[window[-1]].mean())
-        ks = [C.approach_exponent(window, a.loc[s, window].to_numpy(float)) for s in a.index]
-        out[f"InsideExponent{key}"] = float(np.nanmean(ks))
+        out[f"InsideExponent{key}"] = float(np.nanmean(C.seed_exponents(window, a)))
         out[f"InsideMargin{key}"] = float(nm[w].mean())
         mean_angle = a[window].mean()
-        for probe, name in (("frac_pos_test", "In"), ("frac_pos_noise", "Noise")):
-            f = C._pivot(df, probe)
+        for name, f in probes.items():
             d = (f[w] - f[1.0]).abs().unstack("t")[window].mean()
             out[f"InsideDelta{name}End{key}"] = float(d.iloc[-1])
             rho = spearmanr(mean_angle.to_numpy(), d.to_numpy()).statistic if d.nunique() > 1 else float("nan")
