@@ -209,6 +209,13 @@ def _unit_rows(X: np.ndarray) -> np.ndarray:
     return X / n
 
 
+def _cosine_problem(X, y, weights, margin, s, base, power=1.0):
+    """(normalised points y_n x_n / |x_n|, weights, base loss, a, b) of LDAM on a linear cosine classifier."""
+    Z = _unit_rows(np.asarray(X, dtype=np.float64)) * np.asarray(y, dtype=np.float64)[:, None]
+    lbase, a, b = affine_form("ldam", y, margin=margin, s=s, base=base)
+    return Z, example_weights(y, weights, power), lbase, a, b
+
+
 def cosine_limit(X, y, weights=None, margin=(0.0, 0.0), s: float = 30.0, base: str = "logistic",
                  power: float = 1.0) -> Limit:
     """Where training a cosine classifier with the LDAM loss goes: the minimiser d of the convex risk
@@ -218,9 +225,7 @@ def cosine_limit(X, y, weights=None, margin=(0.0, 0.0), s: float = 30.0, base: s
     (the gradient's part along d as well when the ball does not bind), relative to the gradient's norm."""
     from scipy.optimize import minimize
 
-    Z = _unit_rows(np.asarray(X, dtype=np.float64)) * np.asarray(y, dtype=np.float64)[:, None]
-    c = example_weights(y, weights, power)
-    lbase, a, b = affine_form("ldam", y, margin=margin, s=s, base=base)
+    Z, c, lbase, a, b = _cosine_problem(X, y, weights, margin, s, base, power)
     n = len(c)
 
     def risk(d):
@@ -248,9 +253,7 @@ def cosine_descent(X, y, weights=None, margin=(0.0, 0.0), s: float = 30.0, lr: f
     LDAM loss, from a random start: (recorded steps, d = u_pos - u_neg at each)."""
     from iwtheory.theory.dynamics import log_grid
 
-    Z = _unit_rows(np.asarray(X, dtype=np.float64)) * np.asarray(y, dtype=np.float64)[:, None]
-    c = example_weights(y, weights)
-    lbase, a, b = affine_form("ldam", y, margin=margin, s=s, base=base)
+    Z, c, lbase, a, b = _cosine_problem(X, y, weights, margin, s, base)
     W = np.random.default_rng(seed).normal(size=(2, Z.shape[1]))
     at = set(log_grid(steps, n_records, integer=True).astype(int).tolist())
     ts, ds = [], []
