@@ -58,13 +58,14 @@ def network_rows(a: Analysis) -> pd.DataFrame:
         starts, premise = C.late_starts(g)
         # a seed whose nets separate too late for a window of their own is read over the last tenth, and the
         # row says the premise is not met (its late effect is then not the fading the theory speaks of)
-        tenth = float(C.late_window(g.epoch).min())
-        starts = {s_: (v if np.sum(g.epoch.unique() >= v) >= C.MIN_LATE_POINTS else tenth) for s_, v in starts.items()}
+        last_tenth = C.late_window(g.epoch)
+        starts = {s_: (v if np.sum(g.epoch.unique() >= v) >= C.MIN_LATE_POINTS else float(last_tenth.min()))
+                  for s_, v in starts.items()}
         try:
             e, se, n = C.mean_se(C.oriented(C.late_effect(g, "frac_pos_test", starts)).to_numpy())
         except ValueError:  # no unweighted runs of this regime
             e, se, n = float("nan"), float("nan"), 0
-        late = g[g.epoch.isin(C.late_window(g.epoch))]
+        late = g[g.epoch.isin(last_tenth)]
         ba, bse, _ = C.mean_se(late.groupby("seed").test_balanced_acc.mean().to_numpy())
         roots = dict(zip(g.config_hash, g.root))
         fl = [feature_limit_angle(Path(roots[h]) / h) for h in sorted(g.config_hash.unique())]
