@@ -208,20 +208,23 @@ def saturated(values, bound: float = 1.0) -> bool:
 
 # ---- separation and the late window -------------------------------------------------------------------
 
+def separated_from(when: np.ndarray, acc: np.ndarray) -> float:
+    """The first recorded time (epoch, flow time) from which the training accuracy ``acc`` stays 1; nan when it
+    ends below 1."""
+    bad = np.flatnonzero(acc < 1.0)
+    if bad.size == 0:
+        return float(when[0])
+    return float("nan") if bad[-1] == len(acc) - 1 else float(when[bad[-1] + 1])
+
+
 def separation(df: pd.DataFrame) -> pd.DataFrame:
     """Per run: seed, weight, its separation epoch (nan if it ends unseparated), last epoch, final accuracy."""
     rows = []
     for h, g in df.groupby("config_hash"):
         g = g.sort_values("epoch")
         acc = g.train_acc.to_numpy()
-        bad = np.flatnonzero(acc < 1.0)
         ep = g.epoch.to_numpy()
-        if bad.size == 0:
-            sep = float(ep[0])
-        elif bad[-1] == len(acc) - 1:
-            sep = float("nan")
-        else:
-            sep = float(ep[bad[-1] + 1])
+        sep = separated_from(ep, acc)
         rows.append({"config_hash": h, "seed": int(g.seed.iloc[0]), "weight": float(g.weight.iloc[0]),
                      "separation_epoch": sep, "last_epoch": float(ep[-1]), "final_train_acc": float(acc[-1])})
     return pd.DataFrame(rows)
@@ -726,12 +729,8 @@ def inside_window(df: pd.DataFrame) -> tuple[np.ndarray, dict]:
     seps, ends_ok = [], True
     for _, g in df.groupby("config_hash"):
         g = g.sort_values("t")
-        acc = g.train_acc.to_numpy()
-        bad = np.flatnonzero(acc < 1.0)
-        if bad.size and bad[-1] == len(acc) - 1:
-            seps.append(np.inf)
-        else:
-            seps.append(float(g.t.to_numpy()[bad[-1] + 1]) if bad.size else float(g.t.iloc[0]))
+        sep = separated_from(g.t.to_numpy(), g.train_acc.to_numpy())
+        seps.append(np.inf if np.isnan(sep) else sep)
         ends_ok &= bool(np.isclose(g.t.max(), times.max())) and float(g.normalised_margin.iloc[-1]) > 0
     latest = max(seps) if seps else np.inf
     window = times[times >= max(K_LATE * latest, np.e ** 2)] if np.isfinite(latest) else times[:0]
