@@ -1,0 +1,97 @@
+"""Refactoring must not change what the package computes: a quick reproduce's records, byte for byte.
+
+``tests/data/records_baseline.json`` was written by ``python -m tests.test_records_unchanged --write``
+from the code *before* a refactor; it holds every config's run identities (the hashes of every resolved
+cell, full and quick: cheap, no training) and a SHA-256 of every record file that the quick variants of
+the theory configs, the long runs and the toy MLP write. A change that moves a number, a key, a hash
+or a byte of formatting fails here. Write the baseline again only for a change that is meant to alter
+results, and say so in its commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ROOT / "experiments"
+BASELINE = Path(__file__).resolve().parent / "data" / "records_baseline.json"
+RECORD_FILES = ("config.json", "metrics.jsonl", "summary.json", "done")
+TRAINED = ("toy_mlp",)  # synthetic data only: runs on any clone
+
+
+def config_identities() -> dict[str, dict[str, list[str]]]:
+    """Every experiment config's cell hashes, full and quick (sorted), as the runners would name the runs."""
+    from iwtheory.runs.config import config_hash, load_study, load_toml
+    from iwtheory.runs.inside import InsideConfig
+    from iwtheory.runs.theory import TheoryConfig
+    from iwtheory.runs.train import TrainConfig
+
+    out = {}
+    for path in sorted(EXPERIMENTS.glob("*.toml")):
+        name = path.stem
+        got = {}
+        for quick in (False, True):
+            if name.startswith("theory_"):
+                cells = load_toml(path, TheoryConfig, quick=quick).cells()
+            elif name.startswith("inside_"):
+                cells = load_toml(path, InsideConfig, quick=quick).cells()
+            else:
+                cells = [c for cfg in load_study(path, TrainConfig, quick=quick) for c in cfg.cells()]
+            got["quick" if quick else "full"] = sorted(config_hash(c) for c in cells)
+        out[name] = got
+    return out
+
+
+def quick_records(out: Path) -> dict[str, str]:
+    """Run the quick variants that need no data files; SHA-256 of every record file, by relative path."""
+    from iwtheory.runs.config import load_study, load_toml
+    from iwtheory.runs.inside import InsideConfig, run_inside
+    from iwtheory.runs.theory import TheoryConfig, run_theory
+    from iwtheory.runs.train import TrainConfig, run_study
+
+    for path in sorted(EXPERIMENTS.glob("theory_*.toml")):
+        run_theory(load_toml(path, TheoryConfig, quick=True), out, progress=False)
+    for path in sorted(EXPERIMENTS.glob("inside_*.toml")):
+        run_inside(load_toml(path, InsideConfig, quick=True), out, progress=False)
+    for name in TRAINED:
+        run_study(load_study(EXPERIMENTS / f"{name}.toml", TrainConfig, quick=True), out, progress=False)
+    digests = {}
+    for d in sorted(p for p in out.iterdir() if p.is_dir()):
+        for f in RECORD_FILES:
+            if (d / f).is_file():
+                digests[f"{d.name}/{f}"] = hashlib.sha256((d / f).read_bytes()).hexdigest()
+    return digests
+
+
+def test_every_config_names_the_same_runs():
+    base = json.loads(BASELINE.read_text())["identities"]
+    now = config_identities()
+    assert sorted(now) == sorted(base), "the set of experiment configs changed"
+    for name in base:
+        for variant in ("full", "quick"):
+            assert now[name][variant] == base[name][variant], f"{name} ({variant}) resolves to other runs"
+
+
+@pytest.mark.slow
+def test_quick_records_are_byte_identical(tmp_path):
+    base = json.loads(BASELINE.read_text())["records"]
+    now = quick_records(tmp_path)
+    assert sorted(now) == sorted(base), (f"other record files: missing {sorted(set(base) - set(now))[:5]}, "
+                                         f"new {sorted(set(now) - set(base))[:5]}")
+    changed = sorted(k for k in base if now[k] != base[k])
+    assert not changed, f"{len(changed)} record file(s) differ from the baseline, e.g. {changed[:5]}"
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = {"identities": config_identities(), "records": quick_records(Path(tmp))}
+    BASELINE.parent.mkdir(parents=True, exist_ok=True)
+    BASELINE.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {BASELINE}: {len(data['records'])} record files, {len(data['identities'])} configs")
