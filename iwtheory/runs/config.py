@@ -3,6 +3,11 @@
 An unknown key or a value of the wrong type is an error naming the key, never a silent
 default. A config may carry a ``[quick]`` table of overrides for a seconds-long smoke run, and
 any field can be overridden from the command line with ``--set key=value``.
+
+Configs are deltas: ``extends = "other.toml"`` (a file beside this one) takes the other file's top-level settings
+as defaults (not its ``[regimes]``, ``[variants]`` or ``[quick]``), and the file states only what differs. A study
+multiplies its regimes by ``[variants.SUFFIX]`` tables: every regime once more, named NAME_SUFFIX, with the
+variant's overrides on top.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 import inspect
 import json
 import math
+import re
 import tomllib
 import types
 import typing
@@ -127,6 +133,36 @@ def _read_toml(path: str | Path) -> dict:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
 
 
+MAX_EXTENDS = 4  # a chain of configs extending each other no longer than this
+_BESIDE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.toml")  # a bare file name: no folder, no ".."
+_NOT_INHERITED = ("quick", "regimes", "variants")
+
+
+def read_config(path: str | Path, _chain: tuple = ()) -> dict:
+    """A config file's settings with ``extends`` resolved: the base's top-level settings, then this file's. The
+    base must be a plain TOML file in the same folder (a bare name, not a link); chains are at most
+    ``MAX_EXTENDS`` long and never circular; a file that extends another must set its own ``name``."""
+    path = Path(path)
+    data = _read_toml(path)
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not _BESIDE.fullmatch(base):
+        raise ConfigError(f"{path}: extends must name a TOML file beside it (a bare file name); got {base!r}")
+    target = path.parent / base
+    chain = (*_chain, path.resolve())
+    if target.is_symlink():
+        raise ConfigError(f"{path}: extends {base}, a link; name the file itself")
+    if target.resolve() in chain:
+        raise ConfigError(f"{path}: extends {base}, which extends it back (a circle of configs)")
+    if len(chain) > MAX_EXTENDS:
+        raise ConfigError(f"{path}: a chain of more than {MAX_EXTENDS} configs extending each other")
+    if "name" not in data:
+        raise ConfigError(f"{path}: extends {base} but sets no name of its own (two experiments would share one)")
+    inherited = {k: v for k, v in read_config(target, chain).items() if k not in _NOT_INHERITED}
+    return {**inherited, **data}
+
+
 def _apply(data: dict, path, cls, quick: bool, quick_over, overrides, where: str):
     if not isinstance(quick_over, dict):
         raise ConfigError(f"{path}: [quick] must be a table of overrides")
@@ -146,8 +182,8 @@ def _apply(data: dict, path, cls, quick: bool, quick_over, overrides, where: str
 
 def load_toml(path: str | Path, cls, quick: bool = False, overrides: list[str] = ()):
     """Read a TOML config into ``cls``, applying its ``[quick]`` table and ``--set`` overrides."""
-    data = _read_toml(path)
-    if "regimes" in data:
+    data = read_config(path)
+    if "regimes" in data or "variants" in data:
         raise ConfigError(f"{path} is a study with regimes; load it with load_study")
     return _apply(data, path, cls, quick, data.pop("quick", {}), overrides, str(path))
 
@@ -156,29 +192,40 @@ def load_study(path: str | Path, cls, quick: bool = False, overrides: list[str] 
                regimes: list[str] | None = None) -> list:
     """A study: the file's top-level settings, once per ``[regimes.NAME]`` table of overrides.
 
-    Each regime's config is base | regime | [quick] (with ``quick``) | --set, its ``regime`` field
-    set to NAME. A file without regimes is one config. ``regimes`` keeps only the named ones.
+    Each regime's config is base | regime | variant | [quick] (with ``quick``) | --set, its ``regime`` field
+    set to NAME (NAME_SUFFIX for a regime of ``[variants.SUFFIX]``). A file without regimes is one config.
+    ``regimes`` keeps only the named ones. The base is the file's top-level settings, ``extends`` resolved.
     """
-    data = _read_toml(path)
+    data = read_config(path)
     quick_over = data.pop("quick", {})
     tables = data.pop("regimes", None)
+    variants = data.pop("variants", {})
     if tables is None:
-        if regimes:
-            raise ConfigError(f"{path} has no [regimes] tables to choose {regimes} from")
+        if regimes or variants:
+            raise ConfigError(f"{path} has no [regimes] tables to choose {regimes} from" if regimes else
+                              f"{path}: [variants] multiply [regimes] tables, and it has none")
         return [_apply(data, path, cls, quick, quick_over, overrides, str(path))]
-    if not isinstance(tables, dict) or not tables or not all(isinstance(v, dict) for v in tables.values()):
-        raise ConfigError(f"{path}: [regimes] must hold one table of overrides per regime")
+    for what, t in (("regimes", tables), ("variants", variants)):
+        if not isinstance(t, dict) or (what == "regimes" and not t) or not all(isinstance(v, dict) for v in t.values()):
+            raise ConfigError(f"{path}: [{what}] must hold one table of overrides per {what[:-1]}")
     if "regime" in data:
         raise ConfigError(f"{path}: 'regime' is set by the [regimes.NAME] table names, not at the top level")
-    unknown = sorted(set(regimes or []) - set(tables))
+    named = {name: (over, {}, f"regimes.{name}") for name, over in tables.items()}
+    for suffix, vover in variants.items():  # the regimes times each variant, in the regimes' order
+        for name, over in tables.items():
+            if f"{name}_{suffix}" in named:
+                raise ConfigError(f"{path}: [variants.{suffix}] makes regime {name}_{suffix}, which a [regimes] "
+                                  "table names already")
+            named[f"{name}_{suffix}"] = (over, vover, f"regimes.{name} x variants.{suffix}")
+    unknown = sorted(set(regimes or []) - set(named))
     if unknown:
-        raise ConfigError(f"{path}: no regime(s) {unknown}; the study has {sorted(tables)}")
+        raise ConfigError(f"{path}: no regime(s) {unknown}; the study has {sorted(named)}")
     out = []
-    for name, over in tables.items():
+    for name, (over, vover, where) in named.items():
         if regimes and name not in regimes:
             continue
-        merged = {**data, **over, "regime": name}
-        out.append(_apply(merged, path, cls, quick, quick_over, overrides, f"{path} [regimes.{name}]"))
+        merged = {**data, **over, **vover, "regime": name}
+        out.append(_apply(merged, path, cls, quick, quick_over, overrides, f"{path} [{where}]"))
     return out
 
 
