@@ -11,7 +11,8 @@ import pytest
 
 from iwtheory.report.analysis import analyse, result_dirs
 from iwtheory.report.build import make_figures, make_tables
-from iwtheory.runs.records import RecordError, import_results, load
+from iwtheory.runs.gpu_import import import_results
+from iwtheory.runs.records import RecordError, load
 from iwtheory.runs.theory import TheoryConfig, run_theory
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from iwtheory.theory.geometry import angle, orthogonal_component, unit
 
-__all__ = ["angle", "orthogonal_component", "direction_gap", "feature_max_margin", "feature_limit"]
+__all__ = ["angle", "orthogonal_component", "direction_gap", "feature_max_margin", "feature_limit",
+           "feature_angle_rows", "final_feature_limit"]
 
 
 def direction_gap(w_a, w_b, w_hat=None) -> dict:
@@ -60,3 +62,21 @@ def feature_limit(features, labels, weight, bias, loss: str, class_weights=(1.0,
     except NotSeparableError:
         return {"separable": False, "angle_limit": float("nan"), "limit_kkt": float("nan")}
     return {"separable": True, "angle_limit": float(angle(v, lim.direction)), "limit_kkt": lim.kkt_residual}
+
+
+def feature_angle_rows(cfg: dict, run: str, saved: list[dict]) -> pd.DataFrame:
+    """For one CNN run (its config, hash and saved feature files, as ``runs.records.read_features`` gives them):
+    per saved epoch, the last layer's angle to the feature-space max-margin direction."""
+    rows = [{"epoch": int(z["epoch"]), "weight": cfg["weight"], "seed": cfg["seed"],
+             "regime": cfg.get("regime", "none"), "config_hash": run,
+             **feature_max_margin(z["features"], z["labels"], z["weight"], z["bias"])} for z in saved]
+    return pd.DataFrame(rows)
+
+
+def final_feature_limit(cfg: dict, summary: dict, run: str, z: dict) -> dict:
+    """For one CNN run at its last saved epoch ``z``: the last layer's angle to the limit its loss predicts for its
+    own penultimate features, trained with the run's own class weights."""
+    params = {"alpha": cfg.get("poly_alpha", 1.0)} if cfg["loss"] == "polynomial" else dict(cfg.get("loss_params", {}))
+    r = feature_limit(z["features"], z["labels"], z["weight"], z["bias"], cfg["loss"],
+                      summary.get("class_weights", [cfg["weight"], 1.0]), **params)
+    return {"config_hash": run, "epoch": int(z["epoch"]), **r}

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from iwtheory.nets.names import MLP_HIDDEN
+
 
 def _dropout(x: torch.Tensor, p: float, training: bool, gen: torch.Generator | None) -> torch.Tensor:
     if not training or p == 0.0:
@@ -85,7 +87,7 @@ class MLP(nn.Module):
     (two class vectors, no bias, features and vectors normalised), the logit bounded by 2. ``bias = False``
     (no batch norm): positively homogeneous, f(c theta) = c^L f(theta) with L = len(hidden) + 1 layers."""
 
-    def __init__(self, in_shape=(3, 32, 32), hidden=(512, 128), dropout: float = 0.0, batchnorm: bool = False,
+    def __init__(self, in_shape=(3, 32, 32), hidden=MLP_HIDDEN, dropout: float = 0.0, batchnorm: bool = False,
                  head: str = "linear", bias: bool = True):
         super().__init__()
         if head not in HEADS:

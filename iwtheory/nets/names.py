@@ -10,3 +10,10 @@ DATASETS = ("cifar10", "fashion_mnist", "synthetic", "bl_toy")
 WEIGHT_NORMS = ("none", "mean")
 # a net's unweighted partner: the model with weight 1 that agrees with it in these (a run's seed and settings)
 PARTNER_FIELDS = ("seed", "lr", "weight_decay", "dropout")
+MLP_HIDDEN = (512, 128)  # the MLP's hidden widths when a config names none
+
+
+def mlp_widths(cfg: dict) -> list[int]:
+    """The hidden widths of the MLP a resolved config (or ``config.json``) trains: none for ``linear``, its
+    ``hidden`` list, else the default."""
+    return [] if cfg.get("linear") else [int(h) for h in (cfg.get("hidden") or MLP_HIDDEN)]

@@ -100,8 +100,7 @@ def run_inside(cfg: InsideConfig, out: str | Path = "runs", progress: bool = Tru
 
     out = check_out(out)
     cells = cfg.cells()
-    runs = [Run(out, c, identity=dict(experiment=c["experiment"], weight=c["weight"], seed=c["seed"]))
-            for c in cells]
+    runs = [Run(out, c) for c in cells]
     if all(r.finished() for r in runs):
         return runs
     train, test, noise = _data(cfg)

@@ -13,7 +13,6 @@ middle of a write leaves), which a resume drops with a warning.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -130,18 +129,33 @@ def read_jsonl(path: str | Path, repair: bool = False, tolerate_partial: bool = 
     return rows
 
 
+# What identifies a run within its experiment, by run kind, in the order its metrics lines carry them: written
+# into every metrics line and summary, and (all kinds together, ``RUN_KEYS``) what the reports refuse to see twice.
+IDENTITY = {"theory": ("experiment", "weight", "loss", "depth", "method", "seed", "duplicate"),
+            "train": ("experiment", "regime", "dataset", "weight", "seed", "lr", "weight_decay", "dropout"),
+            "inside": ("experiment", "weight", "seed")}
+RUN_KEYS = tuple(dict.fromkeys(k for keys in IDENTITY.values() for k in keys))
+_ABSENT = {"duplicate": False}  # keys a cell leaves out at their default (so older runs keep their hashes)
+
+
+def identity(cell: dict) -> dict:
+    """A resolved cell's identity keys (``IDENTITY`` of its kind)."""
+    return {k: bool(cell.get(k, False)) if k == "duplicate" else cell.get(k, _ABSENT.get(k))
+            for k in IDENTITY[cell["kind"]]}
+
+
 class Run:
-    """One run directory. ``identity`` keys are copied into every metrics line.
+    """One run directory. Its identity (``identity(config)``) is copied into every metrics line.
 
     ``extra`` (for CNN runs, the data fingerprint) is written to config.json beside the config but is
     not part of the hash: the run's folder is known before any data is read.
     """
 
-    def __init__(self, root: str | Path, config: dict, identity: dict):
+    def __init__(self, root: str | Path, config: dict):
         self.config = config
         self.hash = config_hash(config)
         self.dir = Path(root) / self.hash
-        self.identity = {"config_hash": self.hash, **identity}
+        self.identity = {"config_hash": self.hash, **identity(config)}
 
     @property
     def done(self) -> bool:
@@ -245,61 +259,6 @@ def check_out(out: str | Path) -> Path:
     except OSError as e:
         raise ConfigError(f"--out {out} is not writable ({e.strerror or e})") from None
     return out
-
-
-# ---- checkpoints: a checked header, then the torch payload ----------------------------------
-
-_MAGIC = b"IWTHEORY-CHECKPOINT 1\n"
-
-
-def write_checkpoint(path: Path, payload: bytes, meta: dict) -> None:
-    """Write ``payload`` with a header holding its SHA-256 and ``meta`` (epoch, group and run hashes)."""
-    header = {**meta, "sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}
-    fault_point("checkpoint")
-    _atomic_write(path, _MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload)
-
-
-def checkpoint_header(path: Path) -> dict | None:
-    """A checkpoint's header alone (no payload read, no checksum), or None if it has none."""
-    try:
-        with open(path, "rb") as f:
-            if f.read(len(_MAGIC)) != _MAGIC:
-                return None
-            header = json.loads(f.readline())
-    except (OSError, ValueError):
-        return None
-    return header if isinstance(header, dict) else None
-
-
-def read_checkpoint(path: Path) -> tuple[dict, bytes]:
-    """(header, payload) of a checkpoint, after checking its checksum; RecordError names what is wrong."""
-    try:
-        blob = Path(path).read_bytes()
-    except OSError as e:
-        raise RecordError(f"{path}: not readable ({e})") from None
-    if not blob.startswith(_MAGIC):
-        raise RecordError(f"{path}: not an iwtheory checkpoint (bad header)")
-    end = blob.find(b"\n", len(_MAGIC))
-    try:
-        header = json.loads(blob[len(_MAGIC):end])
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RecordError(f"{path}: corrupt checkpoint header") from None
-    payload = blob[end + 1:]
-    if not isinstance(header, dict) or len(payload) != header.get("bytes"):
-        raise RecordError(f"{path}: truncated checkpoint ({len(payload)} payload bytes)")
-    if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
-        raise RecordError(f"{path}: checksum mismatch (the file is corrupt)")
-    return header, payload
-
-
-def set_aside(path: Path, why: str) -> Path:
-    """Rename a checkpoint that cannot be trusted (never delete it) and say so in one warning line."""
-    k = 0
-    while (dest := path.with_name(f"{path.name}.set-aside-{k}")).exists():
-        k += 1
-    os.replace(path, dest)
-    warn(f"checkpoint {path} {why}; set aside as {dest.name}, its runs restart from scratch")
-    return dest
 
 
 # ---- reading folders of runs ------------------------------------------------------------------
@@ -432,137 +391,6 @@ def read_features(path: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
-def feature_angles(run_dir: str | Path) -> pd.DataFrame:
-    """For one CNN run: per recorded epoch, the last layer's angle to the feature-space max-margin direction."""
-    from iwtheory.compare.directions import feature_max_margin
-
-    run_dir = Path(run_dir)
-    cfg = read_json(run_dir / "config.json")
-    rows = []
-    for f in sorted((run_dir / "features").glob("epoch_*.npz")):
-        z = read_features(f)
-        r = feature_max_margin(z["features"], z["labels"], z["weight"], z["bias"])
-        rows.append({"epoch": int(z["epoch"]), "weight": cfg["weight"], "seed": cfg["seed"],
-                     "regime": cfg.get("regime", "none"), "config_hash": run_dir.name, **r})
-    return pd.DataFrame(rows)
-
-
-_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")  # never "", "." or ".."
-_IMPORTED = ("README.md", "bench.json", "nvidia-smi.txt", "versions.json")
-
-
-def _plain_file(path: Path, max_bytes: int) -> bytes | None:
-    """The bytes of a regular file that is not a link and not larger than ``max_bytes``; None if it is absent."""
-    if not path.exists() and not path.is_symlink():
-        return None
-    if path.is_symlink() or not path.is_file():
-        raise RecordError(f"{path}: not a plain file (a link or a folder); refusing to import it")
-    if path.stat().st_size > max_bytes:
-        raise RecordError(f"{path}: {path.stat().st_size} bytes, more than the {max_bytes} an import reads")
-    return path.read_bytes()
-
-
-def check_archive(tar, max_bytes: int, max_members: int = 20_000) -> None:
-    """Refuse an archive unless every member is a plain file or folder under one relative path of safe names,
-    and the sizes its headers declare add up to at most ``max_bytes``: checked before anything is written."""
-    members = tar.getmembers() if hasattr(tar, "getmembers") else list(tar)
-    if len(members) > max_members:
-        raise RecordError(f"the archive holds {len(members)} members, more than {max_members}")
-    total = 0
-    for m in members:
-        parts = m.name.rstrip("/").split("/")
-        if m.name.startswith("/") or not all(_SAFE_NAME.fullmatch(x) for x in parts):
-            raise RecordError(f"the archive member {m.name[:80]!r} is not a safe relative path")
-        if not (m.isfile() or m.isdir()):
-            raise RecordError(f"the archive member {m.name[:80]!r} is a link or a device, not a file or folder")
-        total += max(int(m.size), 0)
-        if total > max_bytes:
-            raise RecordError(f"the archive unpacks to more than {max_bytes / 2**20:g} MB (from its headers)")
-
-
-def import_results(src: str | Path, dest: str | Path = "results/gpu", max_mb: float = 20.0) -> Path:
-    """Unpack what ``experiments/gpu/run.sh OUT`` wrote into ``dest/<date>-<gpu>/`` (README, machine files, and
-    ``runs/`` with the records); unfinished runs (a study cut by its time budget) are left out, saying so.
-
-    Everything in ``src`` is untrusted: names come from a fixed alphabet (the date must be YYYY-MM-DD), no link
-    is followed or unpacked, the archive's sizes are checked from its headers before anything is written, and
-    the import is built in a temporary folder beside the target and renamed into place only when complete, so a
-    failure leaves nothing behind."""
-    import shutil
-    import tarfile
-
-    src, dest = Path(src), Path(dest)
-    max_bytes = int(max_mb * 2**20)
-    raw = _plain_file(src / "versions.json", 1 << 16)
-    if raw is None:
-        raise RecordError(f"{src / 'versions.json'}: missing (not the output of experiments/gpu/run.sh?)")
-    try:
-        v = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RecordError(f"{src / 'versions.json'}: not readable JSON ({e})") from None
-    if not isinstance(v, dict):
-        raise RecordError(f"{src / 'versions.json'}: expected a JSON object")
-    archive = src / "records.tar.gz"
-    if archive.is_symlink() or not archive.is_file():
-        raise RecordError(f"{src}: no records.tar.gz as a plain file (not the output of experiments/gpu/run.sh?)")
-    date = str(v.get("date", ""))
-    date = date if re.fullmatch(r"\d{4}-\d{2}-\d{2}", date) else "undated"
-    gpu = "cpu-dry-run" if v.get("dry_run") is True else \
-        re.sub(r"[^a-z0-9]+", "-", str(v.get("gpu", "gpu")).lower()).strip("-")[:40] or "gpu"
-    target = dest / f"{date}-{gpu}"
-    if target.exists() or target.is_symlink():
-        raise RecordError(f"{target} exists already; remove it first to import again")
-    dest.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=dest))
-    try:
-        try:
-            with tarfile.open(archive, "r:gz") as tar:
-                check_archive(tar, max_bytes)
-                tar.extractall(staging, filter="data")
-        except (tarfile.TarError, OSError, EOFError) as e:
-            raise RecordError(f"{archive}: not a readable archive ({e})") from None
-        if not (staging / "runs").is_dir():
-            raise RecordError(f"{archive}: holds no runs/ folder")
-        dropped = [d for d in run_dirs(staging / "runs") if not (d / "done").exists()]
-        for d in dropped:
-            shutil.rmtree(d)
-        for name in _IMPORTED:
-            data = _plain_file(src / name, 1 << 20)
-            if data is not None:
-                (staging / name).write_bytes(data)
-        tests = _plain_file(src / "gpu-tests.txt", 1 << 22)
-        if tests is not None:  # its summary line only: a failure's traceback holds machine paths
-            tail = [ln for ln in tests.decode(errors="replace").splitlines() if ln.strip()][-2:]
-            with open(staging / "README.md", "a") as f:
-                f.write(f"- GPU-marked tests: {' / '.join(tail)}\n")
-        if dropped:
-            warn(f"left out {len(dropped)} unfinished run(s) of {src} (the study was cut by its time budget)")
-            with open(staging / "README.md", "a") as f:
-                f.write(f"- import: {len(dropped)} unfinished run(s) left out\n")
-        load(staging / "runs")  # every imported run holds its schedule once, or this names it
-        size = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
-        if size > max_bytes:
-            raise RecordError(f"the import holds {size / 2**20:.1f} MB, more than the {max_mb:g} MB a committed "
-                              "result may take")
-        os.rename(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
-
-
-def feature_limit_angle(run_dir: str | Path) -> dict:
-    """For one CNN run, at its last recorded epoch: the last layer's angle to the limit its loss predicts for
-    its own penultimate features (trained with the run's own class weights)."""
-    from iwtheory.compare.directions import feature_limit
-
-    run_dir = Path(run_dir)
-    cfg, summ = read_json(run_dir / "config.json"), read_json(run_dir / "summary.json")
-    files = sorted((run_dir / "features").glob("epoch_*.npz"))
-    if not files:
-        return {}
-    z = read_features(files[-1])
-    params = {"alpha": cfg.get("poly_alpha", 1.0)} if cfg["loss"] == "polynomial" else dict(cfg.get("loss_params", {}))
-    r = feature_limit(z["features"], z["labels"], z["weight"], z["bias"], cfg["loss"],
-                      summ.get("class_weights", [cfg["weight"], 1.0]), **params)
-    return {"config_hash": run_dir.name, "epoch": int(z["epoch"]), **r}
+def feature_files(run_dir: str | Path) -> list[Path]:
+    """A CNN run's saved feature files (``features/epoch_*.npz``), in epoch order of their names."""
+    return sorted((Path(run_dir) / "features").glob("epoch_*.npz"))

@@ -11,12 +11,10 @@ import numpy as np
 from iwtheory.runs.config import ConfigError, check_distinct, check_kwargs
 from iwtheory.runs.locks import hold_runs
 from iwtheory.runs.progress import progress as progress_bar
-from iwtheory.runs.records import Run, check_out
-from iwtheory.theory import asymptotics, data, dynamics, losses
-from iwtheory.theory.checks import DegenerateSupportError, class_weights
-from iwtheory.theory.geometry import angle
-from iwtheory.theory.limits import ADJUSTED, COSINE, LIMIT_LOSSES, affine_form, limit, resolve_params
-from iwtheory.theory.maxmargin import max_margin
+from iwtheory.runs.records import Run, check_out, identity
+from iwtheory.theory import data
+from iwtheory.theory.experiment import run_cell
+from iwtheory.theory.limits import ADJUSTED, COSINE, LIMIT_LOSSES, affine_form, resolve_params
 
 METHODS = ("flow", "gd", "sgd")
 
@@ -119,85 +117,6 @@ class TheoryConfig:
         return out
 
 
-def second_margin(Z: np.ndarray, w_hat: np.ndarray, tol: float = 1e-8) -> float | None:
-    """theta_2: the smallest margin z_n . w_hat of a point off the margin (the o(1) term decays like
-    t^-(theta_2 - 1)); None when every point is on it."""
-    m = Z @ w_hat
-    off = m[m > 1.0 + tol]
-    return float(off.min()) if off.size else None
-
-
-def duplicated(ds: data.Dataset, weight: float) -> tuple[np.ndarray, np.ndarray]:
-    """(X, y) with every positive example repeated ``weight`` times (an integer), negatives once."""
-    k = int(round(weight))
-    reps = np.where(ds.y > 0, k, 1)
-    return np.repeat(ds.X, reps, axis=0), np.repeat(ds.y, reps)
-
-
-def run_cell(cell: dict, ds: data.Dataset) -> tuple[list[dict], dict]:
-    """Train one cell; return its metrics rows and its summary (with the asymptotic prediction)."""
-    X, y = ds.X, ds.y
-    c = class_weights(y, cell["weight"]) ** cell.get("weight_power", 1.0)
-    if cell.get("duplicate"):
-        X, y = duplicated(ds, cell["weight"])
-        c = np.ones(len(y))
-    if cell["loss"] in ADJUSTED:  # base(a z . w + b): the base loss on the points a z, margins offset by b
-        loss, a, b = affine_form(cell["loss"], y, **cell.get("loss_params", {}))
-        X = X * a[:, None]
-    else:
-        loss, b = losses.get_loss(cell["loss"], cell.get("poly_alpha", 1.0)), None
-    mm = ds.svm if ds.svm is not None else max_margin(ds.X, ds.y)
-    common = dict(weights=c, loss=loss, depth=cell["depth"], widths=cell["widths"] or None,
-                  init_scale=cell["init_scale"], balanced=cell["balanced"], seed=cell["seed"],
-                  n_records=cell["n_records"], w_hat=mm.w, offsets=b)
-    if cell["method"] == "flow":
-        traj = dynamics.gradient_flow(X, y, t_max=cell["t_max"], **common)
-        lr = 1.0
-    else:
-        traj = dynamics.gradient_descent(X, y, lr=cell["lr"], steps=cell["steps"],
-                                         batch_size=cell.get("batch_size"), **common)
-        lr = cell["lr"]
-    rows = traj.records()
-    lim = None
-    if cell["loss"] in ADJUSTED or cell["loss"] == "polynomial" or cell.get("weight_power", 1.0) != 1.0:
-        lim = limit(ds.X, ds.y, cell["loss"], class_weights(ds.y, cell["weight"]),
-                    cell.get("weight_power", 1.0), **({"alpha": cell["poly_alpha"]} if cell["loss"] == "polynomial"
-                                                      else cell.get("loss_params", {})))
-        for r, a_ in zip(rows, angle(traj.w, lim.direction)):
-            r["angle_limit"] = float(a_)
-    summary = dict(experiment=cell["experiment"], weight=cell["weight"], loss=cell["loss"],
-                   depth=cell["depth"], method=cell["method"], seed=cell["seed"],
-                   duplicate=bool(cell.get("duplicate", False)),
-                   w_hat=mm.w, margin=mm.margin, support=mm.support, kkt_residual=mm.kkt_residual,
-                   theta2=second_margin(ds.z, mm.w),
-                   final_t=float(traj.t[-1]), final_angle=float(traj.angle[-1]), final_w=traj.w[-1])
-    if lim is not None:
-        summary.update(limit=lim.direction, limit_kind=lim.kind, limit_kkt=lim.kkt_residual,
-                       final_angle_limit=float(angle(traj.w[-1], lim.direction)))
-    # The prediction holds for exponential tails and the linear model trained by GD or flow; an offset b
-    # is a weight e^-b on the points a z (for an exponential tail).
-    if loss.tail == "exponential" and cell["depth"] == 1 and cell["method"] != "sgd" and not cell.get("duplicate"):
-        try:
-            c_eff = c if b is None else c * np.exp(-b)
-            off = asymptotics.asymptotic_offset(X, ds.y, c_eff, lr=lr,
-                                                mm=mm if cell["loss"] not in ADJUSTED else None)
-        except DegenerateSupportError as e:
-            summary["prediction_error"] = str(e)
-        else:
-            summary.update(offset=off.offset, angle_constant=off.angle_constant, determined=off.determined)
-            pred = off.predicted_angle(np.maximum(traj.t, 1.0))
-            key = "predicted_angle" if lim is None else "predicted_angle_limit"  # the angle to the loss's limit
-            for r, p, t in zip(rows, pred, traj.t):
-                if t >= 1.0:
-                    r[key] = float(p)
-    return rows, summary
-
-
-def _identity(cell: dict) -> dict:
-    return dict(experiment=cell["experiment"], weight=cell["weight"], loss=cell["loss"], depth=cell["depth"],
-                method=cell["method"], seed=cell["seed"], duplicate=bool(cell.get("duplicate", False)))
-
-
 def build_dataset(cfg: TheoryConfig) -> data.Dataset:
     """The config's dataset; a setting its generator refuses is a ConfigError naming the config."""
     try:
@@ -212,7 +131,7 @@ def run_cells(cfg: TheoryConfig, out: str | Path, indices: list[int], ds: data.D
     cells = cfg.cells()
     finished = []
     for i in indices:
-        run = Run(out, cells[i], identity=_identity(cells[i]))
+        run = Run(out, cells[i])
         with hold_runs(out, [run.hash], wait=wait):
             if run.done:  # another writer finished it while this one waited
                 continue
@@ -220,7 +139,7 @@ def run_cells(cfg: TheoryConfig, out: str | Path, indices: list[int], ds: data.D
             run.start()
             rows, summary = run_cell(cells[i], ds)
             run.log(rows)
-            run.write_summary({**summary, "config_hash": run.hash, "dataset": ds.name})
+            run.write_summary({**identity(cells[i]), **summary, "config_hash": run.hash, "dataset": ds.name})
             run.finish()
             finished.append(run.hash)
     return finished
@@ -230,7 +149,7 @@ def run_theory(cfg: TheoryConfig, out: str | Path = "runs", progress: bool = Tru
     """Run every unfinished cell of ``cfg`` under ``out``; finished cells are skipped."""
     out = check_out(out)
     cells = cfg.cells()
-    runs = [Run(out, c, identity=_identity(c)) for c in cells]
+    runs = [Run(out, c) for c in cells]
     todo = [i for i, r in enumerate(runs) if not r.finished()]
     if todo:
         ds = build_dataset(cfg)

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from iwtheory.nets.names import DATASETS, MODELS, PARTNER_FIELDS, PRECISIONS, WEIGHT_NORMS
+from iwtheory.nets.names import DATASETS, MLP_HIDDEN, MODELS, PARTNER_FIELDS, PRECISIONS, WEIGHT_NORMS
 from iwtheory.runs.config import ConfigError, check_distinct, check_kwargs, config_hash
 from iwtheory.runs.locks import hold_runs
 from iwtheory.runs.progress import progress as progress_bar
-from iwtheory.runs.records import (RecordError, Run, check_out, checkpoint_header, fault_point, read_checkpoint,
-                                   read_json, set_aside, write_checkpoint)
+from iwtheory.runs.checkpoints import checkpoint_header, read_checkpoint, set_aside, write_checkpoint
+from iwtheory.runs.records import RecordError, Run, check_out, fault_point, identity, read_json
 from iwtheory.runs.schedule import train_epochs
 from iwtheory.theory.limits import COSINE, LIMIT_LOSSES, LOSS_PARAMS, resolve_params
 
@@ -61,7 +61,7 @@ def stack_bytes(cfg, models: int) -> int:
         return 0
     shape = (cfg.synthetic or {}).get("shape", (3, 32, 32)) if cfg.dataset == "synthetic" else None
     d = int(np.prod(shape)) if shape is not None else IN_FEATURES.get(cfg.dataset, 3072)
-    widths = [d, *(cfg.hidden_widths if cfg.hidden_widths is not None else (512, 128)), 1]
+    widths = [d, *(cfg.hidden_widths if cfg.hidden_widths is not None else MLP_HIDDEN), 1]
     params = sum(a * b + b for a, b in zip(widths, widths[1:]))
     return 3 * 4 * params * models
 
@@ -90,7 +90,7 @@ class TrainConfig:
     max_other: int = 2000
     noise_count: int = 1000
     model: str = "bl_cnn"          # one of nets.names.MODELS
-    hidden: list[int] = field(default_factory=list)  # MLP widths (empty: the MLP's default 512, 128)
+    hidden: list[int] = field(default_factory=list)  # MLP widths (empty: the MLP's default, MLP_HIDDEN)
     linear: bool = False           # an MLP without hidden layers (hidden must then be empty)
     batchnorm: bool = False
     bias: bool = True              # False: an MLP without biases, positively homogeneous (recorded only if False)
@@ -325,10 +325,6 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def _identity(cell: dict) -> dict:
-    return {k: cell[k] for k in ("experiment", "regime", "dataset", "weight", "seed", "lr", "weight_decay", "dropout")}
-
-
 # What varies between the models of one stack; everything else of a cell (data, architecture, schedule, optimiser)
 # must agree, so a stack may hold the models of several regimes of a study (none, l2 and dropout share one).
 PER_MEMBER = ("weight", "seed", "lr", "weight_decay", "dropout", "regime")
@@ -346,7 +342,7 @@ def plan_groups(cfgs: list[TrainConfig], out: str | Path = "runs") -> list[list[
     cells = [cfg.cells() for cfg in cfgs]
     for ci, cfg in enumerate(cfgs):
         for k, c in enumerate(cells[ci]):
-            if not Run(out, c, _identity(c)).finished():
+            if not Run(out, c).finished():
                 by_key.setdefault(stack_key(c), []).append((ci, k))
     groups = []
     for members in by_key.values():
@@ -380,7 +376,7 @@ def run_study(cfgs: list[TrainConfig], out: str | Path = "runs", data_dir: str |
     ``wait``: seconds to wait for a run another process is writing (0: refuse at once, naming it).
     """
     out = check_out(out)
-    runs = [Run(out, c, _identity(c)) for cfg in cfgs for c in cfg.cells()]
+    runs = [Run(out, c) for cfg in cfgs for c in cfg.cells()]
     groups = plan_groups(cfgs, out)
     if not groups:
         drop_finished_checkpoints(out)
@@ -417,7 +413,7 @@ def drop_finished_checkpoints(out: Path) -> list[Path]:
 def check_fingerprint(cells: list[dict], out: Path, fp: str) -> None:
     """Refuse data other than what the sweep's existing runs were trained on, naming both fingerprints."""
     for c in cells:
-        stored = Run(out, c, _identity(c)).stored_config()
+        stored = Run(out, c).stored_config()
         have = stored.get("data_fingerprint") if stored else None
         if have is not None and have != fp:
             raise RecordError(
@@ -437,7 +433,7 @@ def run_group(cfgs: list[TrainConfig], out: str | Path, members: list[tuple[int,
     """
     out = Path(out)
     cells = [cfg.cells() for cfg in cfgs]
-    all_group = [(Run(out, cells[ci][k], _identity(cells[ci][k])), cells[ci][k]) for ci, k in members]
+    all_group = [(Run(out, cells[ci][k]), cells[ci][k]) for ci, k in members]
     cfg = cfgs[members[0][0]]
     with hold_runs(out, [r.hash for r, _ in all_group], wait=wait):
         group = [(r, c) for r, c in all_group if not r.done]
@@ -560,7 +556,7 @@ def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: b
     sizes = {k: len(getattr(task, f"y_{k}" if k in ("train", "val", "test") else f"x_{k}"))
              for k in ("train", "val", "test", "other", "noise")}
     for m, (r, c) in enumerate(group):
-        r.write_summary({**_identity(c), "config_hash": r.hash, "epochs": cfg.epochs, "task_sizes": sizes,
+        r.write_summary({**identity(c), "config_hash": r.hash, "epochs": cfg.epochs, "task_sizes": sizes,
                          "diverged_epoch": stack.diverged_epoch[m] if stack.diverged_epoch[m] >= 0 else None,
                          "class_weights": [members[m].weight, members[m].wneg], "data_fingerprint": fp,
                          "device": str(dev), "torch": torch.__version__})

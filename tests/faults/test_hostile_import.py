@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from iwtheory.runs.records import RecordError, import_results
+from iwtheory.runs.gpu_import import import_results
+from iwtheory.runs.records import RecordError
 
 
 def out_folder(tmp_path: Path, members, versions=None) -> Path:
