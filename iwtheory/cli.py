@@ -9,54 +9,22 @@ from pathlib import Path
 PAPER = Path(__file__).resolve().parents[1] / "paper"
 
 
-def _theory(args) -> int:
-    from iwtheory.runs.config import load_toml
-    from iwtheory.runs.theory import TheoryConfig, run_theory
+def _experiment(args, runner: str) -> int:
+    """`iwtheory theory|inside|train CONFIG`: one experiment, in this process or on Dask (``--scheduler``)."""
+    from iwtheory.runs.launch import launcher, load_experiment
 
-    cfg = load_toml(args.config, TheoryConfig, quick=args.quick, overrides=args.set)
-    if args.scheduler:
-        from iwtheory.runs.launch import connect, distributed_theory
+    if runner == "train" and args.device:
+        from iwtheory.runs.train import resolve_device
 
-        with connect(args.scheduler) as client:
-            done = distributed_theory(client, cfg, args.out, progress=not args.no_progress)
-        print(f"{cfg.name}: {len(done)} runs written under {args.out}")
-        return 0
-    runs = run_theory(cfg, args.out, progress=not args.no_progress, wait=args.wait)
-    print(f"{cfg.name}: {len(runs)} runs under {args.out}")
-    return 0
-
-
-def _inside(args) -> int:
-    from iwtheory.runs.config import load_toml
-    from iwtheory.runs.inside import InsideConfig, run_inside
-
-    cfg = load_toml(args.config, InsideConfig, quick=args.quick, overrides=args.set)
-    if args.scheduler:
-        raise ValueError("inside trains one small stack of nets in this process; it takes no --scheduler")
-    runs = run_inside(cfg, args.out, progress=not args.no_progress, wait=args.wait)
-    print(f"{cfg.name}: {len(runs)} runs under {args.out}")
-    return 0
-
-
-def _train(args) -> int:
-    from iwtheory.runs.config import load_study
-    from iwtheory.runs.train import TrainConfig, resolve_device, run_study
-
-    if args.device:
         resolve_device(args.device)  # before any data is read
-    cfgs = load_study(args.config, TrainConfig, quick=args.quick, overrides=args.set, regimes=args.regime or None)
-    if args.scheduler:
-        from iwtheory.runs.launch import connect, distributed_train
-
-        with connect(args.scheduler) as client:
-            done = distributed_train(client, cfgs, args.out, data_dir=args.data_dir, device=args.device,
-                                     download=True if args.download else None, progress=not args.no_progress)
-        print(f"{cfgs[0].name}: {len(done)} runs written under {args.out}")
-        return 0
-    runs = run_study(cfgs, args.out, data_dir=args.data_dir, device=args.device,
-                     download=True if args.download else None, progress=not args.no_progress, wait=args.wait)
-    regimes = ", ".join(c.regime for c in cfgs)
-    print(f"{cfgs[0].name} [{regimes}]: {len(runs)} runs under {args.out}")
+    cfg = load_experiment(args.config, runner, quick=args.quick, overrides=args.set,
+                          regimes=getattr(args, "regime", None) or None)
+    with launcher(args.scheduler, wait=args.wait) as launch:
+        n = launch.run(runner, cfg, args.out, data_dir=getattr(args, "data_dir", None),
+                       device=getattr(args, "device", None), download=getattr(args, "download", False) or None,
+                       progress=not args.no_progress)
+    name = cfg[0].name + f" [{', '.join(c.regime for c in cfg)}]" if runner == "train" else cfg.name
+    print(f"{name}: {n} runs under {args.out}")
     return 0
 
 
@@ -66,7 +34,7 @@ def _reproduce(args) -> int:
     out = args.out or ("runs/quick" if args.quick else "runs")
     res = reproduce(out, quick=args.quick, data_dir=args.data_dir, device=args.device,
                     progress=not args.no_progress, paper=Path(args.paper), scheduler=args.scheduler,
-                    started_at=args.started_at, results=[] if args.no_gpu_results else None)
+                    started_at=args.started_at, results=_gpu_folders(args))
     for name, n in res["runs"].items():
         print(f"{name}: {n} runs under {out}")
     if res["pdf"]:
@@ -106,11 +74,18 @@ def _readme(args) -> int:
     return 0
 
 
+def _gpu_folders(args) -> list[Path]:
+    """Where GPU records are read from: ``--gpu-results`` (repeatable), by default the repository's results/gpu;
+    none with ``--no-gpu-results``."""
+    from iwtheory.pipeline import GPU_RESULTS
+
+    return [] if args.no_gpu_results else [Path(d) for d in args.gpu_results] or [GPU_RESULTS]
+
+
 def _results(args):
-    from iwtheory.pipeline import RESULTS
     from iwtheory.report.analysis import result_dirs
 
-    return [] if args.no_gpu_results else result_dirs(*RESULTS)
+    return result_dirs(*_gpu_folders(args))
 
 
 def _figures(args) -> int:
@@ -144,7 +119,7 @@ def _claims(args) -> int:
 
 
 def _import_gpu(args) -> int:
-    from iwtheory.runs.records import import_results
+    from iwtheory.runs.gpu_import import import_results
 
     print(import_results(args.src, args.dest))
     return 0
@@ -180,18 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
                             help="run on Dask distributed: a local cluster of N processes, or an existing scheduler")
 
     t = sub.add_parser("theory", parents=[experiment], help="run a theory experiment (linear / deep linear models)")
-    t.set_defaults(func=_theory)
+    t.set_defaults(func=lambda a: _experiment(a, "theory"))
 
     ins = sub.add_parser("inside", parents=[experiment],
                          help="long runs of small homogeneous nets along gradient-flow time (the 2-D toy)")
-    ins.set_defaults(func=_inside)
+    ins.set_defaults(func=lambda a: _experiment(a, "inside"))
     tr = sub.add_parser("train", parents=[experiment], help="train weighted CNNs (many models per device)")
     tr.add_argument("--data-dir", default=None, help="folder holding the dataset files")
     tr.add_argument("--download", action="store_true", help="fetch the official files (needs a network)")
     tr.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the config's, else auto)")
     tr.add_argument("--regime", action="append", default=[], metavar="NAME",
                     help="run only this regime of a study (repeatable; default: all)")
-    tr.set_defaults(func=_train)
+    tr.set_defaults(func=lambda a: _experiment(a, "train"))
 
     r = sub.add_parser("reproduce", help="run every experiment the paper uses, skipping finished runs")
     r.add_argument("--quick", action="store_true", help="the seconds-long variants of every experiment")
@@ -238,7 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     ig.set_defaults(func=_import_gpu)
     for parser in (f, tb, c, r):
         parser.add_argument("--no-gpu-results", action="store_true",
-                            help="do not read the GPU records under results/gpu/ beside --runs")
+                            help="do not read GPU records beside --runs")
+        parser.add_argument("--gpu-results", action="append", default=[], metavar="DIR",
+                            help="read the GPU records imported under DIR (DIR/<date>-<gpu>/runs; repeatable; "
+                                 "default: results/gpu in this checkout)")
     return p
 
 

@@ -2,13 +2,13 @@
 
 On a CPU (the embedded default) it runs the theory experiments, the 2-D toy MLP and the Fashion-MNIST
 study in full; with CIFAR-10 (``--data-dir``) and a CUDA device it also runs the CIFAR study. GPU
-records committed under ``results/gpu/`` (or supplied in ``../shared/results/gpu/``) are read beside
+records committed under ``results/gpu/`` (or in the folders ``--gpu-results`` names) are read beside
 the fresh runs and labelled as recorded on a GPU. Finished runs are skipped, unfinished ones resume.
+Which experiments run, and when, is the catalogue's (``iwtheory.catalogue``); where they run is the launcher's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
@@ -18,18 +18,16 @@ import sys
 import time
 from pathlib import Path
 
+from iwtheory import catalogue
 from iwtheory.report.latex import escape
 from iwtheory.report.layout import LayoutError, layout_faults
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
 PAPER = ROOT / "paper"
-RESULTS = (ROOT / "results" / "gpu", ROOT.parent / "shared" / "results" / "gpu")
-THEORY_CONFIGS = ("theory_boundaries", "theory_angle", "theory_deep", "theory_poly", "theory_duplicates",
-                  "theory_losses")
-INSIDE_CONFIGS = ("inside_toy",)
-CPU_CONFIGS = ("toy_mlp", "study_fashion")
-GPU_CONFIGS = ("study_cifar",)
+GPU_RESULTS = ROOT / "results" / "gpu"  # committed GPU records; `--gpu-results DIR` reads others instead
+THEORY_CONFIGS, INSIDE_CONFIGS = catalogue.stage("theory"), catalogue.stage("inside")
+CPU_CONFIGS, GPU_CONFIGS = catalogue.stage("cpu"), catalogue.stage("gpu")
 
 
 def choose_cnn(data_dir: str | None, device: str | None) -> tuple[tuple[str, ...], str]:
@@ -81,49 +79,32 @@ def reproduce(out: str | Path = "runs", quick: bool = False, data_dir: str | Non
               device: str | None = None, paper: Path = PAPER, experiments: Path = EXPERIMENTS,
               progress: bool = True, cnn: bool = True, pdf: bool = True, results=None,
               scheduler: str | None = None, started_at: float | None = None) -> dict:
-    """Run the experiments, then write figures, tables, claims and numbers under ``paper`` and build the PDF;
+    """Run the experiments, then write figures, tables, claims and numbers under ``paper`` and build the PDF
+    (``results``: folders of imported GPU records, by default ``GPU_RESULTS``);
     write the wall times to ``paper/generated/reproduce.json``. ``started_at`` (a Unix time): when the command
     that called this began (`make reproduce` passes the start of its set-up), so the total includes it."""
     from iwtheory.report.analysis import analyse, result_dirs
     from iwtheory.report.build import make_claims, make_figures, make_tables
-    from iwtheory.runs.config import load_study, load_toml
-    from iwtheory.runs.inside import InsideConfig, run_inside
-    from iwtheory.runs.theory import TheoryConfig, run_theory
-    from iwtheory.runs.train import TrainConfig, run_study
+    from iwtheory.runs.launch import launcher, load_experiment
 
     if not experiments.is_dir():
         raise FileNotFoundError(f"experiment configs not found at {experiments}; run from a source checkout")
     t0 = time.perf_counter()
     counts, timings = {}, {}
-    with contextlib.ExitStack() as stack:
-        client = None
-        if scheduler:
-            from iwtheory.runs.launch import connect, distributed_theory, distributed_train
-
-            client = stack.enter_context(connect(scheduler))
-        for name in THEORY_CONFIGS:
+    names = THEORY_CONFIGS + INSIDE_CONFIGS  # the long runs are one stack of small nets: always in this process
+    if cnn:
+        chosen, why = choose_cnn(data_dir, device)
+        print(why)
+        names += chosen
+    with launcher(scheduler) as launch:
+        for name in names:
             t = time.perf_counter()
-            cfg = load_toml(experiments / f"{name}.toml", TheoryConfig, quick=quick)
-            counts[name] = len(distributed_theory(client, cfg, out, progress) if client else
-                               run_theory(cfg, out, progress=progress))
+            kind = catalogue.runner(name)
+            cfg = load_experiment(experiments / f"{name}.toml", kind, quick=quick)
+            counts[name] = launch.run(kind, cfg, out, data_dir=data_dir, device=device, progress=progress)
             timings[name] = time.perf_counter() - t
-        for name in INSIDE_CONFIGS:  # one stack of small nets: always here, never on the cluster
-            t = time.perf_counter()
-            counts[name] = len(run_inside(load_toml(experiments / f"{name}.toml", InsideConfig, quick=quick), out,
-                                          progress=progress))
-            timings[name] = time.perf_counter() - t
-        if cnn:
-            names, why = choose_cnn(data_dir, device)
-            print(why)
-            for name in names:
-                t = time.perf_counter()
-                cfgs = load_study(experiments / f"{name}.toml", TrainConfig, quick=quick)
-                counts[name] = len(distributed_train(client, cfgs, out, data_dir, device, progress=progress)
-                                   if client else run_study(cfgs, out, data_dir=data_dir, device=device,
-                                                            progress=progress))
-                timings[name] = time.perf_counter() - t
     t_runs = time.perf_counter() - t0
-    found = result_dirs(*(RESULTS if results is None else results))
+    found = result_dirs(*((GPU_RESULTS,) if results is None else results))
     for _, label in found:
         print(f"reading GPU records {label}")
     analysis = analyse(out, found)  # computed once for figures, tables and claims
@@ -168,22 +149,15 @@ def measure_quick(experiments: Path = EXPERIMENTS, results_dir: Path = ROOT / "r
     import torch
 
     from iwtheory.report.readme import config_paths
-    from iwtheory.runs.config import load_study, load_toml
-    from iwtheory.runs.inside import InsideConfig, run_inside
-    from iwtheory.runs.theory import TheoryConfig, run_theory
-    from iwtheory.runs.train import TrainConfig, run_study
+    from iwtheory.runs.launch import Serial, load_experiment
 
     quick: dict[str, object] = {}
     for name, path in config_paths(experiments).items():
         with tempfile.TemporaryDirectory() as out:
+            kind = catalogue.runner(name)
             t = time.perf_counter()
             try:
-                if name.startswith("theory_"):
-                    run_theory(load_toml(path, TheoryConfig, quick=True), out, progress=False)
-                elif name.startswith("inside_"):
-                    run_inside(load_toml(path, InsideConfig, quick=True), out, progress=False)
-                else:
-                    run_study(load_study(path, TrainConfig, quick=True), out, data_dir=data_dir, progress=False)
+                Serial().run(kind, load_experiment(path, kind, quick=True), out, data_dir=data_dir, progress=False)
             except (ValueError, OSError) as e:  # its data is not here (CIFAR-10 without --data-dir)
                 # the reason by its class only: the message names this machine's folders
                 quick[name] = f"not measured ({type(e).__name__}: its data was not found; pass --data-dir)"

@@ -1,4 +1,5 @@
-"""The package's import rules: cli -> pipeline -> report -> runs -> (nets | compare -> theory).
+"""The package's import rules: cli -> pipeline -> report -> (runs -> nets | compare) -> theory, and the catalogue
+(pure data) beneath them all; runs never imports compare, and only the analysis reads run files in report.
 
 Read from the source (every import statement, function-level ones too), so a lazy import that
 breaks a rule fails here as surely as a top-level one."""
@@ -11,13 +12,14 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "iwtheory"
 # what each part may import from the package (besides itself)
 ALLOWED = {
+    "catalogue": set(),
     "theory": set(),
-    "compare": {"theory"},
+    "compare": {"theory", "catalogue"},
     "nets": {"theory"},
-    "runs": {"theory", "compare", "nets"},
-    "report": {"theory", "compare", "nets", "runs"},
-    "pipeline": {"theory", "compare", "nets", "runs", "report"},
-    "cli": {"theory", "compare", "nets", "runs", "report", "pipeline"},
+    "runs": {"theory", "nets", "catalogue"},  # plumbing: runs and records, no statistics (compare)
+    "report": {"theory", "compare", "nets", "runs", "catalogue"},
+    "pipeline": {"theory", "compare", "nets", "runs", "report", "catalogue"},
+    "cli": {"theory", "compare", "nets", "runs", "report", "pipeline", "catalogue"},
 }
 
 
@@ -80,3 +82,25 @@ def test_legal_names_are_owned_once():
             spelled = "(" + ", ".join(f'"{n}"' for n in names[:2]) + ","
             assert path == owner or spelled not in text, \
                 f"{path.relative_to(PKG)} spells out legal names {spelled} ...) owned by {owner.name}"
+
+
+# what reads run files: the record readers of runs, and the checks that open files
+READERS = {"load", "load_summaries", "read_json", "read_jsonl", "read_features", "feature_files", "run_dirs",
+           "read_text", "read_bytes", "open", "glob", "rglob", "iterdir"}
+# report modules that may read: the analysis (records, once), the README writer (the committed snapshot and
+# configs), the macro reader of the README test, and the PDF's layout check (LaTeX's log)
+REPORT_READERS = {"analysis.py", "readme.py", "macros.py", "layout.py"}
+
+
+@pytest.mark.parametrize("path", sorted((PKG / "report").glob("*.py")), ids=lambda p: p.name)
+def test_report_reads_run_files_only_in_the_analysis(path):
+    """Figures, tables, numbers and claims format what ``analyse`` computed; they never open a run's files."""
+    if path.name in REPORT_READERS:
+        return
+    tree = ast.parse(path.read_text())
+    called = {n.func.id if isinstance(n.func, ast.Name) else n.func.attr for n in ast.walk(tree)
+              if isinstance(n, ast.Call) and isinstance(n.func, (ast.Name, ast.Attribute))}
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+                and n.module.startswith("iwtheory.runs") for a in n.names}
+    assert not (READERS & called), f"report/{path.name} reads files: {sorted(READERS & called)}"
+    assert not (READERS & imported), f"report/{path.name} imports record readers: {sorted(READERS & imported)}"

@@ -36,6 +36,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from iwtheory.catalogue import ANGLE, DUPLICATES, INSIDE, TOY
+from iwtheory.theory.windows import in_late_window
+
 # ---- the rules' constants ----------------------------------------------------------------------------
 K_SE = 3.0             # "by >= 3 SE"
 Z_SE = 2.0             # "within 2 SE"
@@ -53,7 +56,6 @@ C11_REL = 0.1          # SGD: weighted vs duplicated mean final angle, relative 
 N2_REL = 0.05          # normalised margins: weighted vs unweighted, relative to the unweighted one
 N3_EXPONENT = -1.0     # the linear theory's law: angle ~ K (log t)^-1
 N3_MARGIN = 0.5        # equivalence margin on that exponent
-LATE_FRACTION = 0.1    # the last tenth: the late window of nets that never separate (C2b's control)
 PROBE_NAMES = {"frac_pos_test": "S_in", "frac_pos_other": "S_out", "frac_pos_noise": "S_noise"}
 SEPARATES = "every net separates its training data (training accuracy 1 in eval mode) and stays separated " \
             f"through a late window from {K_LATE:g} x its seed's latest separation epoch, with >= {MIN_LATE_POINTS} " \
@@ -90,20 +92,20 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
     Claim("C8", "Subsampling changes predictions; weighting cannot correct the imbalance.",
           SEPARATES + ", balanced and subsampled", ("study:subsample", "study:none")),
     Claim("C9", "Linear toy: every weighting converges to the max-margin boundary.",
-          "the toy is linearly separable (checked by its generator)", ("theory_angle",)),
-    Claim("C10", "A small MLP on the 2-D toy shows the same.", SEPARATES, ("toy_mlp",)),
+          "the toy is linearly separable (checked by its generator)", (ANGLE,)),
+    Claim("C10", "A small MLP on the 2-D toy shows the same.", SEPARATES, (TOY,)),
     Claim("C11", "Location, not density: duplicating points changes nothing in the limit.",
           "the SGD runs end with the angle to the max margin still shrinking (not yet at rounding)",
-          ("theory_duplicates",)),
+          (DUPLICATES,)),
     Claim("C12", "Early stopping keeps the effect.", SEPARATES + " (the late level compared with)",
           ("study:none",)),
     Claim("N1", "Inside the nets: the weighted nets' parameter directions approach the unweighted nets'.",
           "every homogeneous net separates its training data, stays separated to the last flow time and reaches "
-          "it", ("inside_toy",)),
+          "it", (INSIDE,)),
     Claim("N2", "Inside the nets: their normalised margins approach the same value.",
-          "as N1", ("inside_toy",)),
+          "as N1", (INSIDE,)),
     Claim("N3", "Inside the nets: the directions approach like 1 / log t, as in the linear theory.",
-          "as N1", ("inside_toy",)),
+          "as N1", (INSIDE,)),
 )}
 ORDER = tuple(CLAIMS)
 
@@ -262,7 +264,7 @@ def late_starts(df: pd.DataFrame) -> tuple[dict, dict]:
 def late_window(epochs) -> np.ndarray:
     """The recorded epochs in the last tenth of training (the window of nets that never separate)."""
     e = np.asarray(sorted(set(epochs)))
-    return e[e >= e.max() - LATE_FRACTION * (e.max() - e.min())]
+    return e[in_late_window(e)]
 
 
 def _in_window(df: pd.DataFrame, starts: dict) -> pd.DataFrame:
@@ -660,18 +662,14 @@ def c10(toy: pd.DataFrame, steps_per_epoch: int) -> dict:
                   early_difference=e, early_se=se_e, early_epochs=last, saturated=saturated(spread))
 
 
-def c9(records: pd.DataFrame, summaries: pd.DataFrame) -> dict:
-    from iwtheory.compare.effects import fit_angle_constant
+def c9(records: pd.DataFrame, summaries: pd.DataFrame, constants: pd.DataFrame | None = None) -> dict:
+    """Fitted against predicted angle constants (``effects.angle_constants``, computed here unless given)."""
+    from iwtheory.compare.effects import angle_constants
 
-    rows = {}
-    for _, s in summaries[summaries.angle_constant.notna()].iterrows():
-        g = records[records.config_hash == s.config_hash].sort_values("t")
-        fit = fit_angle_constant(g.t, g.angle, t_min=1e10)
-        late = g[g.t >= 1e10]
-        rows[f"{s.loss}, c = {s.weight:g}"] = {
-            "predicted_K": float(s.angle_constant), "fitted_K": fit,
-            "rel_error": abs(fit - s.angle_constant) / s.angle_constant,
-            "final_angle": float(g.angle.iloc[-1]), "decreasing": bool(np.all(np.diff(late.angle) <= 1e-15))}
+    k = angle_constants(records, summaries) if constants is None else constants
+    rows = {f"{r.loss}, c = {r.weight:g}": {"predicted_K": r.predicted, "fitted_K": r.fit, "rel_error": r.rel_error,
+                                            "final_angle": r.final_angle, "decreasing": bool(r.decreasing)}
+            for r in k.itertuples()}
     worst = max(r["rel_error"] for r in rows.values())
     decreasing = all(r["decreasing"] for r in rows.values())
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from iwtheory.theory.windows import in_late_window
+
 PROBES = ("frac_pos_test", "frac_pos_other", "frac_pos_noise")
 
 
@@ -48,23 +50,26 @@ def settle_time(t: np.ndarray, value: np.ndarray, eps: float) -> float:
     return float(t[above[-1] + 1])
 
 
-def early_late(effect: pd.DataFrame, threshold: float = 0.05, late_fraction: float = 0.1,
-               by: tuple = ("regime",), time: str = "epoch", baseline: float = 1.0) -> pd.DataFrame:
-    """Per group and weight: the largest |Delta|, the mean |Delta| over the last tenth of training,
-    their ratio, and the first epoch after which |Delta| stays below ``threshold``. The baseline
-    weight, whose Delta is zero by definition, is left out."""
+def early_late(effect: pd.DataFrame, threshold: float = 0.05, by: tuple = ("regime",), time: str = "epoch",
+               baseline: float = 1.0) -> pd.DataFrame:
+    """Per group and weight, from the seed-mean Delta of ``weight_effect``: the largest |Delta|, the mean |Delta|
+    over the late window of training (``theory.windows``: the last tenth; ``tail_abs_effect``, with ``tail_se``),
+    their ratio, and the first epoch after which |Delta| stays below ``threshold``. The baseline weight, whose
+    Delta is zero by definition, is left out.
+
+    Not the claims' late effect (``claims.late_effect``: each seed's signed mean Delta over its own window after
+    separation): this one is the magnitude of the mean over seeds, over a fixed share of training."""
     rows = []
     for key, g in effect[effect.weight != baseline].groupby(list(by) + ["weight"]):
         g = g.sort_values(time)
         t, dm = g[time].to_numpy(), g["delta_mean"].to_numpy()
-        t_end = t.max()
-        late_mask = t >= t_end - late_fraction * (t_end - t.min())
+        late_mask = in_late_window(t)
         peak = float(np.max(np.abs(dm)))
         late = float(np.mean(np.abs(dm[late_mask])))
         late_se = float(np.sqrt(np.mean(g["delta_se"].to_numpy()[late_mask] ** 2)))
         rows.append(dict(zip(list(by) + ["weight"], key if isinstance(key, tuple) else (key,)),
-                         peak_effect=peak, peak_time=float(t[np.argmax(np.abs(dm))]), late_effect=late,
-                         late_se=late_se, ratio=late / peak if peak > 0 else float("nan"),
+                         peak_effect=peak, peak_time=float(t[np.argmax(np.abs(dm))]), tail_abs_effect=late,
+                         tail_se=late_se, ratio=late / peak if peak > 0 else float("nan"),
                          settle_time=settle_time(t, dm, threshold)))
     return pd.DataFrame(rows)
 
@@ -104,3 +109,21 @@ def fit_power(t, r, t_min: float, floor: float = 1e-9) -> float:
     if m.sum() < 3:
         return float("nan")
     return float(np.polyfit(np.log(t[m]), np.log(r[m]), 1)[0])
+
+
+def angle_constants(records: pd.DataFrame, summaries: pd.DataFrame, t_min: float = 1e10) -> pd.DataFrame:
+    """Per run with a predicted angle constant K_c (``summaries.angle_constant``), in the summaries' order: K_c,
+    the measured angle x log t at the last record, the fitted K (angle ~ K / (log t + b) over t >= ``t_min``), its
+    relative error, the final angle and whether the angle never rises past ``t_min``. Claim C9 and the theory table
+    both read this one computation."""
+    rows = []
+    s = summaries[summaries.angle_constant.notna()] if "angle_constant" in summaries else summaries.iloc[:0]
+    for _, r in s.iterrows():
+        g = records[records.config_hash == r.config_hash].sort_values("t")
+        fit = fit_angle_constant(g.t, g.angle, t_min=t_min)
+        late = g[g.t >= t_min]
+        rows.append(dict(loss=r.loss, weight=r.weight, config_hash=r.config_hash, predicted=float(r.angle_constant),
+                         at_end=float(g.angle.iloc[-1] * np.log(g.t.iloc[-1])), fit=fit,
+                         rel_error=abs(fit - r.angle_constant) / r.angle_constant,
+                         final_angle=float(g.angle.iloc[-1]), decreasing=bool(np.all(np.diff(late.angle) <= 1e-15))))
+    return pd.DataFrame(rows)

@@ -11,25 +11,32 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from iwtheory.compare.effects import IncompleteSweepError, early_late, weight_effect
-from iwtheory.runs.records import RecordError, feature_angles, load, load_summaries, read_json, warn
+from iwtheory.catalogue import ANGLE, BOUNDARIES, FEATURE_LIMITS, INSIDE, LOSS_STUDY, STUDY, THEORY_LOSSES
+from iwtheory.compare import claims as C
+from iwtheory.compare import regimes
+from iwtheory.compare.effects import IncompleteSweepError, angle_constants, early_late, weight_effect
+from iwtheory.compare.inside import inside_summary, study_direction_numbers
+from iwtheory.compare.loss_study import network_rows, theory_rows
+from iwtheory.compare.directions import feature_angle_rows, final_feature_limit
+from iwtheory.runs.records import (RUN_KEYS, RecordError, feature_files, load, load_summaries, read_features, read_json,
+                                   warn)
+from iwtheory.theory.data import Dataset, make_dataset
 
-STUDY = "study_fashion"     # the embedded default's study: the network claims come from it
-TOY = "toy_mlp"             # claim C10
-INSIDE = "inside_toy"  # the long runs of homogeneous nets (N1-N3)
-# What names a run within its experiment; two runs with equal keys are two sweeps in one folder.
-RUN_KEYS = ("experiment", "regime", "weight", "seed", "loss", "depth", "method", "lr", "weight_decay", "dropout",
-            "duplicate", "source")
+# What names a run within its experiment (every kind's identity), and where its records came from; two runs
+# with equal keys are two sweeps in one folder.
+SWEEP_KEYS = RUN_KEYS + ("source",)
 
 
 def check_unambiguous(df: pd.DataFrame) -> None:
     """Refuse records where one experiment holds two runs with the same sweep keys (say a quick and a
     full variant in one folder): mixing them would silently average different configurations."""
-    keys = [k for k in RUN_KEYS if k in df.columns]
+    keys = [k for k in SWEEP_KEYS if k in df.columns]
     runs = df[keys + ["config_hash"]].drop_duplicates()
     clash = runs[runs.duplicated(keys, keep=False)]
     if not clash.empty:
@@ -106,6 +113,7 @@ class CnnStudy:
     summary: pd.DataFrame            # early-vs-late weight effect per variant and weight
     features: pd.DataFrame           # feature-space max-margin angles (runs that saved features)
     sizes: dict                      # variant -> images in each split (train, val, test, other, noise)
+    limits: pd.DataFrame             # per run: the last layer's angle to its loss's limit for its own features
 
     @property
     def label(self) -> str:
@@ -115,12 +123,14 @@ class CnnStudy:
 
 @dataclass
 class Analysis:
-    """Everything figures, tables and claims read."""
+    """Everything figures, tables and claims read: the records, and each statistic computed once (on first use,
+    by the pure functions of ``compare``). Nothing after ``analyse`` reads a run file."""
 
     df: pd.DataFrame
     summaries: pd.DataFrame
     diverged: pd.DataFrame
     studies: dict[str, CnnStudy] = field(default_factory=dict)
+    datasets: dict[str, Dataset] = field(default_factory=dict)  # theory experiment -> the data its runs drew
     cache: dict = field(default_factory=dict)                  # results computed once (the claims)
 
     def theory(self, name: str) -> pd.DataFrame:
@@ -129,6 +139,56 @@ class Analysis:
     def theory_summaries(self, name: str) -> pd.DataFrame:
         s = self.summaries
         return s[(s.experiment == name) & (s.source == "local")] if not s.empty else s
+
+    @cached_property
+    def angle_constants(self) -> pd.DataFrame:
+        """Predicted and fitted angle constants of the angle experiment (claim C9 and the theory table)."""
+        s = self.theory_summaries(ANGLE)
+        if s.empty or "angle_constant" not in s:
+            return pd.DataFrame()
+        return angle_constants(self.theory(ANGLE), s[s.angle_constant.notna()])
+
+    @cached_property
+    def loss_theory(self) -> pd.DataFrame:
+        """Per loss: its limit and how the theory sweep approaches it."""
+        s = self.theory_summaries(THEORY_LOSSES)
+        return pd.DataFrame() if s.empty else theory_rows(s, self.theory(THEORY_LOSSES))
+
+    @cached_property
+    def loss_networks(self) -> pd.DataFrame:
+        """Per regime of the loss study: late effect, balanced accuracy, feature angle to the loss's limit."""
+        st = study(self, LOSS_STUDY)
+        return pd.DataFrame() if st is None else network_rows(st.df, st.limits)
+
+    @cached_property
+    def inside_window(self) -> np.ndarray:
+        """The long runs' approach window (flow times), empty without long runs."""
+        d = self.theory(INSIDE)
+        return np.asarray(C.inside_window(d)[0]) if not d.empty else np.array([])
+
+    @cached_property
+    def inside_numbers(self) -> dict:
+        """What the paper quotes of the long runs, and of the study's parameter directions."""
+        out = inside_summary(d, self.theory_summaries(INSIDE)) if not (d := self.theory(INSIDE)).empty else {}
+        st = study(self, STUDY)
+        if st is not None:
+            out.update(study_direction_numbers(st.df))
+        return out
+
+    @cached_property
+    def l2_points(self) -> pd.DataFrame:
+        """Late effect against the weight decay (the study's none and l2 regimes)."""
+        st = study(self, STUDY)
+        ok = st is not None and {"none", "l2"} <= set(st.df.regime)
+        return regimes.l2_points(st.df) if ok else pd.DataFrame()
+
+    @cached_property
+    def early_stop_points(self) -> pd.DataFrame:
+        """Delta at early stopping beside the late window's (the study's unregularised nets)."""
+        st = study(self, STUDY)
+        none = C.variant(st.df, "none") if st is not None else pd.DataFrame()
+        ok = not none.empty and "val_loss_weighted" in none and none.val_loss_weighted.notna().any()
+        return regimes.early_stop_points(none) if ok else pd.DataFrame()
 
 
 def _diverged(summaries: pd.DataFrame) -> pd.DataFrame:
@@ -155,7 +215,13 @@ def _study(name: str, source: str, cnn: pd.DataFrame, diverged: pd.DataFrame, su
                           "dataset per records folder")
     config = run_configs[ok.config_hash.iloc[0]]
     summary = early_late(weight_effect(ok, by=("variant",)), by=("variant",))
-    fa = [feature_angles(Path(roots[h]) / h) for h in sorted(ok.config_hash.unique())]
+    fa, limits = [], []
+    for h in sorted(ok.config_hash.unique()):  # every features file read once, here
+        saved = [read_features(f) for f in feature_files(Path(roots[h]) / h)]
+        fa.append(feature_angle_rows(run_configs[h], h, saved))
+        if saved and name in FEATURE_LIMITS:
+            summary = read_json(Path(roots[h]) / h / "summary.json")
+            limits.append(final_feature_limit(run_configs[h], summary, h, saved[-1]))
     fa = [f for f in fa if not f.empty]
     features = pd.concat(fa, ignore_index=True) if fa else pd.DataFrame()
     if not features.empty:
@@ -164,7 +230,7 @@ def _study(name: str, source: str, cnn: pd.DataFrame, diverged: pd.DataFrame, su
     if "task_sizes" in summaries:
         by_hash = summaries.set_index("config_hash").task_sizes
         sizes = {v: by_hash.get(h) for v, h in ok.groupby("variant").config_hash.first().items()}
-    return CnnStudy(name, source, ok, config, configs, summary, features, sizes)
+    return CnnStudy(name, source, ok, config, configs, summary, features, sizes, pd.DataFrame(limits))
 
 
 def result_dirs(*parents: Path) -> list[tuple[Path, str]]:
@@ -186,6 +252,11 @@ def analyse(runs_root, results: list[tuple[Path, str]] = ()) -> Analysis:
     df, summaries = read_records(roots)
     diverged = _diverged(summaries)
     a = Analysis(df, summaries, diverged)
+    for name in (BOUNDARIES,):  # the experiments whose figures and numbers draw their data points
+        runs = df[(df.experiment == name) & (df.source == "local")]
+        if not runs.empty:
+            cfg = read_json(Path(runs.root.iloc[0]) / runs.config_hash.iloc[0] / "config.json")
+            a.datasets[name] = make_dataset(cfg["dataset"], **cfg["data"])
     if "epoch" in df.columns:
         cnn = df[df.epoch.notna()]
         for (name, source), _ in cnn.groupby(["experiment", "source"]):

@@ -5,45 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from iwtheory.catalogue import ANGLE, BOUNDARIES, CIFAR, DEEP, INSIDE, LOSS_STUDY, POLY, STUDY, THEORY_LOSSES, TOY
 from iwtheory.compare import claims as C
 from iwtheory.report import figures as F
 from iwtheory.report import tables as T
-from iwtheory.report.analysis import INSIDE, STUDY, TOY, Analysis, analyse, study
+from iwtheory.report.analysis import Analysis, analyse, study
 from iwtheory.report.claims import write_claims
-from iwtheory.report.inside import inside_figure, inside_summary, study_direction_numbers
-from iwtheory.report.losses import LOSS_STUDY, loss_numbers, losses_table, network_rows, theory_rows
 from iwtheory.report.macros import write_macros
 from iwtheory.report.numbers import numbers
 
-__all__ = ["analyse", "make_figures", "make_tables", "make_claims", "l2_points", "early_stop_points"]
-
-
-def l2_points(df: pd.DataFrame) -> pd.DataFrame:
-    """Oriented late Delta (mean, SE over seeds) against the weight decay, lambda = 0 being the 'none' regime."""
-    rows = []
-    for lam, g in [(0.0, C.variant(df, "none"))] + [(float(v), g) for v, g in
-                                                     C.variant(df, "l2").groupby("weight_decay")]:
-        per = C.late_effect(g, "frac_pos_test")
-        m, se, _ = C.mean_se(C.oriented(per).to_numpy())
-        rows.append({"series": "all weights (oriented)", "lambda": lam, "mean": m, "se": se})
-        for w in (per.columns.min(), per.columns.max()):
-            m, se, _ = C.mean_se(per[w].to_numpy())
-            rows.append({"series": f"w = {F.weight_label(w)}", "lambda": lam, "mean": m, "se": se})
-    return pd.DataFrame(rows)
-
-
-def early_stop_points(none: pd.DataFrame) -> pd.DataFrame:
-    """Delta on S_in per weight: at each net's best validation epoch, and over the late window."""
-    per_es = C.early_stopped_deltas(C.early_stopped(none))
-    per_late = C.late_effect(none, "frac_pos_test")
-    rows = []
-    for label, per in (("early stopped", per_es), ("last tenth", per_late)):
-        for w in per.columns:
-            m, se, _ = C.mean_se(per[w].to_numpy())
-            rows.append({"series": label, "log2w": float(np.log2(w)), "mean": m, "se": se})
-    return pd.DataFrame(rows)
+__all__ = ["analyse", "make_figures", "make_tables", "make_claims"]
 
 
 def make_figures(runs_root="runs", out_dir="paper/figures", analysis: Analysis | None = None,
@@ -51,22 +23,23 @@ def make_figures(runs_root="runs", out_dir="paper/figures", analysis: Analysis |
     """Every figure whose experiment has records."""
     a = analysis or analyse(runs_root, results)
     paths = []
-    if not (d := a.theory("theory_boundaries")).empty:
-        paths += F.boundaries_figure(d, Path(d.root.iloc[0]), out_dir)
-    if not (d := a.theory("theory_angle")).empty:
+    if not (d := a.theory(BOUNDARIES)).empty:
+        w_hat = np.asarray(a.theory_summaries(BOUNDARIES).w_hat.iloc[0])
+        paths += F.boundaries_figure(d, a.datasets[BOUNDARIES], w_hat, out_dir)
+    if not (d := a.theory(ANGLE)).empty:
         paths += F.angle_figure(d, out_dir)
-        s = a.theory_summaries("theory_angle")
+        s = a.theory_summaries(ANGLE)
         s = s[s.angle_constant.notna() & (s.loss == "exponential") & s.determined.astype(bool)]
         if not s.empty and s.theta2.notna().all():
             paths += F.residual_figure(d, s, out_dir)
-    if not (d := a.theory("theory_losses")).empty:
+    if not (d := a.theory(THEORY_LOSSES)).empty:
         paths += F.losses_figure(d, out_dir)
     if not (d := a.theory(INSIDE)).empty:
-        paths += inside_figure(d, out_dir)
-    if not (d := a.theory("theory_deep")).empty:
-        paths += F.curves_figure(d, out_dir, by="depth", name="theory_deep")
-    if not (d := a.theory("theory_poly")).empty:
-        paths += F.curves_figure(d, out_dir, by="loss", name="theory_poly")
+        paths += F.inside_figure(d, a.inside_window, out_dir)
+    if not (d := a.theory(DEEP)).empty:
+        paths += F.curves_figure(d, out_dir, by="depth", name=DEEP)
+    if not (d := a.theory(POLY)).empty:
+        paths += F.curves_figure(d, out_dir, by="loss", name=POLY)
     st = study(a, STUDY)
     if st is not None:
         df = st.df
@@ -74,13 +47,15 @@ def make_figures(runs_root="runs", out_dir="paper/figures", analysis: Analysis |
             paths += F.frac_pos_figure(df[df.regime == "none"], out_dir, name="frac_pos_none")
         paths += F.frac_pos_figure(df, out_dir, probes=("frac_pos_test",), name="frac_pos_regimes")
         paths += F.effect_figure(st.summary, out_dir, name="effect_by_regime")
-        if {"none", "l2"} <= set(df.regime):
-            paths += F.points_figure(l2_points(df), out_dir, "l2_strength", x="lambda", logx=True,
+        if not a.l2_points.empty:
+            pts = a.l2_points
+            pts = pts.assign(series=["all weights (oriented)" if np.isnan(w) else f"w = {F.weight_label(w)}"
+                                     for w in pts.weight])
+            paths += F.points_figure(pts, out_dir, "l2_strength", x="lambda", logx=True,
                                      xlabel=r"weight decay $\lambda$", ylabel=r"late $\Delta$ on $S_{\mathrm{in}}$",
                                      hline=0.0)
-        none = C.variant(df, "none")
-        if not none.empty and "val_loss_weighted" in none and none.val_loss_weighted.notna().any():
-            paths += F.points_figure(early_stop_points(none), out_dir, "early_stopping", x="log2w",
+        if not a.early_stop_points.empty:
+            paths += F.points_figure(a.early_stop_points, out_dir, "early_stopping", x="log2w",
                                      xlabel=r"$\log_2 w$", ylabel=r"$\Delta$ on $S_{\mathrm{in}}$", hline=0.0)
         fa = st.features
         if not fa.empty and "none" in set(fa.variant):
@@ -90,7 +65,7 @@ def make_figures(runs_root="runs", out_dir="paper/figures", analysis: Analysis |
     toy = study(a, TOY)
     if toy is not None:
         paths += F.frac_pos_figure(toy.df.assign(variant="2-D toy, MLP"), out_dir, probes=("frac_pos_test",),
-                                   name="toy_mlp", ncols=1, width="column")
+                                   name=TOY, ncols=1, width="column")
     if (ls := study(a, LOSS_STUDY)) is not None:
         paths += F.frac_pos_figure(ls.df, out_dir, probes=("frac_pos_test",), name="frac_pos_losses", ncols=6)
     for s_ in a.studies.values():  # other studies (the CIFAR study, GPU records): their main figure
@@ -110,31 +85,23 @@ def make_tables(runs_root="runs", out_dir="paper", analysis: Analysis | None = N
     a = analysis or analyse(runs_root, results)
     out = Path(out_dir)
     paths = []
-    theory_df = None
-    if not a.theory("theory_angle").empty:
-        sa = a.theory_summaries("theory_angle")
-        tex, theory_df = T.theory_table(sa[sa.angle_constant.notna()], a.theory("theory_angle"))
-        paths.append(T.write(tex, out / "tables" / "theory.tex"))
+    if not a.angle_constants.empty:
+        paths.append(T.write(T.theory_table(a.angle_constants), out / "tables" / "theory.tex"))
     st = study(a, STUDY)
     if st is not None:
         paths.append(T.write(T.early_late_table(st.summary), out / "tables" / "early_late.tex"))
         paths.append(T.write(T.separation_table(C.separation_summary(st.df)), out / "tables" / "separation.tex"))
     paths.append(T.write(T.experiments_table(a.df), out / "tables" / "experiments.tex"))
     for s_ in a.studies.values():  # the CIFAR study (GPU records): which claims its nets can decide
-        if s_.name == "study_cifar":
+        if s_.name == CIFAR:
             sep = C.separation_summary(s_.df)
             paths.append(T.write(T.separation_table(sep, "tab:separation-cifar", " of the CIFAR-10 study"),
                                  out / "tables" / "separation_cifar.tex"))
             extra_numbers = {**(extra_numbers or {}),
                              "CifarDecidable": ", ".join(C.decidable(sep)) or "none"}
-    th, net = theory_rows(a), network_rows(a)
-    if not th.empty or not net.empty:
-        paths.append(T.write(losses_table(th, net), out / "tables" / "losses.tex"))
-    inside = inside_summary(d, a.theory_summaries(INSIDE)) if not (d := a.theory(INSIDE)).empty else {}
-    if st is not None:
-        inside.update(study_direction_numbers(st.df))
-    paths.append(write_macros({**numbers(a, theory_df), **loss_numbers(th, net), **inside, **(extra_numbers or {})},
-                              out / "generated" / "numbers.tex"))
+    if not a.loss_theory.empty or not a.loss_networks.empty:
+        paths.append(T.write(T.losses_table(a.loss_theory, a.loss_networks), out / "tables" / "losses.tex"))
+    paths.append(write_macros({**numbers(a), **(extra_numbers or {})}, out / "generated" / "numbers.tex"))
     return paths
 
 

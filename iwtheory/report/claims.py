@@ -11,7 +11,9 @@ import pandas as pd
 
 from iwtheory.compare import claims as C
 from iwtheory.report.latex import escape
-from iwtheory.report.analysis import INSIDE, STUDY, TOY, Analysis, study
+from iwtheory.catalogue import ANGLE, DUPLICATES, INSIDE, STUDY, TOY
+from iwtheory.nets.names import mlp_widths
+from iwtheory.report.analysis import Analysis, study
 from iwtheory.report.macros import fmt_pm
 from iwtheory.report.tables import latex_table
 
@@ -36,8 +38,7 @@ def scale_of(s) -> dict:
     cfg = s.config
     model = cfg["model"]
     if model == "mlp":
-        widths = [] if cfg.get("linear") else (cfg.get("hidden") or [512, 128])
-        model = "MLP " + "-".join(["in", *map(str, widths), "1"])
+        model = "MLP " + "-".join(["in", *map(str, mlp_widths(cfg)), "1"])
     sizes = s.sizes.get("none") or next(iter(s.sizes.values()), {})
     return {"dataset": f"{s.label} {cfg['pos']} vs {cfg['neg']}", "model": model,
             "training images": sizes.get("train"), "validation images": sizes.get("val"),
@@ -94,16 +95,16 @@ def _evaluate(a: Analysis) -> list[dict]:
         for cid in ("C1", "C2", "C2b", "C3", "C4", "C5", "C6", "C7", "C8", "C12"):
             if cid in out:
                 out[cid].update(scale=scale, experiments=exps)
-    theory = a.theory("theory_angle")
+    theory = a.theory(ANGLE)
     if not theory.empty:
-        _measure(out, "C9", C.c9, theory, a.theory_summaries("theory_angle"))
+        _measure(out, "C9", C.c9, theory, a.theory_summaries(ANGLE), a.angle_constants)
         out["C9"].update(scale={"dataset": "2-D toy (B&L), 50 points per class", "model": "linear, bias feature",
-                                "epochs": f"gradient flow to t = {theory.t.max():.0e}"}, experiments=["theory_angle"])
-    dup = a.theory("theory_duplicates")
+                                "epochs": f"gradient flow to t = {theory.t.max():.0e}"}, experiments=[ANGLE])
+    dup = a.theory(DUPLICATES)
     if not dup.empty:
-        _measure(out, "C11", C.c11, dup, a.theory_summaries("theory_duplicates"))
+        _measure(out, "C11", C.c11, dup, a.theory_summaries(DUPLICATES))
         out["C11"].update(scale={"dataset": "2-D toy (B&L)", "model": "linear, bias feature",
-                                 "epochs": f"{int(dup.t.max())} GD / SGD steps"}, experiments=["theory_duplicates"])
+                                 "epochs": f"{int(dup.t.max())} GD / SGD steps"}, experiments=[DUPLICATES])
     toy = study(a, TOY)
     if toy is not None:
         _measure(out, "C10", C.c10, toy.df, steps_per_epoch(toy))
@@ -115,8 +116,13 @@ def _evaluate(a: Analysis) -> list[dict]:
             out[cid].update(scale={"dataset": "2-D toy (B&L), 40 points", "model": "ReLU net without biases",
                                    "epochs": f"loss-scaled GD to flow time t = {inside.t.max():.0e}"},
                             experiments=[INSIDE])
-    what = {"C9": "theory_angle", "C10": TOY, "C11": "theory_duplicates", "N1": INSIDE, "N2": INSIDE, "N3": INSIDE}
-    return [out.get(cid) or _missing(cid, what.get(cid, f"{STUDY} (its regimes)")) for cid in C.ORDER]
+    return [out.get(cid) or _missing(cid, _measured_on(cid)) for cid in C.ORDER]
+
+
+def _measured_on(cid: str) -> str:
+    """The experiment a claim reads (the registry's), in words: the study's claims name their regimes."""
+    exps = C.CLAIMS[cid].experiments
+    return f"{STUDY} (its regimes)" if any(e.startswith("study:") for e in exps) else " or ".join(exps)
 
 
 def _fmt(v, se=None) -> str:

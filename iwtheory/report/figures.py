@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-
-import json
 from pathlib import Path
 
 import matplotlib
@@ -88,15 +86,10 @@ def angle_figure(df: pd.DataFrame, out_dir, loss: str = "exponential", name: str
         return save(fig, out_dir, name)
 
 
-def boundaries_figure(df: pd.DataFrame, runs_root, out_dir, times=(10, 1000, 100000),
+def boundaries_figure(df: pd.DataFrame, ds, w_hat, out_dir, times=(10, 1000, 100000),
                       name: str = "theory_boundaries") -> list[Path]:
-    """Decision boundaries on the 2-D toy at a few times, one line per weight, the max-margin line dashed."""
-    from iwtheory.theory.data import make_dataset
-    from iwtheory.theory.maxmargin import max_margin
-
-    cfg = json.loads((Path(runs_root) / df.config_hash.iloc[0] / "config.json").read_text())
-    ds = make_dataset(cfg["dataset"], **cfg["data"])
-    w_hat = max_margin(ds.X, ds.y).w
+    """Decision boundaries on the 2-D toy ``ds`` at a few times, one line per weight, the max-margin line
+    ``w_hat`` dashed."""
     colors = weight_colors(df.weight.unique())
     lo, hi = ds.X[:, 0].min() - 0.5, ds.X[:, 0].max() + 0.5
     xs = np.linspace(lo, hi, 50)
@@ -192,7 +185,7 @@ def effect_figure(summary: pd.DataFrame, out_dir, name: str = "effect_by_regime"
             s_ = summary[summary[by] == grp].sort_values("weight")
             lw = np.log2(s_.weight)
             ax.plot(lw, s_.peak_effect, "o-", ms=3, color="#0072B2", label="largest early")
-            ax.errorbar(lw, s_.late_effect, yerr=s_.late_se, fmt="s-", ms=3, color="#D55E00", label="last tenth")
+            ax.errorbar(lw, s_.tail_abs_effect, yerr=s_.tail_se, fmt="s-", ms=3, color="#D55E00", label="last tenth")
             ax.set_title(plot_label(grp))
         _label_grid(axes, len(groups), r"$\log_2 w$", r"$|\Delta|$ (frac. positive)")
         axes[0, 0].legend(loc="upper center")
@@ -285,4 +278,38 @@ def losses_figure(df: pd.DataFrame, out_dir, name: str = "theory_losses") -> lis
         axes[0, 0].plot([], [], color="0.3", ls="--", lw=0.8, label=r"to $\hat w$")
         axes[0, 0].legend(loc="lower left")
         _figure_legend(fig, d.weight.unique(), colors, below=-0.08 / nr)
+        return save(fig, out_dir, name)
+
+
+def inside_figure(df: pd.DataFrame, window, out_dir: str | Path, name: str = "inside") -> list[Path]:
+    """Left: the angle to the unweighted net of the same seed against log t (both axes log), mean over seeds
+    with its standard error, and the linear theory's K / log t through the window's first point (dashed).
+    Right: the normalised margins."""
+    d = df[df.t > np.e]
+    colors = weight_colors(d.weight.unique())
+    with plt.rc_context(icml("full", aspect=0.3)):
+        fig, (ax1, ax2) = plt.subplots(1, 2)
+        for w, g in d.groupby("weight"):
+            by = g.groupby("t")
+            lt = np.log(np.asarray(sorted(g.t.unique())))
+            if w != 1.0:
+                m, se = by.angle_unweighted.mean().to_numpy(), by.angle_unweighted.sem().to_numpy()
+                ax1.plot(lt, m, color=colors[w])
+                ax1.fill_between(lt, m - se, m + se, color=colors[w], alpha=0.25, lw=0)
+                if len(window):
+                    k = float(g[g.t == window[0]].angle_unweighted.mean()) * np.log(window[0])
+                    ax1.plot(lt, k / lt, color=colors[w], ls="--", lw=0.8)
+            m = by.normalised_margin.mean().to_numpy()
+            ax2.plot(lt, m, color=colors[w])
+        ax1.set_xscale("log")
+        ax1.set_yscale("log")
+        ax1.set_xlabel(r"$\log t$")
+        ax1.set_ylabel("angle to the unweighted net (rad)")
+        ax2.set_xscale("log")
+        ax2.set_xlabel(r"$\log t$")
+        ax2.set_ylabel(r"normalised margin $\gamma$")
+        if len(window):
+            for ax in (ax1, ax2):
+                ax.axvline(np.log(window[0]), color="0.6", lw=0.6, ls=":")
+        _figure_legend(fig, d.weight.unique(), colors, below=-0.12)
         return save(fig, out_dir, name)

@@ -5,14 +5,15 @@ Names are macro names (letters only); ``write_macros`` turns them into ``\\newco
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from iwtheory.compare import claims as C
 from iwtheory.compare.effects import fit_power, residual_decay
-from iwtheory.report.analysis import STUDY, TOY, Analysis, study
+from iwtheory.catalogue import ANGLE, BOUNDARIES, DEEP, POLY, STUDY, TOY
+from iwtheory.nets.names import mlp_widths
+from iwtheory.report.analysis import Analysis, study
 from iwtheory.report.claims import evaluate
 from iwtheory.report.latex import escape
 from iwtheory.report.macros import macro_name
@@ -29,45 +30,42 @@ def _sci(v: float) -> str:
     return f"10^{{{int(round(e))}}}" if v > 0 and abs(e - round(e)) < 1e-9 else f"{v:g}"
 
 
-def theory_numbers(a: Analysis, theory_df: pd.DataFrame | None) -> dict:
+def theory_numbers(a: Analysis) -> dict:
     vals: dict[str, object] = {}
-    if theory_df is not None and not theory_df.empty:
+    theory_df = a.angle_constants.sort_values(["loss", "weight"]) if not a.angle_constants.empty else None
+    if theory_df is not None:
         for _, r in theory_df.iterrows():
             key = ("Exp" if r.loss == "exponential" else "Log", float(r.weight))
             vals[macro_name("Kpred", *key)] = float(r.predicted)
             vals[macro_name("Kend", *key)] = float(r.at_end)
         vals["KmaxRelError"] = float(theory_df.rel_error.max())
-        vals["AngleTmaxLog"] = float(np.log10(a.theory("theory_angle").t.max()))
+        vals["AngleTmaxLog"] = float(np.log10(a.theory(ANGLE).t.max()))
     s = a.summaries[a.summaries.source == "local"]
     if "kkt_residual" in s and s.kkt_residual.notna().any():
         vals["KKTmax"] = float(s.kkt_residual.max())
-    deep = a.theory_summaries("theory_deep")
+    deep = a.theory_summaries(DEEP)
     if not deep.empty:
         vals["DeepMaxFinalAngle"] = float(deep.final_angle.max())
         vals["DeepMaxDepth"] = int(deep.depth.max())
-    poly = a.theory_summaries("theory_poly")
+    poly = a.theory_summaries(POLY)
     if not poly.empty:
         vals["PolyMinFinalAngle"] = float(poly[poly.loss == "polynomial"].final_angle.min())
         vals["LogisticMaxFinalAngle"] = float(poly[poly.loss == "logistic"].final_angle.max())
-    b = a.theory("theory_boundaries")
+    b = a.theory(BOUNDARIES)
     if not b.empty:
-        from iwtheory.runs.records import read_json
-        from iwtheory.theory.data import make_dataset
-
-        cfg = read_json(Path(b.root.iloc[0]) / b.config_hash.iloc[0] / "config.json")
-        ds = make_dataset(cfg["dataset"], **cfg["data"])
+        ds = a.datasets[BOUNDARIES]
         # smoothness of the summed logistic loss (l'' <= 1/4) at each weight of the figure
         betas = [0.25 * float(np.linalg.eigvalsh((ds.z.T * np.where(ds.y > 0, w, 1.0)) @ ds.z).max())
                  for w in sorted(b.weight.unique())]
         vals["BetaMin"], vals["BetaMax"] = min(betas), max(betas)
         vals["OldStepBetaMin"], vals["OldStepBetaMax"] = 0.1 * min(betas), 0.1 * max(betas)
         vals["BoundaryTmaxLog"] = float(np.log10(b.t.max()))
-    sa = a.theory_summaries("theory_angle")
+    sa = a.theory_summaries(ANGLE)
     if not sa.empty and "theta2" in sa and sa.theta2.notna().any():
         r = sa[(sa.loss == "exponential") & sa.angle_constant.notna()]
         vals["ThetaTwo"] = float(r.theta2.iloc[0])
         vals["ResidualSlopePred"] = float(1.0 - r.theta2.iloc[0])
-        recs = a.theory("theory_angle")
+        recs = a.theory(ANGLE)
         slopes = []
         for _, row in r.iterrows():
             g = recs[recs.config_hash == row.config_hash].sort_values("t")
@@ -96,7 +94,7 @@ def study_numbers(a: Analysis) -> dict:
                 StudyWeightCount=int(df.weight.nunique()), StudyWeightMin=weight_label(df.weight.min()),
                 StudyWeightMax=weight_label(df.weight.max()), StudyPerClass=int(none.get("n_pos") or 0),
                 StudyValFraction=float(none.get("val_fraction", 0.0)),
-                StudyHidden=_tex_list(none.get("hidden") or [512, 128], fmt=str),
+                StudyHidden=_tex_list(mlp_widths(none), fmt=str),
                 StudyRegimes=int(df.regime.nunique()), StudyRuns=int(df.config_hash.nunique()),
                 StudyTail=int(df[df.regime == df.regime.iloc[0]].epoch.nunique()),
                 LateK=C.K_LATE, LatePoints=C.MIN_LATE_POINTS, EarlySteps=C.EARLY_STEPS, ToyEarlySteps=C.TOY_EARLY_STEPS,
@@ -187,6 +185,27 @@ def other_numbers(a: Analysis) -> dict:
     return vals
 
 
-def numbers(a: Analysis, theory_df: pd.DataFrame | None = None) -> dict[str, object]:
+def numbers(a: Analysis) -> dict[str, object]:
     """Every value the paper quotes."""
-    return {**theory_numbers(a, theory_df), **study_numbers(a), **claim_numbers(a), **other_numbers(a)}
+    return {**theory_numbers(a), **study_numbers(a), **claim_numbers(a), **other_numbers(a),
+            **loss_numbers(a.loss_theory, a.loss_networks), **a.inside_numbers}
+
+
+def loss_numbers(th: pd.DataFrame, net: pd.DataFrame) -> dict:
+    vals: dict[str, object] = {}
+    if not th.empty:
+        exp_tails = th[~th.loss.isin(["vs", "polynomial"])]
+        vals["LossesMaxFinalToLimit"] = float(th.final_to_limit.max())
+        vals["LossesExpMaxFinalToHat"] = float(exp_tails.final_to_hat.max())
+        for _, r in th.iterrows():
+            vals[macro_name("LossRate", r.loss)] = float(r.rate)
+            vals[macro_name("LossToHat", r.loss)] = float(r.final_to_hat)
+    if not net.empty:
+        for _, r in net.iterrows():
+            vals[macro_name("LossLate", r.regime.replace("_", " "))] = float(r.late_effect)
+            vals[macro_name("LossBalAcc", r.regime.replace("_", " "))] = float(r.balanced_acc)
+            vals[macro_name("LossSeparated", r.regime.replace("_", " "))] = f"{int(r.separated)}/{int(r.nets)}"
+        vals["LossFeatureAngleMax"] = float(np.nanmax(net.feature_angle)) if net.feature_angle.notna().any() \
+            else float("nan")
+        vals["LossStudy"] = 1
+    return vals

@@ -10,6 +10,11 @@ import pandas as pd
 from iwtheory.report.latex import escape
 from iwtheory.report.macros import fmt_pm
 from iwtheory.report.style import weight_label
+from iwtheory.theory.limits import COSINE, LIMIT_LOSSES
+
+# the loss table's rows: the loss study's regimes are loss names, the polynomial tail as poly1 (alpha = 1, the
+# theory's) and poly2
+LOSS_ROWS = tuple(n for name in LIMIT_LOSSES for n in (("poly1", "poly2") if name == "polynomial" else (name,)))
 
 
 def pm(mean: float, se: float | None = None, digits: int = 3) -> str:
@@ -43,18 +48,9 @@ def latex_table(cells: pd.DataFrame, values: pd.DataFrame, best: dict[str, str],
         .replace("\\end{tabular}", "\\end{tabular}\n\\end{adjustbox}", 1)
 
 
-def theory_table(summaries: pd.DataFrame, records: pd.DataFrame) -> tuple[str, pd.DataFrame]:
-    """Predicted vs measured angle constant K = lim angle(t) log t (theory_angle experiment)."""
-    from iwtheory.compare.effects import fit_angle_constant
-
-    rows = []
-    for _, s in summaries.sort_values(["loss", "weight"]).iterrows():
-        g = records[records.config_hash == s.config_hash].sort_values("t")
-        measured_end = float(g.angle.iloc[-1] * np.log(g.t.iloc[-1]))
-        fit = fit_angle_constant(g.t, g.angle, t_min=1e10)
-        rows.append(dict(loss=s.loss, weight=s.weight, predicted=s.angle_constant, at_end=measured_end, fit=fit,
-                         rel_error=abs(fit - s.angle_constant) / s.angle_constant))
-    df = pd.DataFrame(rows)
+def theory_table(constants: pd.DataFrame) -> str:
+    """Predicted vs measured angle constant K = lim angle(t) log t (``Analysis.angle_constants``)."""
+    df = constants.sort_values(["loss", "weight"], kind="stable").reset_index(drop=True)
     cells = pd.DataFrame({
         "loss": df.loss, "weight $c$": [weight_label(w) for w in df.weight],
         "$K$ predicted": [pm(v) for v in df.predicted],
@@ -67,7 +63,7 @@ def theory_table(summaries: pd.DataFrame, records: pd.DataFrame) -> tuple[str, p
                               r"(at the last record, and by fitting $\theta(t) \approx K/(\log t + b)$). Bold: "
                               r"the largest relative error of the fit.",
                       label="tab:theory")
-    return tex, df
+    return tex
 
 
 def experiments_table(df: pd.DataFrame) -> str:
@@ -96,14 +92,15 @@ def early_late_table(summary: pd.DataFrame, extremes: bool = True) -> str:
     cells = pd.DataFrame({
         "regime": s.variant, "weight $w$": [weight_label(w) for w in s.weight],
         r"largest $|\Delta|$": [pm(v) for v in s.peak_effect],
-        r"late $|\Delta|$": [pm(m, e) for m, e in zip(s.late_effect, s.late_se)],
-        "late / largest": [pm(v, digits=2) for v in s.ratio],
+        r"last-tenth $|\Delta|$": [pm(m, e) for m, e in zip(s.tail_abs_effect, s.tail_se)],
+        "last tenth / largest": [pm(v, digits=2) for v in s.ratio],
         "settles at epoch": ["never" if not np.isfinite(v) else f"{v:.0f}" for v in s.settle_time]})
-    values = pd.DataFrame({r"late $|\Delta|$": s.late_effect, "late / largest": s.ratio})
+    values = pd.DataFrame({r"last-tenth $|\Delta|$": s.tail_abs_effect, "last tenth / largest": s.ratio})
     return latex_table(cells, values, {},
                        caption=r"Weight effect $\Delta(t; w)$ on the fraction of task test images predicted "
-                               r"positive: its largest value over training, its mean over the last tenth "
-                               r"(mean $\pm$ standard error over seeds), their ratio, and the epoch after which "
+                               r"positive: its largest value over training, the size of its mean over seeds in the "
+                               r"last tenth of training ($\pm$ standard error; not the claims' late effect, which "
+                               r"starts at each seed's separation), their ratio, and the epoch after which "
                                r"$|\Delta|$ stays below 0.05.",
                        label="tab:early-late")
 
@@ -138,3 +135,38 @@ def separation_table(sep: pd.DataFrame, label: str = "tab:separation", what: str
                                "seed has a late window (from twice its latest separation epoch, with at least two "
                                "evaluations in it). Test accuracy: mean at the last epoch.",
                        label=label)
+
+
+def losses_table(th: pd.DataFrame, net: pd.DataFrame) -> str:
+    """The theory's limits and the networks' late effects, one row per loss."""
+    rows = []
+    have = set(th.loss if not th.empty else []) | set(net.regime.str.replace("_sub", "") if not net.empty else [])
+    # the theory's polynomial tail has alpha = 1: it is the poly1 row
+    names = [n for n in LOSS_ROWS if n in have or (n == "poly1" and "polynomial" in have)]
+    for name in names:
+        base = {"poly1": "polynomial", "poly2": "-"}.get(name, name)
+        t = th[th.loss == base] if not th.empty else th
+        # ldam is not in the theory sweep (its cosine classifier is no linear model); its limit is still known
+        kind = "finite minimiser (cosine)" if name in COSINE else "---"
+        row = {"loss": escape(name), "limit (theory)": escape(t.limit.iloc[0]) if len(t) else kind,
+               r"final $\theta$ to limit": pm(t.final_to_limit.iloc[0], digits=4) if len(t) else "---",
+               r"final $\theta$ to $\hat w$": pm(t.final_to_hat.iloc[0], digits=4) if len(t) else "---"}
+        for sub, label in ((False, "balanced"), (True, "subsampled")) if not net.empty else ():
+            n = net[(net.regime == (name + "_sub" if sub else name))]
+            mark = "" if not len(n) or n.premise_met.iloc[0] else "$^\\dagger$"
+            row[f"late $\\Delta$, {label}"] = pm(n.late_effect.iloc[0], n.late_se.iloc[0]) + mark if len(n) else "---"
+            if sub:
+                row["bal. acc., subsampled"] = pm(n.balanced_acc.iloc[0], n.balanced_se.iloc[0]) if len(n) else "---"
+                row["feature $\\theta$ to limit"] = pm(n.feature_angle.iloc[0]) if len(n) else "---"
+        rows.append(row)
+    cells = pd.DataFrame(rows)
+    theory = (r"Which losses keep the weights' effect. Theory (2-D toy, gradient flow to the last time, linear and "
+              r"deep linear): the limit each loss predicts and the final angle to it (largest over weights and "
+              r"depths) and to the plain max margin $\hat w$ (weight 16). ")
+    nets = (r"Networks: the oriented late $\Delta$ on $S_{\mathrm{in}}$ (mean $\pm$ standard error over seeds), "
+            r"the late balanced accuracy, and the last layer's angle to the limit its loss predicts for its own "
+            r"penultimate features (mean over nets that separate them). $^\dagger$: not every net separates its "
+            r"training data with a late window to spare; the value is over the last tenth of training." if not net.empty
+            else
+            r"The networks' columns need the loss study's records (\texttt{make losses}).")
+    return latex_table(cells, pd.DataFrame(index=cells.index), {}, caption=theory + nets, label="tab:losses")

@@ -161,12 +161,12 @@ def _theory_unit(cfg, out, indices, threads):
 
 def train_units(cfgs, out, device: str, data_dir=None, download=None, threads: int | None = 1) -> list[Unit]:
     """One unit per stack group of the unfinished models of ``cfgs``."""
-    from iwtheory.runs.train import _identity, plan_groups
+    from iwtheory.runs.train import plan_groups
     from iwtheory.runs.records import Run
 
     units = []
     for members in plan_groups(cfgs, out):
-        hashes = [Run(out, c, _identity(c)).hash for c in (cfgs[ci].cells()[k] for ci, k in members)]
+        hashes = [Run(out, c).hash for c in (cfgs[ci].cells()[k] for ci, k in members)]
         units.append(Unit(f"train-{config_hash(hashes)}", hashes, _train_unit,
                           (cfgs, str(out), members, device, data_dir, download, threads),
                           {"GPU": 1} if device.startswith("cuda") else None))
@@ -176,10 +176,9 @@ def train_units(cfgs, out, device: str, data_dir=None, download=None, threads: i
 def theory_units(cfg, out, batch: int | None = None, workers: int = 2, threads: int | None = 1) -> list[Unit]:
     """The unfinished cells of ``cfg`` in batches (by default about four batches per worker)."""
     from iwtheory.runs.records import Run
-    from iwtheory.runs.theory import _identity
 
     cells = cfg.cells()
-    todo = [i for i, c in enumerate(cells) if not Run(out, c, _identity(c)).finished()]
+    todo = [i for i, c in enumerate(cells) if not Run(out, c).finished()]
     size = batch or max(1, math.ceil(len(todo) / (4 * max(workers, 1))))
     units = []
     for g in range(0, len(todo), size):
@@ -244,3 +243,82 @@ def distributed_train(client, cfgs, out, data_dir=None, device: str | None = Non
                      cfgs[0].name)
     drop_finished_checkpoints(Path(out))
     return done
+
+
+# ---- one interface: where a sweep runs is chosen once, by `launcher` --------------------------------------
+
+
+def load_experiment(path: str | Path, runner: str, quick: bool = False, overrides: list[str] = (),
+                    regimes: list[str] | None = None):
+    """An experiment config for ``runner`` (theory, inside: one config; train: the study's list of regimes)."""
+    from iwtheory.runs.config import load_study, load_toml
+
+    if runner == "theory":
+        from iwtheory.runs.theory import TheoryConfig
+
+        return load_toml(path, TheoryConfig, quick=quick, overrides=overrides)
+    if runner == "inside":
+        from iwtheory.runs.inside import InsideConfig
+
+        return load_toml(path, InsideConfig, quick=quick, overrides=overrides)
+    if runner == "train":
+        from iwtheory.runs.train import TrainConfig
+
+        return load_study(path, TrainConfig, quick=quick, overrides=overrides, regimes=regimes)
+    raise ConfigError(f"unknown runner {runner!r}; expected theory, inside or train")
+
+
+def sweep_size(runner: str, cfg) -> int:
+    """The number of runs a loaded experiment names."""
+    return sum(len(c.cells()) for c in cfg) if runner == "train" else len(cfg.cells())
+
+
+class Serial:
+    """Runs every unfinished run of a sweep in this process (``wait``: seconds to wait for another writer's
+    locks)."""
+
+    def __init__(self, wait: float = 0.0):
+        self.wait = wait
+
+    def run(self, runner: str, cfg, out, data_dir=None, device=None, download=None, progress: bool = True) -> int:
+        """Run experiment ``cfg`` (as ``load_experiment`` gives it); return the number of runs it names."""
+        if runner == "theory":
+            from iwtheory.runs.theory import run_theory
+
+            return len(run_theory(cfg, out, progress=progress, wait=self.wait))
+        if runner == "inside":
+            from iwtheory.runs.inside import run_inside
+
+            return len(run_inside(cfg, out, progress=progress, wait=self.wait))
+        from iwtheory.runs.train import run_study
+
+        return len(run_study(cfg, out, data_dir=data_dir, device=device, download=download, progress=progress,
+                             wait=self.wait))
+
+
+class Distributed(Serial):
+    """Runs a sweep's units on a Dask client; the long runs (one small stack of nets) stay in this process."""
+
+    def __init__(self, client):
+        super().__init__(wait=math.inf)
+        self.client = client
+
+    def run(self, runner: str, cfg, out, data_dir=None, device=None, download=None, progress: bool = True) -> int:
+        if runner == "theory":
+            distributed_theory(self.client, cfg, out, progress)
+        elif runner == "train":
+            distributed_train(self.client, cfg, out, data_dir, device, download, progress)
+        else:
+            return Serial(wait=0.0).run(runner, cfg, out, progress=progress)
+        return sweep_size(runner, cfg)
+
+
+@contextlib.contextmanager
+def launcher(scheduler: str | None = None, wait: float = 0.0):
+    """The one place where serial or Dask is chosen: ``Serial`` without a scheduler, else ``Distributed`` on a
+    client of ``connect(scheduler)`` (closed on leaving)."""
+    if not scheduler:
+        yield Serial(wait)
+        return
+    with connect(scheduler) as client:
+        yield Distributed(client)

@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from iwtheory.theory.windows import late_start
+
 
 def log_epochs(epochs: int, dense: int, points: int) -> list[int]:
     """Every epoch up to ``dense``, then ``points`` log-spaced epochs up to ``epochs`` (always included)."""
@@ -21,10 +23,11 @@ def log_epochs(epochs: int, dense: int, points: int) -> list[int]:
 
 
 def tail_epochs(epochs: int, points: int) -> list[int]:
-    """``points`` evenly spaced epochs over the last tenth of training (the 'late' window), ending at ``epochs``."""
+    """``points`` evenly spaced epochs over the late window (``theory.windows``: the last tenth of training),
+    ending at ``epochs``."""
     if points <= 0:
         return []
-    return sorted(set(np.round(np.linspace(epochs - epochs / 10, epochs, points)).astype(int).tolist()))
+    return sorted(set(np.round(np.linspace(late_start(0, epochs), epochs, points)).astype(int).tolist()))
 
 
 def train_epochs(cfg: dict) -> tuple[list[int], list[int]]:

@@ -85,11 +85,11 @@ def test_early_late_summary():
     assert s.loc[("none", 4.0), "peak_effect"] == pytest.approx(0.3)
     assert s.loc[("none", 4.0), "peak_time"] == 0
     late = np.mean([0.3 * np.exp(-e / 3) for e in range(27, 31)])
-    assert s.loc[("none", 4.0), "late_effect"] == pytest.approx(late)
+    assert s.loc[("none", 4.0), "tail_abs_effect"] == pytest.approx(late)
     # |Delta| = 0.3 exp(-e/3) < 0.05 from e > 3 ln 6 = 5.4
     assert s.loc[("none", 4.0), "settle_time"] == 6
     assert s.loc[("l2", 4.0), "settle_time"] > 6  # the kept 0.03 delays settling below 0.05
-    assert s.loc[("l2", 4.0), "late_effect"] > s.loc[("none", 4.0), "late_effect"]
+    assert s.loc[("l2", 4.0), "tail_abs_effect"] > s.loc[("none", 4.0), "tail_abs_effect"]
     assert 1.0 not in s.index.get_level_values("weight")  # the baseline's Delta is 0 by definition
 
 

@@ -115,7 +115,7 @@ def no_repo_paths(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)  # a default `--runs runs` reads an empty folder here, not the repository's
     monkeypatch.setattr(cli, "PAPER", tmp_path / "paper")
-    monkeypatch.setattr(pipeline, "RESULTS", (tmp_path / "results" / "gpu",))
+    monkeypatch.setattr(pipeline, "GPU_RESULTS", tmp_path / "results" / "gpu")
 
 
 @settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

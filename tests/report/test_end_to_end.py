@@ -8,6 +8,7 @@ import pytest
 
 from iwtheory.compare.effects import IncompleteSweepError
 from iwtheory.report.analysis import analyse
+from iwtheory.catalogue import CATALOGUE, SHARED_TABLES
 from iwtheory.report.build import make_claims, make_figures, make_tables
 from iwtheory.report.layout import layout_faults
 from iwtheory.report.macros import fmt, read_macros
@@ -194,6 +195,7 @@ def test_figures_tables_claims_and_a_compiled_pdf(sweep, tmp_path):
     assert {"theory_angle", "theory_boundaries", "theory_residual", "frac_pos_none", "frac_pos_regimes",
             "effect_by_regime", "l2_strength", "early_stopping", "toy_mlp", "theory_losses", "frac_pos_losses",
             "inside"} <= names
+    assert names <= {f for e in CATALOGUE for f in e.figures}, "a figure the catalogue does not list"
     assert all(p.stat().st_size > 0 for p in figs)
     make_claims(sweep, paper, a)
     make_tables(sweep, paper, a, extra_numbers={"RunsMinutes": 1.0, "ReportMinutes": 0.1, "Quick": "no",
@@ -210,6 +212,9 @@ def test_figures_tables_claims_and_a_compiled_pdf(sweep, tmp_path):
     assert missing == [], missing
     tex = (paper / "tables" / "losses.tex").read_text()
     assert "cost-{}sensitive max margin" in tex and "poly1" in tex
+    tables = {p.stem for p in (paper / "tables").glob("*.tex")}
+    assert {"theory", "early_late", "separation", "losses", "experiments", "claims"} <= tables
+    assert tables <= {t for e in CATALOGUE for t in e.tables} | set(SHARED_TABLES), "a table the catalogue lacks"
 
 
 def test_two_variants_in_one_folder_are_refused(sweep, tmp_path):

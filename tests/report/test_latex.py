@@ -67,7 +67,7 @@ def test_claim_text_from_the_records_runs_no_command():
 def test_the_loss_table_without_the_loss_study_has_no_columns_of_dashes():
     import pandas as pd
 
-    from iwtheory.report.losses import losses_table
+    from iwtheory.report.tables import losses_table
 
     th = pd.DataFrame([{"loss": "logistic", "limit": "max margin", "final_to_limit": 1e-3, "final_to_hat": 1e-3,
                         "rate": -1.0, "K_pred": 0.1},

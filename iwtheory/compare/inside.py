@@ -1,8 +1,7 @@
-"""Inside the networks (N1-N3): the long runs' figure and the numbers the paper quotes."""
+"""Inside the networks (N1-N3): what the paper quotes of the long runs, and the same question asked of the CPU
+study's nets."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -41,44 +40,6 @@ def inside_summary(df: pd.DataFrame, summaries: pd.DataFrame) -> dict:
             rho = spearmanr(mean_angle.to_numpy(), d.to_numpy()).statistic if d.nunique() > 1 else float("nan")
             out[f"InsideRho{name}{key}"] = float(rho)
     return out
-
-
-def inside_figure(df: pd.DataFrame, out_dir: str | Path, name: str = "inside") -> list[Path]:
-    """Left: the angle to the unweighted net of the same seed against log t (both axes log), mean over seeds
-    with its standard error, and the linear theory's K / log t through the window's first point (dashed).
-    Right: the normalised margins."""
-    from iwtheory.report.figures import _figure_legend, plt, save
-    from iwtheory.report.style import icml, weight_colors
-
-    d = df[df.t > np.e]
-    window, _ = C.inside_window(df)
-    colors = weight_colors(d.weight.unique())
-    with plt.rc_context(icml("full", aspect=0.3)):
-        fig, (ax1, ax2) = plt.subplots(1, 2)
-        for w, g in d.groupby("weight"):
-            by = g.groupby("t")
-            lt = np.log(np.asarray(sorted(g.t.unique())))
-            if w != 1.0:
-                m, se = by.angle_unweighted.mean().to_numpy(), by.angle_unweighted.sem().to_numpy()
-                ax1.plot(lt, m, color=colors[w])
-                ax1.fill_between(lt, m - se, m + se, color=colors[w], alpha=0.25, lw=0)
-                if len(window):
-                    k = float(g[g.t == window[0]].angle_unweighted.mean()) * np.log(window[0])
-                    ax1.plot(lt, k / lt, color=colors[w], ls="--", lw=0.8)
-            m = by.normalised_margin.mean().to_numpy()
-            ax2.plot(lt, m, color=colors[w])
-        ax1.set_xscale("log")
-        ax1.set_yscale("log")
-        ax1.set_xlabel(r"$\log t$")
-        ax1.set_ylabel("angle to the unweighted net (rad)")
-        ax2.set_xscale("log")
-        ax2.set_xlabel(r"$\log t$")
-        ax2.set_ylabel(r"normalised margin $\gamma$")
-        if len(window):
-            for ax in (ax1, ax2):
-                ax.axvline(np.log(window[0]), color="0.6", lw=0.6, ls=":")
-        _figure_legend(fig, d.weight.unique(), colors, below=-0.12)
-        return save(fig, out_dir, name)
 
 
 def study_direction_numbers(df: pd.DataFrame) -> dict:
