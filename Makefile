@@ -33,7 +33,7 @@ data-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DATA_PACKAGES) >/dev/null; } || \
 	  echo "warning: Fashion-MNIST not installed (apt-get install $(DATA_PACKAGES), or pass --data-dir)"
 
-test: setup tex-deps
+test: setup tex-deps data-deps
 	$(BIN)/python -m pytest -q
 
 # Timed from before the set-up, so the wall time in paper/generated/reproduce.json is the whole command's.

@@ -3,7 +3,8 @@
 ``tests/data/records_baseline.json`` was written by ``python -m tests.test_records_unchanged --write``
 from the code *before* a refactor; it holds every config's run identities (the hashes of every resolved
 cell, full and quick: cheap, no training) and a SHA-256 of every record file that the quick variants of
-the theory configs, the long runs and the toy MLP write. A change that moves a number, a key, a hash
+the theory configs, the long runs and the toy MLP write, and (checked where Fashion-MNIST is installed) the
+quick CPU study and loss study. A change that moves a number, a key, a hash
 or a byte of formatting fails here. Write the baseline again only for a change that is meant to alter
 results, and say so in its commit.
 """
@@ -22,6 +23,7 @@ EXPERIMENTS = ROOT / "experiments"
 BASELINE = Path(__file__).resolve().parent / "data" / "records_baseline.json"
 RECORD_FILES = ("config.json", "metrics.jsonl", "summary.json", "done")
 TRAINED = ("toy_mlp",)  # synthetic data only: runs on any clone
+FASHION = ("study_fashion", "study_losses")  # where Fashion-MNIST is installed (make data-deps)
 
 
 def config_identities() -> dict[str, dict[str, list[str]]]:
@@ -47,8 +49,18 @@ def config_identities() -> dict[str, dict[str, list[str]]]:
     return out
 
 
+def digests(out: Path) -> dict[str, str]:
+    """SHA-256 of every record file under ``out``, by relative path."""
+    digests = {}
+    for d in sorted(p for p in out.iterdir() if p.is_dir()):
+        for f in RECORD_FILES:
+            if (d / f).is_file():
+                digests[f"{d.name}/{f}"] = hashlib.sha256((d / f).read_bytes()).hexdigest()
+    return digests
+
+
 def quick_records(out: Path) -> dict[str, str]:
-    """Run the quick variants that need no data files; SHA-256 of every record file, by relative path."""
+    """Run the quick variants that need no data files; their records' digests."""
     from iwtheory.runs.config import load_study, load_toml
     from iwtheory.runs.inside import InsideConfig, run_inside
     from iwtheory.runs.theory import TheoryConfig, run_theory
@@ -60,12 +72,23 @@ def quick_records(out: Path) -> dict[str, str]:
         run_inside(load_toml(path, InsideConfig, quick=True), out, progress=False)
     for name in TRAINED:
         run_study(load_study(EXPERIMENTS / f"{name}.toml", TrainConfig, quick=True), out, progress=False)
-    digests = {}
-    for d in sorted(p for p in out.iterdir() if p.is_dir()):
-        for f in RECORD_FILES:
-            if (d / f).is_file():
-                digests[f"{d.name}/{f}"] = hashlib.sha256((d / f).read_bytes()).hexdigest()
-    return digests
+    return digests(out)
+
+
+def fashion_records(out: Path) -> dict[str, str]:
+    """The quick Fashion-MNIST studies (the CPU study and the loss study, a config that extends it)."""
+    from iwtheory.runs.config import load_study
+    from iwtheory.runs.train import TrainConfig, run_study
+
+    for name in FASHION:
+        run_study(load_study(EXPERIMENTS / f"{name}.toml", TrainConfig, quick=True), out, progress=False)
+    return digests(out)
+
+
+def have_fashion() -> bool:
+    from iwtheory.nets.readers import FASHION_DEFAULT_DIR, FASHION_FILES
+
+    return all((Path(FASHION_DEFAULT_DIR) / f).is_file() for f in FASHION_FILES.values())
 
 
 def test_every_config_names_the_same_runs():
@@ -87,11 +110,23 @@ def test_quick_records_are_byte_identical(tmp_path):
     assert not changed, f"{len(changed)} record file(s) differ from the baseline, e.g. {changed[:5]}"
 
 
+@pytest.mark.slow
+def test_quick_fashion_records_are_byte_identical(tmp_path):
+    if not have_fashion():
+        pytest.skip("Fashion-MNIST is not installed here (make data-deps)")
+    base = json.loads(BASELINE.read_text())["records_fashion"]
+    now = fashion_records(tmp_path)
+    assert sorted(now) == sorted(base), "the quick Fashion studies write other record files"
+    changed = sorted(k for k in base if now[k] != base[k])
+    assert not changed, f"{len(changed)} record file(s) differ from the baseline, e.g. {changed[:5]}"
+
+
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        data = {"identities": config_identities(), "records": quick_records(Path(tmp))}
+        data = {"identities": config_identities(), "records": quick_records(Path(tmp) / "a"),
+                "records_fashion": fashion_records(Path(tmp) / "b")}
     BASELINE.parent.mkdir(parents=True, exist_ok=True)
     BASELINE.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     print(f"wrote {BASELINE}: {len(data['records'])} record files, {len(data['identities'])} configs")

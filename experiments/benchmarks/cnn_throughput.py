@@ -23,7 +23,7 @@ from torch import nn
 
 from iwtheory.nets.data import make_task, synthetic_images
 from iwtheory.nets.models import BLCNN
-from iwtheory.nets.train import EngineSettings, Member, Stack
+from iwtheory.nets.engine import EngineSettings, Member, Stack
 from iwtheory.runs.schedule import log_epochs
 
 N_TRAIN, BATCH, EPOCHS = 10_000, 16, 500

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from iwtheory.nets.data import make_task
 from iwtheory.nets.readers import ImageData
-from iwtheory.nets.train import EngineSettings, Member, Stack
+from iwtheory.nets.engine import EngineSettings, Member, Stack
 
 
 def task(n: int = 800):

@@ -37,6 +37,7 @@ import pandas as pd
 from scipy import stats
 
 from iwtheory.catalogue import ANGLE, DUPLICATES, INSIDE, TOY
+from iwtheory.compare.effects import PROBE_SETS
 from iwtheory.theory.windows import in_late_window
 
 # ---- the rules' constants ----------------------------------------------------------------------------
@@ -56,7 +57,7 @@ C11_REL = 0.1          # SGD: weighted vs duplicated mean final angle, relative 
 N2_REL = 0.05          # normalised margins: weighted vs unweighted, relative to the unweighted one
 N3_EXPONENT = -1.0     # the linear theory's law: angle ~ K (log t)^-1
 N3_MARGIN = 0.5        # equivalence margin on that exponent
-PROBE_NAMES = {"frac_pos_test": "S_in", "frac_pos_other": "S_out", "frac_pos_noise": "S_noise"}
+PROBE_NAMES = {p.column: p.symbol for p in PROBE_SETS}
 SEPARATES = "every net separates its training data (training accuracy 1 in eval mode) and stays separated " \
             f"through a late window from {K_LATE:g} x its seed's latest separation epoch, with >= {MIN_LATE_POINTS} " \
             "evaluated epochs in it"

@@ -45,11 +45,12 @@ def feature_limit(features, labels, weight, bias, loss: str, class_weights=(1.0,
     For ldam's cosine classifier ``weight`` is u_pos - u_neg and the limit a point of the ball of radius 2
     (any features, separable or not): its angle and its distance to that point."""
     from iwtheory.theory.checks import NotSeparableError
+    from iwtheory.theory.checks import class_weights as per_class
     from iwtheory.theory.data import add_bias
     from iwtheory.theory.limits import COSINE, cosine_limit, limit
 
     y = np.asarray(labels, dtype=np.float64)
-    c = np.where(y > 0, float(class_weights[0]), float(class_weights[1]))
+    c = per_class(y, *class_weights)
     if loss in COSINE:  # a cosine classifier: no bias, features normalised; its limit is a point of the ball
         d = np.ravel(weight).astype(np.float64)
         lim = cosine_limit(np.asarray(features, dtype=np.float64), y, c, **loss_params)

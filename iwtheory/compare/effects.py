@@ -6,12 +6,28 @@ is taken within a seed, then averaged, with the standard error over seeds.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from iwtheory.theory.windows import in_late_window
 
-PROBES = ("frac_pos_test", "frac_pos_other", "frac_pos_noise")
+@dataclass(frozen=True)
+class Probe:
+    """A probe set: the metrics column holding the share F of it predicted positive, and its names."""
+
+    column: str
+    symbol: str      # in the claims' text (S_in)
+    title: str       # over a figure's panel
+    key: str         # in macro names (In)
+
+
+PROBE_SETS = (Probe("frac_pos_test", "S_in", "task test images", "In"),
+              Probe("frac_pos_other", "S_out", "other classes", "Out"),
+              Probe("frac_pos_noise", "S_noise", "noise", "Noise"))
+PROBES = tuple(p.column for p in PROBE_SETS)
+PROBE = {p.column: p for p in PROBE_SETS}
 
 
 class IncompleteSweepError(ValueError):

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from iwtheory.compare import claims as C
+from iwtheory.compare.effects import PROBE, PROBE_SETS
 
 
 def inside_summary(df: pd.DataFrame, summaries: pd.DataFrame) -> dict:
@@ -26,7 +27,7 @@ def inside_summary(df: pd.DataFrame, summaries: pd.DataFrame) -> dict:
     out["InsideWindowStartLog"] = float(np.log10(window[0]))
     nm = C.by_seed_and_t(df, "normalised_margin").xs(window[-1], level="t")
     out["InsideMarginUnweighted"] = float(nm[1.0].mean())
-    probes = {name: C.by_seed_and_t(df, col) for col, name in (("frac_pos_test", "In"), ("frac_pos_noise", "Noise"))}
+    probes = {PROBE[col].key: C.by_seed_and_t(df, col) for col in ("frac_pos_test", "frac_pos_noise")}
     for w, a in tables.items():
         key = "Up" if w > 1 else "Down"
         out[f"InsideAngleStart{key}"] = float(a[window[0]].mean())
@@ -57,7 +58,7 @@ def study_direction_numbers(df: pd.DataFrame) -> dict:
         g = none[none.weight == w]
         by_epoch = g.groupby("epoch").angle_unweighted.mean()
         out[f"StudyAngleEnd{key}"] = float(by_epoch.iloc[-1])
-        for probe, name in (("frac_pos_test", "In"), ("frac_pos_other", "Out"), ("frac_pos_noise", "Noise")):
+        for probe, name in ((p.column, p.key) for p in PROBE_SETS):
             f = none.pivot_table(index=["seed", "epoch"], columns="weight", values=probe)
             d = (f[w] - f[1.0]).abs().groupby("epoch").mean().reindex(by_epoch.index)
             ok = d.notna() & by_epoch.notna()

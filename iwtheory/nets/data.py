@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from iwtheory.nets.readers import ImageData
+from iwtheory.theory import seeds
 
 
 @dataclass
@@ -124,27 +125,27 @@ def make_task(images: ImageData, pos: str = "dog", neg: str = "cat", keep_pos=No
     if pos == neg:
         raise ValueError("the positive and negative classes must differ")
     ip, ineg = names.index(pos), names.index(neg)
-    rng = np.random.default_rng(subsample_seed)
+    rng = seeds.rng(subsample_seed, "subsample")
     tr_pos = subsample_indices(np.flatnonzero(images.y_train == ip), keep_pos, rng)
     tr_neg = subsample_indices(np.flatnonzero(images.y_train == ineg), keep_neg, rng)
-    split_rng = np.random.default_rng([subsample_seed, 1])  # its own stream: subsampling stays as it was
+    split_rng = seeds.rng(subsample_seed, "validation")  # its own stream: subsampling stays as it was
     (tr_pos, va_pos), (tr_neg, va_neg) = (split_validation(i, val_fraction, split_rng) for i in (tr_pos, tr_neg))
     tr = np.concatenate([tr_pos, tr_neg])
     va = np.concatenate([va_pos, va_neg])
-    flipped = flip_labels(len(tr), label_noise, np.random.default_rng([subsample_seed, 2]))
+    flipped = flip_labels(len(tr), label_noise, seeds.rng(subsample_seed, "label_noise"))
     te = np.flatnonzero((images.y_test == ip) | (images.y_test == ineg))
     other = np.flatnonzero((images.y_test != ip) & (images.y_test != ineg))
     if max_test and len(te) > max_test:
-        te = np.sort(np.random.default_rng([subsample_seed, 3]).choice(te, max_test, replace=False))
+        te = np.sort(seeds.rng(subsample_seed, "test_cap").choice(te, max_test, replace=False))
     if max_other is not None and len(other) > max_other:
-        other = np.sort(np.random.default_rng(subsample_seed + 1).choice(other, max_other, replace=False))
+        other = np.sort(seeds.rng(subsample_seed, "other_probe").choice(other, max_other, replace=False))
 
     def signs(labels):
         return torch.from_numpy(np.where(labels == ip, 1.0, -1.0).astype(np.float32))
 
     x_train = torch.from_numpy(np.ascontiguousarray(images.x_train[tr]))
     mean, std = _channel_stats(x_train.float() / 255.0)
-    noise = np.random.default_rng(noise_seed).integers(0, 256, size=(noise_count, *images.x_train.shape[1:]),
+    noise = seeds.rng(noise_seed, "noise_probe").integers(0, 256, size=(noise_count, *images.x_train.shape[1:]),
                                                        dtype=np.uint8)
     y_train = signs(images.y_train[tr])
     y_train[torch.from_numpy(flipped)] *= -1
@@ -168,12 +169,12 @@ def points_task(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_
     points double as the ``other`` probe set (a toy has no other classes).
     """
     X_train, X_test = np.asarray(X_train, dtype=np.float32), np.asarray(X_test, dtype=np.float32)
-    rng = np.random.default_rng([split_seed, 1])
+    rng = seeds.rng(split_seed, "validation")
     parts = [split_validation(np.flatnonzero(y_train == s), val_fraction, rng) for s in (1, -1)]
     tr = np.concatenate([p[0] for p in parts])
     va = np.concatenate([p[1] for p in parts])
     lo, hi = X_train.min(0), X_train.max(0)
-    noise = np.random.default_rng(noise_seed).uniform(lo, hi, size=(noise_count, X_train.shape[1]))
+    noise = seeds.rng(noise_seed, "noise_probe").uniform(lo, hi, size=(noise_count, X_train.shape[1]))
 
     def t(a):
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32).reshape(len(a), a.shape[1], 1, 1))
@@ -188,7 +189,7 @@ def points_task(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_
 def synthetic_images(n_train: int = 200, n_test: int = 100, shape=(3, 32, 32), n_classes: int = 10,
                      seed: int = 0) -> ImageData:
     """Random class-dependent images for tests and benchmarks (each class has its own mean pattern)."""
-    rng = np.random.default_rng(seed)
+    rng = seeds.rng(seed, "data")
     protos = rng.integers(40, 216, size=(n_classes, *shape))
 
     def draw(n):

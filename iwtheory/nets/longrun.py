@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from iwtheory.nets.losses import weighted_risk
+from iwtheory.theory.seeds import int_seed
 
 STEP_RULES = ("constant", "loss_scaled")
 
@@ -45,7 +46,7 @@ def init_params(M: int, dims: list[int], seeds, scale: float) -> list[torch.Tens
     """Layer weights (M, out, in) in float64, each net from its own seed: N(0, scale^2 / fan_in)."""
     Ws = [torch.empty(M, dims[i + 1], dims[i], dtype=torch.float64) for i in range(len(dims) - 1)]
     for m, seed in enumerate(seeds):
-        g = torch.Generator().manual_seed(int(seed))
+        g = torch.Generator().manual_seed(int_seed(seed, "init"))
         for W in Ws:
             W[m] = torch.randn(W.shape[1:], generator=g, dtype=torch.float64) * scale / np.sqrt(W.shape[2])
     return Ws

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from iwtheory.nets.names import MLP_HIDDEN
+from iwtheory.theory import seeds
 
 
 def _dropout(x: torch.Tensor, p: float, training: bool, gen: torch.Generator | None) -> torch.Tensor:
@@ -183,7 +184,7 @@ def make_plain(name: str, in_shape, dropout: float = 0.0, batchnorm: bool = Fals
     if seed is None:
         return PLAIN[name](in_shape, **kw)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(seeds.int_seed(seed, "init"))
         return PLAIN[name](in_shape, **kw)
 
 

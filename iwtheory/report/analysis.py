@@ -26,7 +26,9 @@ from iwtheory.compare.loss_study import network_rows, theory_rows
 from iwtheory.compare.directions import feature_angle_rows, final_feature_limit
 from iwtheory.runs.records import (RUN_KEYS, RecordError, feature_files, load, load_summaries, read_features, read_json,
                                    warn)
+from iwtheory.theory.checks import class_weights
 from iwtheory.theory.data import Dataset, make_dataset
+from iwtheory.theory.losses import logistic_smoothness
 
 # What names a run within its experiment (every kind's identity), and where its records came from; two runs
 # with equal keys are two sweeps in one folder.
@@ -147,6 +149,14 @@ class Analysis:
         if s.empty or "angle_constant" not in s:
             return pd.DataFrame()
         return angle_constants(self.theory(ANGLE), s[s.angle_constant.notna()])
+
+    @cached_property
+    def boundary_smoothness(self) -> dict[float, float]:
+        """Per weight of the boundaries experiment: the smoothness beta of its weighted logistic loss."""
+        b = self.theory(BOUNDARIES)
+        ds = self.datasets.get(BOUNDARIES)
+        return {} if b.empty or ds is None else {
+            float(w): logistic_smoothness(ds.z, class_weights(ds.y, w)) for w in sorted(b.weight.unique())}
 
     @cached_property
     def loss_theory(self) -> pd.DataFrame:

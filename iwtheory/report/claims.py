@@ -14,7 +14,7 @@ from iwtheory.report.latex import escape
 from iwtheory.catalogue import ANGLE, DUPLICATES, INSIDE, STUDY, TOY
 from iwtheory.nets.names import mlp_widths
 from iwtheory.report.analysis import Analysis, study
-from iwtheory.report.macros import fmt_pm
+from iwtheory.report.macros import pm
 from iwtheory.report.tables import latex_table
 
 def _missing(cid: str, what: str) -> dict:
@@ -126,9 +126,7 @@ def _measured_on(cid: str) -> str:
 
 
 def _fmt(v, se=None) -> str:
-    if v is None or (isinstance(v, float) and not np.isfinite(v)):
-        return "---"
-    return f"${fmt_pm(v, se)}$"
+    return pm(v, se, digits=None)
 
 
 def claims_table(entries: list[dict]) -> str:

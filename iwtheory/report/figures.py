@@ -9,14 +9,13 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from iwtheory.compare.effects import PROBES
+from iwtheory.compare.effects import PROBE, PROBES
 from iwtheory.report.latex import plot_label
 from iwtheory.report.style import have_latex, icml, weight_colors, weight_label
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-PROBE_TITLES = {"frac_pos_test": "task test images", "frac_pos_other": "other classes", "frac_pos_noise": "noise"}
 
 
 def file_stem(name: str, max_len: int = 100) -> str:
@@ -160,7 +159,8 @@ def frac_pos_figure(df: pd.DataFrame, out_dir, probes=PROBES, name: str = "frac_
                 ax.fill_between(x, s_["mean"] - se, s_["mean"] + se, color=colors[w], alpha=0.25, lw=0)
             ax.set_xscale("log")
             ax.set_ylim(-0.03, 1.03)
-            ax.set_title(plot_label(grp) if one else (PROBE_TITLES.get(probe, probe) if k < nc else ""))
+            title = PROBE[probe].title if probe in PROBE else probe
+            ax.set_title(plot_label(grp) if one else (title if k < nc else ""))
             if not one and k % nc == 0:
                 ax.set_ylabel(f"{plot_label(grp)}\nfrac. positive")
         fig.subplots_adjust(hspace=0.5)  # room for each row's titles under the row above

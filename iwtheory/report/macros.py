@@ -62,6 +62,17 @@ def fmt_pm(mean, se=None) -> str:
     return f"{mean:.{k}f} \\pm {se:.{k}f}"
 
 
+def pm(mean: float, se: float | None = None, digits: int | None = 3) -> str:
+    """A table cell: '$0.123 \\pm 0.004$' at the SE's precision (``fmt_pm``); without an SE, '$0.123$' with
+    ``digits`` decimals (``digits=None``: ``fmt``'s significant digits); nan or None becomes an em dash. The
+    one formatter of the paper's tables (the README's plain text: ``readme``)."""
+    if mean is None or not np.isfinite(mean):
+        return "---"
+    if se is None or not np.isfinite(se):
+        return f"${mean:.{digits}f}$" if digits is not None else f"${fmt(mean)}$"
+    return f"${fmt_pm(mean, se)}$"
+
+
 def write_macros(values: dict[str, object], path: str | Path, digits: int = 3) -> Path:
     """Write one \\newcommand per value (math-mode safe) and ``path``.json with the raw values."""
     path = Path(path)

@@ -53,10 +53,7 @@ def theory_numbers(a: Analysis) -> dict:
         vals["LogisticMaxFinalAngle"] = float(poly[poly.loss == "logistic"].final_angle.max())
     b = a.theory(BOUNDARIES)
     if not b.empty:
-        ds = a.datasets[BOUNDARIES]
-        # smoothness of the summed logistic loss (l'' <= 1/4) at each weight of the figure
-        betas = [0.25 * float(np.linalg.eigvalsh((ds.z.T * np.where(ds.y > 0, w, 1.0)) @ ds.z).max())
-                 for w in sorted(b.weight.unique())]
+        betas = list(a.boundary_smoothness.values())
         vals["BetaMin"], vals["BetaMax"] = min(betas), max(betas)
         vals["OldStepBetaMin"], vals["OldStepBetaMax"] = 0.1 * min(betas), 0.1 * max(betas)
         vals["BoundaryTmaxLog"] = float(np.log10(b.t.max()))

@@ -8,23 +8,13 @@ import numpy as np
 import pandas as pd
 
 from iwtheory.report.latex import escape
-from iwtheory.report.macros import fmt_pm
+from iwtheory.report.macros import pm
 from iwtheory.report.style import weight_label
 from iwtheory.theory.limits import COSINE, LIMIT_LOSSES
 
 # the loss table's rows: the loss study's regimes are loss names, the polynomial tail as poly1 (alpha = 1, the
 # theory's) and poly2
 LOSS_ROWS = tuple(n for name in LIMIT_LOSSES for n in (("poly1", "poly2") if name == "polynomial" else (name,)))
-
-
-def pm(mean: float, se: float | None = None, digits: int = 3) -> str:
-    """'$0.123 \\pm 0.004$' at the SE's precision (``macros.fmt_pm``), or '$0.123$' with ``digits`` decimals;
-    nan becomes an em dash."""
-    if mean is None or not np.isfinite(mean):
-        return "---"
-    if se is None or not np.isfinite(se):
-        return f"${mean:.{digits}f}$"
-    return f"${fmt_pm(mean, se)}$"
 
 
 def latex_table(cells: pd.DataFrame, values: pd.DataFrame, best: dict[str, str], caption: str = "",

@@ -17,6 +17,7 @@ import numpy as np
 from iwtheory.runs.config import ConfigError, check_distinct
 from iwtheory.runs.locks import hold_runs
 from iwtheory.runs.records import Run, check_out
+from iwtheory.theory import seeds
 
 RULES = ("constant", "loss_scaled")
 
@@ -85,9 +86,9 @@ def _data(cfg: InsideConfig):
 
     # the toy's constant feature stands in for a bias: the net stays homogeneous in its parameters
     train = bl_toy(bias=True, **cfg.data)
-    test = bl_toy(bias=True, **{**cfg.data, "seed": cfg.data.get("seed", 0) + 1,
+    test = bl_toy(bias=True, **{**cfg.data, "seed": seeds.int_seed(cfg.data.get("seed", 0), "toy_test"),
                                 "n_per_class": max(1, cfg.n_test // 2)})
-    rng = np.random.default_rng(cfg.data.get("seed", 0) + 2)
+    rng = seeds.rng(cfg.data.get("seed", 0), "toy_noise")
     lo, hi = train.X[:, :2].min(0), train.X[:, :2].max(0)
     span = hi - lo
     noise = np.c_[rng.uniform(lo - span, hi + span, size=(cfg.noise_count, 2)), np.ones(cfg.noise_count)]

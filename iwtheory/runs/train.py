@@ -472,7 +472,7 @@ def _consistency(header: dict, group, fp: str, evals: list[int]) -> str:
 
 def engine_setup(cfg: TrainConfig, cells: list[dict], task) -> tuple:
     """(EngineSettings, [Member]) of a stack of ``cells`` of ``cfg`` on ``task``: what the engine is built from."""
-    from iwtheory.nets.train import EngineSettings, Member
+    from iwtheory.nets.engine import EngineSettings, Member
 
     settings = EngineSettings(model=cfg.model, batchnorm=cfg.batchnorm, hidden=cfg.hidden_widths, bias=cfg.bias,
                               loss=cfg.loss,
@@ -491,7 +491,7 @@ def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: b
                  siblings: list[dict]) -> None:
     import torch
 
-    from iwtheory.nets.train import Stack
+    from iwtheory.nets.engine import Stack
 
     fp = data_fingerprint(task)
     check_fingerprint(siblings, out, fp)

@@ -74,6 +74,7 @@ def margins_matrix(X, y) -> np.ndarray:
     return X * y[:, None]
 
 
-def class_weights(y: np.ndarray, weight: float) -> np.ndarray:
-    """Per-example weights: ``weight`` on the positive class, 1 on the negative class."""
-    return check_weights(np.where(np.asarray(y) > 0, float(weight), 1.0), len(y))
+def class_weights(y: np.ndarray, weight: float, negative: float = 1.0) -> np.ndarray:
+    """Per-example weights from per-class ones: ``weight`` on the positive class, ``negative`` (1) on the negative
+    class. The one place labels become weights in NumPy (the engine's torch twin: ``Stack.class_weights``)."""
+    return check_weights(np.where(np.asarray(y) > 0, float(weight), float(negative)), len(y))

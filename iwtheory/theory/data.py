@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from iwtheory.theory.checks import check_xy
+from iwtheory.theory import seeds
 
 
 @dataclass
@@ -66,7 +67,7 @@ def bl_toy(n_per_class: int = 50, seed: int = 0, angle_deg: float = 60.0,
     same draw rotated by ``angle_deg`` and moved by ``shift``. With the default bias feature the
     classes are separable by an affine line.
     """
-    rng = np.random.default_rng(seed)
+    rng = seeds.rng(seed, "data")
     g = _truncated_normal(rng, 2 * n_per_class, 2, 2.5) * np.asarray(scales)
     th = np.deg2rad(angle_deg)
     rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
@@ -91,7 +92,7 @@ def soudry_toy(n_random: int = 20, seed: int = 0, gap: float = 0.5, bias: bool =
     """
     if gap <= 0:
         raise ValueError(f"gap must be positive so the random points are not support vectors; got {gap}")
-    rng = np.random.default_rng(seed)
+    rng = seeds.rng(seed, "data")
 
     def far_points(k: int) -> np.ndarray:
         pts = np.empty((0, 2))
@@ -113,7 +114,7 @@ def gaussian_mixture(n: int = 200, d: int = 10, separation: float = 6.0, seed: i
     """Two isotropic unit Gaussians at +-(separation / 2) e_1 in d dimensions; ``balance`` = share of positives."""
     if not 0 < balance < 1:
         raise ValueError(f"balance must lie strictly between 0 and 1; got {balance}")
-    rng = np.random.default_rng(seed)
+    rng = seeds.rng(seed, "data")
     n_pos = int(round(balance * n))
     y = np.concatenate([np.ones(n_pos), -np.ones(n - n_pos)])
     mu = np.zeros(d)

@@ -20,6 +20,7 @@ from scipy.integrate import solve_ivp
 from iwtheory.theory.geometry import angle
 from iwtheory.theory.checks import check_weights, margins_matrix
 from iwtheory.theory.losses import Loss, get_loss
+from iwtheory.theory import seeds
 
 
 @dataclass
@@ -68,7 +69,7 @@ def init_layers(d: int, depth: int = 1, widths=None, init_scale: float = 0.0,
         raise ValueError(f"depth must be at least 1; got {depth}")
     if init_scale < 0 or not np.isfinite(init_scale):
         raise ValueError(f"init_scale must be finite and >= 0; got {init_scale}")
-    rng = np.random.default_rng(seed)
+    rng = seeds.rng(seed, "init")
     if depth == 1:
         v = rng.standard_normal(d)
         return [(init_scale * v / np.linalg.norm(v))[None, :]]
@@ -213,7 +214,7 @@ def gradient_descent(X, y, weights=None, loss="logistic", lr: float = 0.1, steps
     b = _offsets(offsets, N)
     rec = _Recorder(Z, c, loss, w_hat, len(layers), b)
     grid = set(log_grid(steps, n_records, integer=True).tolist())
-    rng = np.random.default_rng(seed + 1)
+    rng = seeds.rng(seed, "sgd_order")
     perm, pos = None, N
     linear = len(layers) == 1
     w = layers[0][0]  # a view: updating w in place updates layers[0]

@@ -51,10 +51,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from iwtheory.theory.checks import check_weights, margins_matrix
+from iwtheory.theory.checks import check_weights, class_weights, margins_matrix
 from iwtheory.theory.geometry import safe_norm, unit
 from iwtheory.theory.losses import EXPONENTIAL, LOGISTIC, LOSSES, Loss, get_loss
 from iwtheory.theory.maxmargin import MaxMargin, max_margin
+from iwtheory.theory import seeds
 
 ADJUSTED = ("la", "vs", "vs_softmax", "label_margin", "ldam")  # the class-dependent losses
 LIMIT_LOSSES = LOSSES + ADJUSTED                      # every loss name the package knows
@@ -89,8 +90,7 @@ def example_weights(y, weights=None, power: float = 1.0) -> np.ndarray:
     """Per-example weights: ``weights`` on positives (1 on negatives) or one per example, raised to ``power``."""
     y = np.asarray(y, dtype=np.float64)
     if weights is None or np.ndim(weights) == 0:
-        w = 1.0 if weights is None else float(weights)
-        c = np.where(y > 0, w, 1.0)
+        c = class_weights(y, 1.0 if weights is None else float(weights))
     else:
         c = np.asarray(weights, dtype=np.float64)
     c = check_weights(c, len(y))
@@ -254,7 +254,7 @@ def cosine_descent(X, y, weights=None, margin=(0.0, 0.0), s: float = 30.0, lr: f
     from iwtheory.theory.dynamics import log_grid
 
     Z, c, lbase, a, b = _cosine_problem(X, y, weights, margin, s, base)
-    W = np.random.default_rng(seed).normal(size=(2, Z.shape[1]))
+    W = seeds.rng(seed, "init").normal(size=(2, Z.shape[1]))
     at = set(log_grid(steps, n_records, integer=True).astype(int).tolist())
     ts, ds = [], []
     for t in range(steps + 1):

@@ -109,3 +109,10 @@ def weighted_loss(loss: Loss, margins, weights=None) -> float:
     m = np.asarray(margins, dtype=np.float64)
     c = check_weights(weights, m.shape[0])
     return float(np.sum(c * loss.value(m)))
+
+
+def logistic_smoothness(Z: np.ndarray, c: np.ndarray) -> float:
+    """beta of the weighted summed logistic loss sum_n c_n l(z_n . w): l'' <= 1/4, so the Hessian is at most
+    Z^T diag(c) Z / 4; gradient descent with steps below 2 / beta decreases the loss."""
+    Z, c = np.asarray(Z, dtype=np.float64), np.asarray(c, dtype=np.float64)
+    return 0.25 * float(np.linalg.eigvalsh((Z.T * c) @ Z).max())

@@ -25,7 +25,7 @@ VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3))
 def fake_group(cfgs, out, members, device, task=None, **kw):
     """Build what training would allocate (the task and the stack of models), then stop: the fuzz is about
     inputs, not about training for as long as a valid input asks."""
-    from iwtheory.nets.train import Stack
+    from iwtheory.nets.engine import Stack
 
     cfg = cfgs[members[0][0]]
     cells = cfg.cells()

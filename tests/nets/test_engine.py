@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from iwtheory.nets.data import make_task, synthetic_images
 from iwtheory.nets.models import last_layer, make_plain, unstack_member
-from iwtheory.nets.train import DROPOUT_OFFSET, ORDER_OFFSET, EngineSettings, Member, Stack
+from iwtheory.nets.engine import EngineSettings, Member, Stack
+from iwtheory.theory.seeds import DROPOUT_OFFSET, ORDER_OFFSET
 
 torch.set_num_threads(2)
 
@@ -181,3 +182,24 @@ def test_ldam_trains_a_cosine_classifier_like_a_plain_two_class_loop(task):
     torch.testing.assert_close(stack.logits(task.x_test), logits)
     w, b = last_layer(stack.net)
     assert w.shape == (2, 8) and torch.all(b == 0)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32"])
+def test_a_stack_leaves_the_process_wide_tf32_settings_as_it_found_them(task, precision):
+    """TF32 is a global torch setting: a stack switches it for its own computations only."""
+    seen = []
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        for before in (True, False):
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = before
+            stack = Stack([Member(1.0, 0, 0.05, 0.0, 0.0)], task,
+                          EngineSettings(model="mlp", hidden=(4,), batch_size=8, precision=precision))
+            original = stack.net.forward
+            stack.net.forward = lambda *a, **k: (seen.append(torch.backends.cuda.matmul.allow_tf32),
+                                                 original(*a, **k))[1]
+            stack.train_epoch()
+            stack.evaluate()
+            assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (before, before)
+        assert seen and all(s == (precision == "tf32") for s in seen)  # inside: the stack's own setting
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

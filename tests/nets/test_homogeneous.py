@@ -57,7 +57,7 @@ def test_the_engine_records_the_implicit_bias_quantities():
 
     from iwtheory.nets.data import make_task, synthetic_images
     from iwtheory.nets.models import unstack_member
-    from iwtheory.nets.train import EngineSettings, Member, Stack
+    from iwtheory.nets.engine import EngineSettings, Member, Stack
 
     task = make_task(synthetic_images(n_train=400, n_test=60, shape=(1, 6, 6), seed=0), noise_count=5)
     s = EngineSettings(model="mlp", hidden=(8, 4), bias=False, batch_size=16, precision="fp64")

@@ -5,7 +5,7 @@ import torch
 
 from iwtheory.nets.data import make_task, synthetic_images
 from iwtheory.nets.models import make_plain, unstack_member
-from iwtheory.nets.train import EngineSettings, Member, Stack
+from iwtheory.nets.engine import EngineSettings, Member, Stack
 
 MEMBERS = [Member(4.0, 0, 0.02, 1e-3, 0.0), Member(0.25, 1, 0.02, 0.0, 0.3)]
 
@@ -88,7 +88,7 @@ def cuda_reference(task, member, epochs=1):
     """One plain model trained alone on the GPU in fp32 (TF32 off): torch.optim.SGD, the engine's seeds."""
     import torch.nn.functional as F
 
-    from iwtheory.nets.train import DROPOUT_OFFSET, ORDER_OFFSET
+    from iwtheory.theory.seeds import DROPOUT_OFFSET, ORDER_OFFSET
 
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     t = task.to("cuda")

@@ -1,10 +1,11 @@
 """Train M models of one architecture at once on one device, with per-epoch records.
 
-Seeds (documented, per model): ``seed`` sets the initialisation (torch.manual_seed(seed) before
-building the plain model); the batch order comes from a CPU generator seeded ``seed + 10**6``;
-dropout masks from a generator on the device seeded ``seed + 2 * 10**6``. The task's
-subsampling, probe sets and feature subset are seeded by the experiment's ``subsample_seed``.
-A model's numbers therefore do not depend on which other models share its stack.
+Seeds (per model, every stream named in ``theory.seeds``): ``seed`` sets the initialisation (its "init"
+stream, given to torch.manual_seed before the plain model is built), the batch order (a CPU generator,
+"batch_order") and the dropout masks (a generator on the device, "dropout"). The task's subsampling,
+probe sets and feature subset follow the experiment's ``subsample_seed``. A model's numbers therefore do
+not depend on which other models share its stack. TF32 (a process-wide torch setting) is switched on
+only inside a stack's own computations (``tf32``).
 
 Each epoch takes floor(N / batch_size) steps over a fresh permutation (static shapes; the
 left-over examples differ from epoch to epoch). SGD follows torch.optim.SGD (momentum, no
@@ -14,6 +15,7 @@ dampening, weight decay added to the gradient) with a learning rate and weight d
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 from dataclasses import dataclass
 
@@ -24,9 +26,28 @@ from iwtheory.nets.data import Task
 from iwtheory.nets.losses import margin_loss, weighted_risk
 from iwtheory.nets.models import last_layer, make_plain, stack_members
 from iwtheory.nets.names import PARTNER_FIELDS, PRECISIONS
+from iwtheory.theory import seeds
 from iwtheory.theory.limits import COSINE
 
-ORDER_OFFSET, DROPOUT_OFFSET = 10**6, 2 * 10**6
+@contextlib.contextmanager
+def tf32(on: bool):
+    """TF32 matmuls and convolutions on (a GPU setting torch keeps for the whole process) for the computation
+    inside, and the process's settings back after, so one stack's precision never leaks into another's."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = on
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _in_precision(method):
+    """A Stack method run under its precision's global torch settings (``tf32``)."""
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        with tf32(self.s.precision == "tf32"):
+            return method(self, *args, **kwargs)
+    return wrapped
 
 
 @dataclass
@@ -115,12 +136,12 @@ class Stack:
         self.active = torch.ones(self.M, dtype=torch.bool, device=self.device)
         self.all_active = True
         self.diverged_epoch = [-1] * self.M
-        self.order_gens = [torch.Generator().manual_seed(m.seed + ORDER_OFFSET) for m in members]
-        self.drop_gens = ([torch.Generator(device=self.device).manual_seed(m.seed + DROPOUT_OFFSET) for m in members]
-                          if any(m.dropout > 0 for m in members) else None)
+        self.order_gens = [torch.Generator().manual_seed(seeds.int_seed(m.seed, "batch_order")) for m in members]
+        self.drop_gens = ([torch.Generator(device=self.device).manual_seed(seeds.int_seed(m.seed, "dropout"))
+                           for m in members] if any(m.dropout > 0 for m in members) else None)
         n = len(task.y_train)
         k = min(s.n_feature_images, n)
-        self.feature_idx = torch.from_numpy(np.sort(np.random.default_rng(s.feature_seed).choice(n, k, replace=False)))
+        self.feature_idx = torch.from_numpy(np.sort(seeds.rng(s.feature_seed, "features").choice(n, k, replace=False)))
         # Normalised once: each step then only gathers rows (the per-step uint8 -> float pass cost ~5% on a CPU).
         self.x_train = self.task.normalise(self.task.x_train).to(self.dtype)
         # Every image evaluate() reads, in one tensor, so all probe sets go through the models in one pass.
@@ -128,10 +149,9 @@ class Stack:
         self.eval_sizes = [len(x) for x in parts]
         self.x_eval = self._shared(torch.cat(parts))
         self.epoch = 0
-        torch.backends.cuda.matmul.allow_tf32 = s.precision == "tf32"
-        torch.backends.cudnn.allow_tf32 = s.precision == "tf32"
         if s.compile:
-            self.forward = self._checked_compile()
+            with tf32(s.precision == "tf32"):
+                self.forward = self._checked_compile()
 
     def _checked_compile(self):
         """torch.compile(net), after checking that its gradients equal eager mode's on a few images.
@@ -194,6 +214,7 @@ class Stack:
         """(M, B) weights: the member's weight on positives, its ``wneg`` on negatives."""
         return torch.where(y > 0, self.wpos[:, None], self.wneg[:, None])
 
+    @_in_precision
     def train_step(self, idx: torch.Tensor) -> torch.Tensor:
         """One SGD step of every model on its own batch ``idx`` (M, B); returns the per-model risk."""
         x = self._layout(self.x_train[idx])
@@ -222,6 +243,7 @@ class Stack:
                     p.add_(buf, alpha=-self.lr_scalar)
         return risk.detach()
 
+    @_in_precision
     def train_epoch(self) -> torch.Tensor:
         """One epoch for every model; returns each model's mean training risk over the epoch."""
         n, B = len(self.task.y_train), self.s.batch_size
@@ -260,6 +282,7 @@ class Stack:
         x = self.task.normalise(x_uint8).to(self.dtype)
         return x.contiguous(memory_format=torch.channels_last) if self.s.channels_last else x
 
+    @_in_precision
     def logits(self, x: torch.Tensor, normalised: bool = False) -> torch.Tensor:
         """(M, N) logits of every model on shared images, in eval mode; ``normalised``: ``x`` already went
         through ``_shared``."""
@@ -268,6 +291,7 @@ class Stack:
             chunks = range(0, len(x), self.s.eval_chunk)
             return torch.cat([self.forward(prep(x[i:i + self.s.eval_chunk])).to(self.dtype) for i in chunks], dim=1)
 
+    @_in_precision
     def features(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Penultimate features (M, k, F) of the fixed feature subset, last-layer weights (M, F) and biases (M,)."""
         with self._evaluating():
@@ -276,6 +300,7 @@ class Stack:
         return f, w.detach().float(), b.detach().float()
 
     @torch.no_grad()
+    @_in_precision
     def evaluate(self) -> list[dict]:
         """Per-model metrics on the training set, the validation split (if any) and the three probe sets."""
         t = self.task
