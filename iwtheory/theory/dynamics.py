@@ -56,6 +56,23 @@ class Trajectory:
 
 # ---- the deep linear parameterisation -------------------------------------------------
 
+@dataclass(frozen=True)
+class LinearNet:
+    """The model a trajectory trains and where it starts: depth 1 is a linear model w, deeper ones the product of
+    ``depth`` layers (hidden ``widths``, d each by default); the start is ``init_layers``'s. ``seed`` draws the
+    initialisation (and SGD's sample order)."""
+
+    depth: int = 1
+    widths: tuple | list | None = None
+    init_scale: float = 0.0
+    balanced: bool = False
+    seed: int = 0
+
+    def start(self, d: int) -> list[np.ndarray]:
+        """The initial layers for inputs of dimension ``d``."""
+        return init_layers(d, self.depth, self.widths, self.init_scale, self.balanced, self.seed)
+
+
 def init_layers(d: int, depth: int = 1, widths=None, init_scale: float = 0.0,
                 balanced: bool = False, seed: int = 0) -> list[np.ndarray]:
     """Layer matrices W_1 (h_1 x d), ..., W_L (1 x h_{L-1}).
@@ -188,16 +205,16 @@ def _setup(X, y, weights, loss, w_hat):
 
 # ---- gradient descent and SGD -----------------------------------------------------------
 
-def gradient_descent(X, y, weights=None, loss="logistic", lr: float = 0.1, steps: int = 10_000,
-                     depth: int = 1, widths=None, init_scale: float = 0.0, balanced: bool = False,
-                     batch_size: int | None = None, seed: int = 0, n_records: int = 100,
+def gradient_descent(X, y, weights=None, loss="logistic", net: LinearNet = LinearNet(), lr: float = 0.1,
+                     steps: int = 10_000, batch_size: int | None = None, n_records: int = 100,
                      w_hat=None, layers=None, offsets=None) -> Trajectory:
-    """Full-batch gradient descent on L_c (or SGD with ``batch_size``), recorded at log-spaced steps.
+    """Full-batch gradient descent on L_c (or SGD with ``batch_size``) of the model ``net`` (starting from its
+    initialisation, or from ``layers``), recorded at log-spaced steps.
 
     ``offsets`` b_n shift every margin: the loss is sum_n c_n l(z_n . w + b_n) (logit adjustment and the
     other affine-margin losses of ``iwtheory.theory.limits``).
 
-    SGD draws a fresh permutation of the examples each epoch (``seed`` sets it and the
+    SGD draws a fresh permutation of the examples each epoch (``net.seed`` sets it and the
     initialisation) and scales the batch gradient by N / batch_size, an unbiased estimate of
     the full-sum gradient, so lr means the same thing in both modes.
     """
@@ -209,12 +226,11 @@ def gradient_descent(X, y, weights=None, loss="logistic", lr: float = 0.1, steps
         raise ValueError(f"steps must be at least 1; got {steps}")
     if batch_size is not None and not 1 <= batch_size <= N:
         raise ValueError(f"batch_size must lie in [1, {N}]; got {batch_size}")
-    layers = [W.copy() for W in layers] if layers is not None else init_layers(
-        d, depth, widths, init_scale, balanced, seed)
+    layers = [W.copy() for W in layers] if layers is not None else net.start(d)
     b = _offsets(offsets, N)
     rec = _Recorder(Z, c, loss, w_hat, len(layers), b)
     grid = set(log_grid(steps, n_records, integer=True).tolist())
-    rng = seeds.rng(seed, "sgd_order")
+    rng = seeds.rng(net.seed, "sgd_order")
     perm, pos = None, N
     linear = len(layers) == 1
     w = layers[0][0]  # a view: updating w in place updates layers[0]
@@ -239,25 +255,23 @@ def gradient_descent(X, y, weights=None, loss="logistic", lr: float = 0.1, steps
             for W, G in zip(layers, _layer_grads(layers, g)):
                 W -= (lr * scale) * G
     meta = dict(method="gd" if batch_size is None else "sgd", lr=lr, steps=steps, depth=len(layers),
-                batch_size=batch_size, seed=seed, loss=loss.name)
+                batch_size=batch_size, seed=net.seed, loss=loss.name)
     return rec.finish(layers, meta)
 
 
 # ---- gradient flow ----------------------------------------------------------------------
 
-def gradient_flow(X, y, weights=None, loss="logistic", t_max: float = 1e100, depth: int = 1,
-                  widths=None, init_scale: float = 0.0, balanced: bool = False, seed: int = 0,
-                  n_records: int = 100, t_min: float = 1e-2, rtol: float = 1e-10,
-                  atol: float = 1e-10, w_hat=None, layers=None, offsets=None) -> Trajectory:
-    """Gradient flow dW/dt = -grad L_c(W), solved in u = log(1 + t) up to ``t_max`` (1e100 and beyond);
-    ``offsets`` as in ``gradient_descent``."""
+def gradient_flow(X, y, weights=None, loss="logistic", net: LinearNet = LinearNet(), t_max: float = 1e100,
+                  n_records: int = 100, t_min: float = 1e-2, rtol: float = 1e-10, atol: float = 1e-10,
+                  w_hat=None, layers=None, offsets=None) -> Trajectory:
+    """Gradient flow dW/dt = -grad L_c(W) of the model ``net``, solved in u = log(1 + t) up to ``t_max`` (1e100
+    and beyond); ``layers`` and ``offsets`` as in ``gradient_descent``."""
     Z, c, loss, w_hat = _setup(X, y, weights, loss, w_hat)
     N, d = Z.shape
     b = _offsets(offsets, N)
     if not (t_max > 0 and np.isfinite(np.log1p(t_max))):
         raise ValueError(f"t_max must be positive and finite; got {t_max}")
-    layers = [W.copy() for W in layers] if layers is not None else init_layers(
-        d, depth, widths, init_scale, balanced, seed)
+    layers = [W.copy() for W in layers] if layers is not None else net.start(d)
     shapes = [W.shape for W in layers]
     sizes = [W.size for W in layers]
     logc = np.log(c)
@@ -298,6 +312,6 @@ def gradient_flow(X, y, weights=None, loss="logistic", t_max: float = 1e100, dep
     rec = _Recorder(Z, c, loss, w_hat, len(layers), b)
     for k in range(sol.y.shape[1]):
         rec(float(np.expm1(sol.t[k])), unpack(sol.y[:, k]))
-    meta = dict(method="flow", t_max=t_max, depth=len(layers), seed=seed, loss=loss.name,
+    meta = dict(method="flow", t_max=t_max, depth=len(layers), seed=net.seed, loss=loss.name,
                 nfev=int(sol.nfev), rtol=rtol, atol=atol)
     return rec.finish(unpack(sol.y[:, -1]), meta)

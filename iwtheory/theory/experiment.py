@@ -46,9 +46,9 @@ def run_cell(cell: dict, ds: Dataset) -> tuple[list[dict], dict]:
     else:
         loss, b = losses.get_loss(cell["loss"], cell.get("poly_alpha", 1.0)), None
     mm = ds.svm if ds.svm is not None else max_margin(ds.X, ds.y)
-    common = dict(weights=c, loss=loss, depth=cell["depth"], widths=cell["widths"] or None,
-                  init_scale=cell["init_scale"], balanced=cell["balanced"], seed=cell["seed"],
-                  n_records=cell["n_records"], w_hat=mm.w, offsets=b)
+    net = dynamics.LinearNet(depth=cell["depth"], widths=cell["widths"] or None, init_scale=cell["init_scale"],
+                             balanced=cell["balanced"], seed=cell["seed"])
+    common = dict(weights=c, loss=loss, net=net, n_records=cell["n_records"], w_hat=mm.w, offsets=b)
     if cell["method"] == "flow":
         traj = dynamics.gradient_flow(X, y, t_max=cell["t_max"], **common)
         lr = 1.0

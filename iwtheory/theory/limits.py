@@ -345,7 +345,7 @@ def limit_direction(X, y, loss: str = "logistic", weights=None, **loss_params) -
 def simulate(X, y, loss: str = "logistic", weights=None, method: str = "flow", power: float = 1.0,
              loss_params: dict | None = None, **kw):
     """Gradient flow (``method="flow"``) or descent ("gd") on ``loss``, through the affine form; keyword
-    arguments go to ``gradient_flow`` / ``gradient_descent`` (depth, t_max, steps, lr, ...)."""
+    arguments go to ``gradient_flow`` / ``gradient_descent`` (net, t_max, steps, lr, ...)."""
     from iwtheory.theory import dynamics
     from iwtheory.theory.losses import polynomial
 

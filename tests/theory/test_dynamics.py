@@ -3,7 +3,7 @@ import pytest
 
 from iwtheory.theory.checks import DataError, WeightError
 from iwtheory.theory.data import bl_toy, soudry_toy
-from iwtheory.theory.dynamics import (_layer_grads, end_to_end, gradient_descent, gradient_flow,
+from iwtheory.theory.dynamics import (LinearNet, _layer_grads, end_to_end, gradient_descent, gradient_flow,
                                       init_layers)
 from iwtheory.theory.losses import LOGISTIC
 
@@ -23,7 +23,7 @@ def test_gd_with_small_step_tracks_gradient_flow_at_equal_time():
 @pytest.mark.parametrize("depth", [1, 2])
 def test_each_record_is_the_state_at_its_own_step(depth):
     ds = bl_toy(n_per_class=10, seed=0)
-    kw = dict(lr=0.05, depth=depth, init_scale=0.0 if depth == 1 else 0.1)
+    kw = dict(lr=0.05, net=LinearNet(depth=depth, init_scale=0.0 if depth == 1 else 0.1))
     tr = gradient_descent(ds.X, ds.y, steps=200, n_records=6, **kw)
     for k in (2, 3):
         t = int(tr.t[k])
@@ -51,9 +51,9 @@ def test_sgd_with_full_batch_equals_gd_and_is_seeded():
     gd = gradient_descent(ds.X, ds.y, lr=0.05, steps=300)
     sgd_full = gradient_descent(ds.X, ds.y, lr=0.05, steps=300, batch_size=N)
     np.testing.assert_allclose(gd.w, sgd_full.w, rtol=1e-12)
-    a = gradient_descent(ds.X, ds.y, lr=0.05, steps=300, batch_size=3, seed=7)
-    b = gradient_descent(ds.X, ds.y, lr=0.05, steps=300, batch_size=3, seed=7)
-    c = gradient_descent(ds.X, ds.y, lr=0.05, steps=300, batch_size=3, seed=8)
+    a = gradient_descent(ds.X, ds.y, lr=0.05, steps=300, batch_size=3, net=LinearNet(seed=7))
+    b = gradient_descent(ds.X, ds.y, lr=0.05, steps=300, batch_size=3, net=LinearNet(seed=7))
+    c = gradient_descent(ds.X, ds.y, lr=0.05, steps=300, batch_size=3, net=LinearNet(seed=8))
     np.testing.assert_array_equal(a.w, b.w)
     assert not np.allclose(a.w[-1], c.w[-1])
 
@@ -89,13 +89,13 @@ def test_balanced_initialisation_is_balanced():
 @pytest.mark.parametrize("depth", [2, 3])
 def test_deep_linear_nets_turn_to_max_margin_and_become_rank_one(depth):
     ds = bl_toy(n_per_class=20, seed=0)
-    tr = gradient_flow(ds.X, ds.y, np.where(ds.y > 0, 16.0, 1.0), depth=depth, widths=[4] * (depth - 1),
-                       init_scale=0.1, t_max=1e40, n_records=30)
+    net = LinearNet(depth=depth, widths=[4] * (depth - 1), init_scale=0.1)
+    tr = gradient_flow(ds.X, ds.y, np.where(ds.y > 0, 16.0, 1.0), net=net, t_max=1e40, n_records=30)
     assert tr.angle[-1] < 0.3 * tr.angle[len(tr.t) // 3]
     assert tr.angle[-1] < 0.02
     assert np.all(tr.rank_one[-1] > 0.999)
     assert np.all(tr.alignment[-1] > 0.999)
-    gd = gradient_descent(ds.X, ds.y, depth=depth, init_scale=0.1, lr=0.01, steps=3000, n_records=10)
+    gd = gradient_descent(ds.X, ds.y, net=LinearNet(depth=depth, init_scale=0.1), lr=0.01, steps=3000, n_records=10)
     assert gd.loss[-1] < gd.loss[0] and gd.rank_one.shape == (len(gd.t), depth)
 
 

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+
+from iwtheory.theory.dynamics import LinearNet
 from scipy.optimize import minimize
 
 from iwtheory.theory.checks import NotSeparableError
@@ -124,8 +126,8 @@ def test_limits_refuse_non_separable_data_and_bad_parameters():
 def test_simulated_directions_meet_their_predicted_limits(loss, params, depth):
     ds = bl_toy(n_per_class=20, seed=0)
     lim = limit(ds.X, ds.y, loss, weights=16.0, **params)
-    tr = simulate(ds.X, ds.y, loss, 16.0, "flow", loss_params=params, t_max=1e50, n_records=25, depth=depth,
-                  init_scale=0.0 if depth == 1 else 0.1)
+    tr = simulate(ds.X, ds.y, loss, 16.0, "flow", loss_params=params, t_max=1e50, n_records=25,
+                  net=LinearNet(depth=depth, init_scale=0.0 if depth == 1 else 0.1))
     to_limit = angle(tr.w, lim.direction)
     late = tr.t >= 1e10
     # exponential tails approach like K / log t: from t = 1e10 to 1e50 the angle falls at least by half
