@@ -489,28 +489,36 @@ def engine_setup(cfg: TrainConfig, cells: list[dict], task) -> tuple:
 
 def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: bool, interrupt,
                  siblings: list[dict]) -> None:
-    import torch
+    """Train one stack group: check its data, resume from its checkpoint or start, train the epochs, finish."""
+    fp = _check_data(cfg, out, task, siblings)
+    evals, record = train_epochs(group[0][1])
+    settings, members = engine_setup(cfg, [c for _, c in group], task)
+    hashes = [r.hash for r, _ in group]
+    meta = {"group": config_hash(hashes), "runs": hashes, "data_fingerprint": fp}
+    (out / "_groups").mkdir(parents=True, exist_ok=True)
+    ckpt = out / "_groups" / f"{meta['group']}.pt"
+    stack = _resume_or_start(group, members, task, settings, dev, ckpt, fp, evals, set(record))
+    _train_epochs(cfg, group, stack, ckpt, meta, dev, set(evals), set(record), progress, interrupt)
+    _finish(cfg, group, stack, members, task, fp, dev, ckpt)
 
-    from iwtheory.nets.engine import Stack
 
+def _check_data(cfg: TrainConfig, out: Path, task, siblings: list[dict]) -> str:
+    """The task's data fingerprint, after checking that no run of the sweep under ``out`` used other data."""
     fp = data_fingerprint(task)
     check_fingerprint(siblings, out, fp)
     if task.source:
         check_source(out, cfg.name, task.source)
-    evals, record = train_epochs(group[0][1])
-    eval_set, record_set = set(evals), set(record)
-    settings, members = engine_setup(cfg, [c for _, c in group], task)
+    return fp
 
-    def new_stack():
-        return Stack(members, task, settings, dev)
 
-    stack = new_stack()
-    (out / "_groups").mkdir(parents=True, exist_ok=True)
-    hashes = [r.hash for r, _ in group]
-    group_hash = config_hash(hashes)
-    ckpt = out / "_groups" / f"{group_hash}.pt"
+def _resume_or_start(group, members, task, settings, dev: str, ckpt: Path, fp: str, evals: list[int],
+                     record_set: set[int]):
+    """The group's stack: from its checkpoint when the checkpoint and the run folders agree (the metrics cut back
+    to its epoch), else fresh with epoch 0 recorded; a checkpoint that cannot be trusted is set aside."""
+    from iwtheory.nets.engine import Stack
+
+    stack = Stack(members, task, settings, dev)
     extra = {"data_fingerprint": fp, **({"source_fingerprint": task.source} if task.source else {})}
-    resumed = False
     if ckpt.exists():
         try:
             header, payload = read_checkpoint(ckpt)
@@ -523,22 +531,26 @@ def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: b
                 stack.load_bytes(payload)
             except Exception as e:  # a checksummed file torch cannot load: written by another version
                 why = f"cannot be loaded into this group's models ({type(e).__name__}: {e})"
-                stack = new_stack()
-        if why:
-            set_aside(ckpt, why)
-        else:
+                stack = Stack(members, task, settings, dev)
+        if not why:
             for r, _ in group:
                 r.start(fresh=False, extra=extra)
                 r.truncate_after("epoch", stack.epoch)
-            resumed = True
-    if not resumed:
-        for r, _ in group:
-            r.start(fresh=True, extra=extra)
-        _record(stack, group, 0, record_set)
+            return stack
+        set_aside(ckpt, why)
+    for r, _ in group:
+        r.start(fresh=True, extra=extra)
+    _record(stack, group, 0, record_set)
+    return stack
+
+
+def _train_epochs(cfg: TrainConfig, group, stack, ckpt: Path, meta: dict, dev: str, eval_set: set[int],
+                  record_set: set[int], progress: bool, interrupt) -> None:
+    """Epochs from the stack's own up to ``cfg.epochs``: records at the scheduled ones, a checkpoint every
+    ``checkpoint_every`` epochs once ``checkpoint_seconds`` have passed, and one at the end."""
     regimes = "+".join(dict.fromkeys(c["regime"] for _, c in group))
     bar = progress_bar(cfg.epochs, f"{cfg.name}/{regimes} [{len(group)} models on {dev}]", "epochs",
                        initial=stack.epoch, enabled=progress)
-    meta = {"group": group_hash, "runs": hashes, "data_fingerprint": fp}
     last_checkpoint = time.monotonic()
     while stack.epoch < cfg.epochs:
         stack.train_epoch()
@@ -553,6 +565,13 @@ def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: b
         if interrupt is not None:
             interrupt(e)
     bar.close()
+
+
+def _finish(cfg: TrainConfig, group, stack, members, task, fp: str, dev: str, ckpt: Path) -> None:
+    """Each run's summary and ``done``, then the group's checkpoint removed (it must never make a run done
+    again)."""
+    import torch
+
     sizes = {k: len(getattr(task, f"y_{k}" if k in ("train", "val", "test") else f"x_{k}"))
              for k in ("train", "val", "test", "other", "noise")}
     for m, (r, c) in enumerate(group):
@@ -562,7 +581,7 @@ def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: b
                          "device": str(dev), "torch": torch.__version__})
         r.finish()
     fault_point("group-finished")
-    ckpt.unlink()  # a finished group's checkpoint must never make a run done again
+    ckpt.unlink()
 
 
 def _record(stack, group, epoch: int, record_epochs: set[int]) -> None:
