@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -105,8 +106,6 @@ def _tables(args) -> int:
 
 
 def _claims(args) -> int:
-    import json
-
     from iwtheory.report.build import make_claims
 
     paths = make_claims(args.runs, args.out, results=_results(args))

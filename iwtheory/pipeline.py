@@ -15,9 +15,14 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy
+import scipy
+
+import iwtheory
 from iwtheory import catalogue
 from iwtheory.report.latex import escape
 from iwtheory.report.layout import LayoutError, layout_faults
@@ -64,11 +69,7 @@ def build_pdf(paper: Path) -> Path | None:
 
 def environment() -> dict[str, str]:
     """Machine and versions, for the paper's reproducibility appendix."""
-    import numpy
-    import scipy
-    import torch
-
-    import iwtheory
+    import torch  # here, not at the top: `iwtheory readme` and `timings` import this module without training
 
     return {"EnvMachine": escape(f"{platform.machine()}, {os.cpu_count()} CPUs"),
             "EnvPython": platform.python_version(), "EnvNumpy": numpy.__version__, "EnvScipy": scipy.__version__,
@@ -144,8 +145,6 @@ def measure_quick(experiments: Path = EXPERIMENTS, results_dir: Path = ROOT / "r
                   data_dir: str | None = None) -> Path:
     """`make timings`: run every config's quick variant into a scratch folder, timed, and write
     ``results_dir/timings.json`` (seconds, or why a config could not run here)."""
-    import tempfile
-
     import torch
 
     from iwtheory.report.readme import config_paths

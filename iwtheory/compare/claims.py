@@ -37,7 +37,7 @@ import pandas as pd
 from scipy import stats
 
 from iwtheory.catalogue import ANGLE, DUPLICATES, INSIDE, TOY
-from iwtheory.compare.effects import PROBE_SETS
+from iwtheory.compare.effects import PROBE_SETS, angle_constants
 from iwtheory.theory.windows import in_late_window
 
 # ---- the rules' constants ----------------------------------------------------------------------------
@@ -665,8 +665,6 @@ def c10(toy: pd.DataFrame, steps_per_epoch: int) -> dict:
 
 def c9(records: pd.DataFrame, summaries: pd.DataFrame, constants: pd.DataFrame | None = None) -> dict:
     """Fitted against predicted angle constants (``effects.angle_constants``, computed here unless given)."""
-    from iwtheory.compare.effects import angle_constants
-
     k = angle_constants(records, summaries) if constants is None else constants
     rows = {f"{r.loss}, c = {r.weight:g}": {"predicted_K": r.predicted, "fitted_K": r.fit, "rel_error": r.rel_error,
                                             "final_angle": r.final_angle, "decreasing": bool(r.decreasing)}

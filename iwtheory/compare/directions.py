@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from iwtheory.theory.checks import NotSeparableError
+from iwtheory.theory.checks import class_weights as per_class
+from iwtheory.theory.data import add_bias
 from iwtheory.theory.geometry import angle, orthogonal_component, unit
+from iwtheory.theory.limits import COSINE, cosine_limit, limit
+from iwtheory.theory.maxmargin import max_margin
 
 __all__ = ["angle", "orthogonal_component", "direction_gap", "feature_max_margin", "feature_limit",
            "feature_angle_rows", "final_feature_limit"]
@@ -26,10 +31,6 @@ def feature_max_margin(features, labels, weight, bias) -> dict:
 
     ``weight``/``bias`` are the last layer's; non-separable features give separable=False and nan angle.
     """
-    from iwtheory.theory.checks import NotSeparableError
-    from iwtheory.theory.data import add_bias
-    from iwtheory.theory.maxmargin import max_margin
-
     X = add_bias(np.asarray(features, dtype=np.float64))
     v = np.concatenate([np.ravel(weight), np.ravel(bias)]).astype(np.float64)
     try:
@@ -44,11 +45,6 @@ def feature_limit(features, labels, weight, bias, loss: str, class_weights=(1.0,
     ``class_weights`` = (positive, negative), and the last layer's angle to it; non-separable features give nan.
     For ldam's cosine classifier ``weight`` is u_pos - u_neg and the limit a point of the ball of radius 2
     (any features, separable or not): its angle and its distance to that point."""
-    from iwtheory.theory.checks import NotSeparableError
-    from iwtheory.theory.checks import class_weights as per_class
-    from iwtheory.theory.data import add_bias
-    from iwtheory.theory.limits import COSINE, cosine_limit, limit
-
     y = np.asarray(labels, dtype=np.float64)
     c = per_class(y, *class_weights)
     if loss in COSINE:  # a cosine classifier: no bias, features normalised; its limit is a point of the ball

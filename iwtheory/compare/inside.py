@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
 from iwtheory.compare import claims as C
 from iwtheory.compare.effects import PROBE, PROBE_SETS
@@ -14,7 +15,6 @@ def inside_summary(df: pd.DataFrame, summaries: pd.DataFrame) -> dict:
     """What the paper says of the long runs: the approach window, the angles at its ends and their fitted
     exponent per weight, the normalised margins, the step rule's check, and the probe sets' Delta beside the
     angle (their Spearman correlation over the window, from the seed means)."""
-    from scipy.stats import spearmanr
 
     window, premise, tables = C.angles_by_weight(df)
     out: dict[str, object] = {"InsideSeeds": int(df.seed.nunique()), "InsideTmaxLog": float(np.log10(df.t.max())),
@@ -47,7 +47,6 @@ def study_direction_numbers(df: pd.DataFrame) -> dict:
     """The same question asked of the CPU study's unregularised nets (which have biases, so no normalised
     margin): the angle between a weighted net's parameters and the unweighted net's of the same seed at the last
     epoch, and its Spearman correlation over epochs with |Delta| on each probe set (seed means)."""
-    from scipy.stats import spearmanr
 
     none = df[df.regime == "none"] if "regime" in df else df
     if "angle_unweighted" not in none or none.angle_unweighted.isna().all():

@@ -9,13 +9,12 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from iwtheory.compare.effects import PROBE, PROBES
+from iwtheory.compare.effects import PROBE, PROBES, residual_decay
 from iwtheory.report.latex import plot_label
 from iwtheory.report.style import have_latex, icml, weight_colors, weight_label
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
 
 
 def file_stem(name: str, max_len: int = 100) -> str:
@@ -233,8 +232,6 @@ def residual_figure(records: pd.DataFrame, summaries: pd.DataFrame, out_dir, nam
                     floor: float = 1e-9) -> list[Path]:
     """|w(t) - w_hat log t - w_tilde| against t (log-log), one curve per weight, with the predicted decay
     t^-(theta_2 - 1) dashed (theta_2: the smallest margin of a point off the support)."""
-    from iwtheory.compare.effects import residual_decay
-
     colors = weight_colors(summaries.weight.unique())
     with plt.rc_context(icml("column")):
         fig, ax = plt.subplots()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import tomllib
 from pathlib import Path
 
 from iwtheory.report.macros import se_decimals
@@ -197,8 +198,6 @@ def update_configs(experiments: Path, results_dir: Path) -> list[Path]:
 
 def experiments_block(experiments: Path, results_dir: Path) -> str:
     """A markdown table: each config, its description and its measured runtimes."""
-    import tomllib
-
     timings = json.loads((Path(results_dir) / "timings.json").read_text())
     reproduce = json.loads((Path(results_dir) / "reproduce.json").read_text())
     rows = ["| config | what it runs | runtime |", "|---|---|---|"]

@@ -10,6 +10,7 @@ import pandas as pd
 from iwtheory.report.latex import escape
 from iwtheory.report.macros import pm
 from iwtheory.report.style import weight_label
+from iwtheory.runs.config import config_hash
 from iwtheory.theory.limits import COSINE, LIMIT_LOSSES
 
 # the loss table's rows: the loss study's regimes are loss names, the polynomial tail as poly1 (alpha = 1, the
@@ -58,8 +59,6 @@ def theory_table(constants: pd.DataFrame) -> str:
 
 def experiments_table(df: pd.DataFrame) -> str:
     """One row per experiment (and source): its runs and a hash of their config hashes, which names the sweep."""
-    from iwtheory.runs.config import config_hash
-
     rows = []
     for (exp, src), g in df.groupby(["experiment", "source"]):
         hashes = sorted(g.config_hash.unique())

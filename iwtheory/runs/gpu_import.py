@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -54,9 +56,6 @@ def import_results(src: str | Path, dest: str | Path = "results/gpu", max_mb: fl
     is followed or unpacked, the archive's sizes are checked from its headers before anything is written, and
     the import is built in a temporary folder beside the target and renamed into place only when complete, so a
     failure leaves nothing behind."""
-    import shutil
-    import tarfile
-
     src, dest = Path(src), Path(dest)
     max_bytes = int(max_mb * 2**20)
     raw = _plain_file(src / "versions.json", 1 << 16)

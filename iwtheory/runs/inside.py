@@ -18,6 +18,8 @@ from iwtheory.runs.config import ConfigError, check_distinct
 from iwtheory.runs.locks import hold_runs
 from iwtheory.runs.records import Run, check_out
 from iwtheory.theory import seeds
+from iwtheory.theory.data import bl_toy
+from iwtheory.theory.dynamics import log_grid
 
 RULES = ("constant", "loss_scaled")
 
@@ -76,14 +78,10 @@ class InsideConfig:
 
 def grid(cell: dict) -> np.ndarray:
     """The flow times a run is recorded at: 0 and ``n_records`` log-spaced points in [1, t_max]."""
-    from iwtheory.theory.dynamics import log_grid
-
     return log_grid(float(cell["t_max"]), int(cell["n_records"]), t_min=1.0)
 
 
 def _data(cfg: InsideConfig):
-    from iwtheory.theory.data import bl_toy
-
     # the toy's constant feature stands in for a bias: the net stays homogeneous in its parameters
     train = bl_toy(bias=True, **cfg.data)
     test = bl_toy(bias=True, **{**cfg.data, "seed": seeds.int_seed(cfg.data.get("seed", 0), "toy_test"),

@@ -18,14 +18,27 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import socket
+import struct
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
-
-from iwtheory.runs.config import ConfigError, config_hash
+from iwtheory.runs.config import ConfigError, config_hash, load_study, load_toml
+from iwtheory.runs.inside import InsideConfig, run_inside
 from iwtheory.runs.progress import progress as progress_bar
+from iwtheory.runs.records import Run, check_out
+from iwtheory.runs.theory import TheoryConfig, run_cells, run_theory
+from iwtheory.runs.train import (
+    TrainConfig,
+    drop_finished_checkpoints,
+    plan_groups,
+    resolve_device,
+    run_group,
+    run_study,
+)
 
 
 class UnitsFailed(RuntimeError):
@@ -54,10 +67,6 @@ def probe_scheduler(address: str, timeout: float = 5.0) -> None:
     must accept within ``timeout`` and send Dask's handshake (a scheduler speaks first: an 8-byte message length,
     then a frame count), so a closed port, a silent service, an HTTP server or one that sends a banner of its
     own gets a one-line ConfigError instead of a hang or a huge allocation."""
-    import socket
-    import struct
-    from urllib.parse import urlsplit
-
     if not address.startswith("tcp://"):
         return  # tls:// and ucx:// speak their own handshakes first
     try:
@@ -145,25 +154,18 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _train_unit(cfgs, out, members, device, data_dir, download, threads):
-    from iwtheory.runs.train import run_group
-
     _set_threads(threads)
     return run_group(cfgs, out, members, device, data_dir=data_dir, download=download, progress=False,
                      wait=math.inf)
 
 
 def _theory_unit(cfg, out, indices, threads):
-    from iwtheory.runs.theory import run_cells
-
     _set_threads(threads)
     return run_cells(cfg, out, indices, wait=math.inf)
 
 
 def train_units(cfgs, out, device: str, data_dir=None, download=None, threads: int | None = 1) -> list[Unit]:
     """One unit per stack group of the unfinished models of ``cfgs``."""
-    from iwtheory.runs.train import plan_groups
-    from iwtheory.runs.records import Run
-
     units = []
     for members in plan_groups(cfgs, out):
         hashes = [Run(out, c).hash for c in (cfgs[ci].cells()[k] for ci, k in members)]
@@ -175,8 +177,6 @@ def train_units(cfgs, out, device: str, data_dir=None, download=None, threads: i
 
 def theory_units(cfg, out, batch: int | None = None, workers: int = 2, threads: int | None = 1) -> list[Unit]:
     """The unfinished cells of ``cfg`` in batches (by default about four batches per worker)."""
-    from iwtheory.runs.records import Run
-
     cells = cfg.cells()
     todo = [i for i, c in enumerate(cells) if not Run(out, c).finished()]
     size = batch or max(1, math.ceil(len(todo) / (4 * max(workers, 1))))
@@ -215,8 +215,6 @@ def run_units(client, units: list[Unit], progress: bool = True, what: str = "uni
 
 
 def distributed_theory(client, cfg, out, progress: bool = True) -> list[str]:
-    from iwtheory.runs.records import check_out
-
     out = check_out(out).resolve()  # workers elsewhere see the shared folder by its full path
     workers = len(client.scheduler_info()["workers"])
     return run_units(client, theory_units(cfg, out, workers=workers, threads=threads_for(client)), progress,
@@ -230,9 +228,6 @@ def threads_for(client) -> int | None:
 
 def distributed_train(client, cfgs, out, data_dir=None, device: str | None = None, download=None,
                       progress: bool = True) -> list[str]:
-    from iwtheory.runs.records import check_out
-    from iwtheory.runs.train import drop_finished_checkpoints, resolve_device
-
     out = check_out(out).resolve()
     dev = device or cfgs[0].device
     if dev == "auto":
@@ -251,19 +246,11 @@ def distributed_train(client, cfgs, out, data_dir=None, device: str | None = Non
 def load_experiment(path: str | Path, runner: str, quick: bool = False, overrides: list[str] = (),
                     regimes: list[str] | None = None):
     """An experiment config for ``runner`` (theory, inside: one config; train: the study's list of regimes)."""
-    from iwtheory.runs.config import load_study, load_toml
-
     if runner == "theory":
-        from iwtheory.runs.theory import TheoryConfig
-
         return load_toml(path, TheoryConfig, quick=quick, overrides=overrides)
     if runner == "inside":
-        from iwtheory.runs.inside import InsideConfig
-
         return load_toml(path, InsideConfig, quick=quick, overrides=overrides)
     if runner == "train":
-        from iwtheory.runs.train import TrainConfig
-
         return load_study(path, TrainConfig, quick=quick, overrides=overrides, regimes=regimes)
     raise ConfigError(f"unknown runner {runner!r}; expected theory, inside or train")
 
@@ -283,15 +270,9 @@ class Serial:
     def run(self, runner: str, cfg, out, data_dir=None, device=None, download=None, progress: bool = True) -> int:
         """Run experiment ``cfg`` (as ``load_experiment`` gives it); return the number of runs it names."""
         if runner == "theory":
-            from iwtheory.runs.theory import run_theory
-
             return len(run_theory(cfg, out, progress=progress, wait=self.wait))
         if runner == "inside":
-            from iwtheory.runs.inside import run_inside
-
             return len(run_inside(cfg, out, progress=progress, wait=self.wait))
-        from iwtheory.runs.train import run_study
-
         return len(run_study(cfg, out, data_dir=data_dir, device=device, download=download, progress=progress,
                              wait=self.wait))
 

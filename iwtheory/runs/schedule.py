@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from iwtheory.theory.dynamics import log_grid
 from iwtheory.theory.windows import late_start
 
 
@@ -68,8 +69,6 @@ def scheduled(cfg: dict) -> tuple[str, np.ndarray]:
 
     The config comes from a file: its schedule fields are checked for type and range first (ScheduleError),
     so a damaged config is named instead of allocating or failing somewhere inside numpy."""
-    from iwtheory.theory.dynamics import log_grid
-
     kind = cfg.get("kind")
     if kind == "train":
         _checked(cfg, _FIELDS["train"])

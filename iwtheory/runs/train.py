@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from iwtheory.nets.names import DATASETS, MLP_HIDDEN, MODELS, PARTNER_FIELDS, PRECISIONS, WEIGHT_NORMS
+from iwtheory.runs.checkpoints import checkpoint_header, read_checkpoint, set_aside, write_checkpoint
 from iwtheory.runs.config import ConfigError, check_distinct, check_kwargs, config_hash
 from iwtheory.runs.locks import hold_runs
 from iwtheory.runs.progress import progress as progress_bar
-from iwtheory.runs.checkpoints import checkpoint_header, read_checkpoint, set_aside, write_checkpoint
 from iwtheory.runs.records import RecordError, Run, check_out, fault_point, identity, read_json
 from iwtheory.runs.schedule import train_epochs
-from iwtheory.theory.limits import COSINE, LIMIT_LOSSES, LOSS_PARAMS, resolve_params
+from iwtheory.theory.data import bl_toy
+from iwtheory.theory.limits import COSINE, LIMIT_LOSSES, LOSS_PARAMS, class_coefficients, resolve_params
 
 # Fields that change how fast a run goes, not what it computes; they stay out of the run hash.
 ENGINEERING = ("name", "description", "source", "data_dir", "download", "device", "max_models", "compile",
@@ -147,8 +148,6 @@ class TrainConfig:
         need(set(self.loss_params) <= allowed, f"loss_params {sorted(self.loss_params)} do not fit the "
              f"{self.loss} loss (it takes {sorted(allowed) or 'none'}, or its paper's parameters)")
         if self.loss_params:
-            from iwtheory.theory.limits import class_coefficients
-
             try:
                 class_coefficients(self.loss, **{k: v for k, v in self.loss_params.items() if k != "base"})
             except (TypeError, ValueError) as e:
@@ -232,8 +231,6 @@ def build_task(cfg: TrainConfig, data_dir: str | None = None, download: bool | N
     from iwtheory.nets.readers import load_images
 
     if cfg.dataset == "bl_toy":
-        from iwtheory.theory.data import bl_toy
-
         p = dict(cfg.synthetic)
         n_test = p.pop("n_test", 1000)
         # the generator checks separability with its bias feature; the MLP has biases of its own

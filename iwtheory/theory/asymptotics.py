@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linprog
 
-from iwtheory.theory.geometry import angle, orthogonal_component
 from iwtheory.theory.checks import DegenerateSupportError, check_weights, margins_matrix
+from iwtheory.theory.geometry import angle, orthogonal_component
 from iwtheory.theory.maxmargin import MaxMargin, max_margin
 
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from iwtheory.theory.checks import check_xy
 from iwtheory.theory import seeds
+from iwtheory.theory.checks import check_xy
 
 
 @dataclass

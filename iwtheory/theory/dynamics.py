@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from iwtheory.theory.geometry import angle
-from iwtheory.theory.checks import check_weights, margins_matrix
-from iwtheory.theory.losses import Loss, get_loss
 from iwtheory.theory import seeds
+from iwtheory.theory.checks import check_weights, margins_matrix
+from iwtheory.theory.geometry import angle
+from iwtheory.theory.losses import Loss, get_loss
+from iwtheory.theory.maxmargin import max_margin
 
 
 @dataclass
@@ -195,7 +196,6 @@ def _setup(X, y, weights, loss, w_hat):
     if not isinstance(loss, Loss):
         raise TypeError(f"loss must be a name or a Loss; got {type(loss).__name__}")
     if w_hat is None:
-        from iwtheory.theory.maxmargin import max_margin
         try:
             w_hat = max_margin(Z, np.ones(Z.shape[0])).w
         except ValueError:

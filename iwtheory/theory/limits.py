@@ -50,12 +50,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import minimize
 
+from iwtheory.theory import dynamics, seeds
 from iwtheory.theory.checks import check_weights, class_weights, margins_matrix
+from iwtheory.theory.dynamics import log_grid
 from iwtheory.theory.geometry import safe_norm, unit
-from iwtheory.theory.losses import EXPONENTIAL, LOGISTIC, LOSSES, Loss, get_loss
+from iwtheory.theory.losses import EXPONENTIAL, LOGISTIC, LOSSES, Loss, get_loss, polynomial
 from iwtheory.theory.maxmargin import MaxMargin, max_margin
-from iwtheory.theory import seeds
 
 ADJUSTED = ("la", "vs", "vs_softmax", "label_margin", "ldam")  # the class-dependent losses
 LIMIT_LOSSES = LOSSES + ADJUSTED                      # every loss name the package knows
@@ -223,8 +225,6 @@ def cosine_limit(X, y, weights=None, margin=(0.0, 0.0), s: float = 30.0, base: s
 
     Solved by SLSQP with the ball as a constraint; ``kkt_residual`` is the norm of the projected gradient
     (the gradient's part along d as well when the ball does not bind), relative to the gradient's norm."""
-    from scipy.optimize import minimize
-
     Z, c, lbase, a, b = _cosine_problem(X, y, weights, margin, s, base, power)
     n = len(c)
 
@@ -251,8 +251,6 @@ def cosine_descent(X, y, weights=None, margin=(0.0, 0.0), s: float = 30.0, lr: f
                    n_records: int = 20, seed: int = 0, base: str = "logistic") -> tuple[np.ndarray, np.ndarray]:
     """Gradient descent on a linear cosine classifier (class vectors w_pos, w_neg, inputs normalised) with the
     LDAM loss, from a random start: (recorded steps, d = u_pos - u_neg at each)."""
-    from iwtheory.theory.dynamics import log_grid
-
     Z, c, lbase, a, b = _cosine_problem(X, y, weights, margin, s, base)
     W = seeds.rng(seed, "init").normal(size=(2, Z.shape[1]))
     at = set(log_grid(steps, n_records, integer=True).astype(int).tolist())
@@ -346,9 +344,6 @@ def simulate(X, y, loss: str = "logistic", weights=None, method: str = "flow", p
              loss_params: dict | None = None, **kw):
     """Gradient flow (``method="flow"``) or descent ("gd") on ``loss``, through the affine form; keyword
     arguments go to ``gradient_flow`` / ``gradient_descent`` (net, t_max, steps, lr, ...)."""
-    from iwtheory.theory import dynamics
-    from iwtheory.theory.losses import polynomial
-
     params = dict(loss_params or {})
     if loss in COSINE:
         raise ValueError(f"{loss} trains a cosine classifier, not a linear model: use cosine_descent")

@@ -19,6 +19,7 @@ from scipy.optimize import nnls
 from iwtheory.theory.checks import NotSeparableError, margins_matrix
 from iwtheory.theory.geometry import safe_norm, unit
 
+
 @dataclass
 class MaxMargin:
     """The hard-margin solution: ``w`` has smallest margin 1 and ``w = Z^T alpha``.
