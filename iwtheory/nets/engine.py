@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from iwtheory.nets.data import Task
-from iwtheory.nets.losses import margin_loss, weighted_risk
+from iwtheory.nets.risks import margin_loss, weighted_risk
 from iwtheory.nets.models import last_layer, make_plain, stack_members
 from iwtheory.nets.names import PARTNER_FIELDS, PRECISIONS
 from iwtheory.theory import seeds

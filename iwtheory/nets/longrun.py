@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from iwtheory.nets.losses import weighted_risk
+from iwtheory.nets.risks import weighted_risk
 from iwtheory.theory.seeds import int_seed
 
 STEP_RULES = ("constant", "loss_scaled")

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import minimize
 
-from iwtheory.nets.losses import margin_loss
+from iwtheory.nets.risks import margin_loss
 from iwtheory.theory.data import bl_toy
 from iwtheory.theory.geometry import angle
 from iwtheory.theory.limits import binary_vs, cosine_descent, cosine_limit, from_paper, limit, simulate

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from iwtheory.nets.losses import margin_loss, weighted_risk
+from iwtheory.nets.risks import margin_loss, weighted_risk
 from iwtheory.theory.losses import get_loss
 
 
