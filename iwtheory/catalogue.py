@@ -51,7 +51,8 @@ CATALOGUE: tuple[Experiment, ...] = (
                figures=("frac_pos_none", "frac_pos_regimes", "effect_by_regime", "l2_strength", "early_stopping",
                         "feature_angle"),
                tables=("early_late", "separation")),
-    Experiment(CIFAR, "train", "gpu", figures=("frac_pos_study_cifar",), tables=("separation_cifar",)),
+    Experiment(CIFAR, "train", "gpu", figures=("frac_pos_study_cifar", "frac_pos_study_cifar_gpu"),
+               tables=("separation_cifar",)),  # _gpu: from imported GPU records
     Experiment(LOSS_STUDY, "train", "losses", figures=("frac_pos_losses",), tables=("losses",)),
 )
 BY_NAME = {e.name: e for e in CATALOGUE}

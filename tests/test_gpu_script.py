@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from iwtheory import cli
 from iwtheory.report.analysis import analyse, result_dirs
 from iwtheory.report.build import make_figures, make_tables
 from iwtheory.runs.gpu_import import import_results
@@ -58,5 +59,11 @@ def test_imported_gpu_records_are_read_beside_cpu_runs(dry_run, tmp_path):
     assert "frac_pos_study_cifar_gpu" in figs
     make_tables(local, tmp_path / "paper", a)
     assert json.loads((tmp_path / "paper" / "generated" / "numbers.json").read_text())["GpuStudies"] == 1
+    # from the command line: --gpu-results names where imports live; without it, only this checkout's results/gpu
+    for flags, studies in ((["--gpu-results", str(tmp_path / "results")], 1), (["--no-gpu-results"], 0),
+                           (["--gpu-results", str(tmp_path / "nowhere")], 0)):
+        paper = tmp_path / f"paper{len(flags)}{studies}"
+        assert cli.main(["tables", "--runs", str(local), "--out", str(paper), *flags]) == 0
+        assert json.loads((paper / "generated" / "numbers.json").read_text())["GpuStudies"] == studies
     with pytest.raises(RecordError, match="exists already"):
         import_results(dry_run, tmp_path / "results")

@@ -61,3 +61,28 @@ def set_aside(path: Path, why: str) -> Path:
     os.replace(path, dest)
     warn(f"checkpoint {path} {why}; set aside as {dest.name}, its runs restart from scratch")
     return dest
+
+
+def consistency(header: dict, runs: list, fp: str, evals: list[int]) -> str:
+    """'' when a checkpoint's header and its group's run folders (``runs``, records.Run) agree: the same runs,
+    the same data (fingerprint ``fp``), and metrics for exactly the scheduled epochs ``evals`` up to the
+    checkpoint's; otherwise why not."""
+    hashes = [r.hash for r in runs]
+    if header.get("runs") != hashes:
+        return "belongs to other runs"
+    if header.get("data_fingerprint") != fp:
+        return f"was made with other data (fingerprint {header.get('data_fingerprint')}, now {fp})"
+    epoch = header.get("epoch")
+    if not isinstance(epoch, int) or epoch < 0:
+        return "has no valid epoch"
+    want = [e for e in evals if e <= epoch]
+    for r in runs:
+        if r.done:
+            return f"belongs to run {r.hash}, which is already done"
+        if r.stored_config() is None:
+            return f"belongs to run {r.hash}, whose folder is gone"
+        # a malformed line other than a partial last one raises, naming the file and line: never repaired
+        got = [row.get("epoch") for row in r.read_metrics(repair=True) if row.get("epoch", -1) <= epoch]
+        if sorted(got) != want:
+            return f"is at epoch {epoch} but run {r.hash} holds metrics for {len(got)} of its {len(want)} epochs"
+    return ""

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from iwtheory.nets.names import DATASETS, MLP_HIDDEN, MODELS, PARTNER_FIELDS, PRECISIONS, WEIGHT_NORMS
-from iwtheory.runs.checkpoints import checkpoint_header, read_checkpoint, set_aside, write_checkpoint
+from iwtheory.runs.checkpoints import checkpoint_header, consistency, read_checkpoint, set_aside, write_checkpoint
 from iwtheory.runs.config import ConfigError, check_distinct, check_kwargs, config_hash
 from iwtheory.runs.locks import hold_runs
 from iwtheory.runs.progress import progress as progress_bar
@@ -444,29 +444,6 @@ def run_group(cfgs: list[TrainConfig], out: str | Path, members: list[tuple[int,
     return [r.hash for r, _ in group]
 
 
-def _consistency(header: dict, group, fp: str, evals: list[int]) -> str:
-    """'' when a checkpoint's header and the group's run folders agree; otherwise why not."""
-    hashes = [r.hash for r, _ in group]
-    if header.get("runs") != hashes:
-        return "belongs to other runs"
-    if header.get("data_fingerprint") != fp:
-        return f"was made with other data (fingerprint {header.get('data_fingerprint')}, now {fp})"
-    epoch = header.get("epoch")
-    if not isinstance(epoch, int) or epoch < 0:
-        return "has no valid epoch"
-    want = [e for e in evals if e <= epoch]
-    for r, _ in group:
-        if r.done:
-            return f"belongs to run {r.hash}, which is already done"
-        if r.stored_config() is None:
-            return f"belongs to run {r.hash}, whose folder is gone"
-        # a malformed line other than a partial last one raises, naming the file and line: never repaired
-        got = [row.get("epoch") for row in r.read_metrics(repair=True) if row.get("epoch", -1) <= epoch]
-        if sorted(got) != want:
-            return f"is at epoch {epoch} but run {r.hash} holds metrics for {len(got)} of its {len(want)} epochs"
-    return ""
-
-
 def engine_setup(cfg: TrainConfig, cells: list[dict], task) -> tuple:
     """(EngineSettings, [Member]) of a stack of ``cells`` of ``cfg`` on ``task``: what the engine is built from."""
     from iwtheory.nets.engine import EngineSettings, Member
@@ -522,7 +499,7 @@ def _resume_or_start(group, members, task, settings, dev: str, ckpt: Path, fp: s
         except RecordError as e:
             header, payload, why = None, None, f"is unreadable ({e})"
         else:
-            why = _consistency(header, group, fp, evals)  # a malformed metrics line raises, naming it
+            why = consistency(header, [r for r, _ in group], fp, evals)  # a malformed metrics line raises, naming it
         if not why:
             try:
                 stack.load_bytes(payload)

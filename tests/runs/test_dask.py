@@ -127,3 +127,21 @@ def test_a_failing_unit_is_reported_and_the_others_go_on(client, tmp_path):
                           progress=False)
     assert len(load(tmp_path / "runs").config_hash.unique()) == len(good.cells())  # the good units finished
     assert Path(tmp_path / "runs").is_dir()
+
+
+def test_the_launcher_is_the_one_choice_and_both_kinds_write_the_same_runs(client, tmp_path):
+    """``launcher`` picks serial or Dask once; the CLI and reproduce call ``run`` alike. The long runs stay in
+    this process either way."""
+    from iwtheory.runs.inside import InsideConfig
+    from iwtheory.runs.launch import Distributed, Serial, launcher
+
+    with launcher(None) as serial:
+        assert type(serial) is Serial
+        assert serial.run("theory", THEORY, tmp_path / "a", progress=False) == len(THEORY.cells())
+    dist = Distributed(client)
+    assert dist.run("theory", THEORY, tmp_path / "b", progress=False) == len(THEORY.cells())
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+    inside = InsideConfig(name="lk", data={"n_per_class": 4, "seed": 0}, weights=[1.0, 4.0], seeds=[0], hidden=[4],
+                          t_max=1e4, n_records=4, check_t=1.0, n_test=10, noise_count=5)
+    assert dist.run("inside", inside, tmp_path / "c", progress=False) == 2
+    assert len(load(tmp_path / "c").config_hash.unique()) == 2
