@@ -230,8 +230,8 @@ def _study(name: str, source: str, cnn: pd.DataFrame, diverged: pd.DataFrame, su
         saved = [read_features(f) for f in feature_files(Path(roots[h]) / h)]
         fa.append(feature_angle_rows(run_configs[h], h, saved))
         if saved and name in FEATURE_LIMITS:
-            summary = read_json(Path(roots[h]) / h / "summary.json")
-            limits.append(final_feature_limit(run_configs[h], summary, h, saved[-1]))
+            run_summary = read_json(Path(roots[h]) / h / "summary.json")
+            limits.append(final_feature_limit(run_configs[h], run_summary, h, saved[-1]))
     fa = [f for f in fa if not f.empty]
     features = pd.concat(fa, ignore_index=True) if fa else pd.DataFrame()
     if not features.empty:

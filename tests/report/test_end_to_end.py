@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from iwtheory.compare.effects import IncompleteSweepError
-from iwtheory.report.analysis import analyse
+from iwtheory.report.analysis import analyse, study
 from iwtheory.catalogue import CATALOGUE, SHARED_TABLES
 from iwtheory.report.build import make_claims, make_figures, make_tables
 from iwtheory.report.layout import layout_faults
@@ -190,6 +190,9 @@ def test_figures_tables_claims_and_a_compiled_pdf(sweep, tmp_path):
     paper.mkdir()
     shutil.copy(ROOT / "paper" / "main.tex", paper / "main.tex")
     a = analyse(sweep)
+    for st in a.studies.values():  # every study's early/late summary, and the loss study's feature limits
+        assert {"variant", "weight", "peak_effect", "tail_abs_effect"} <= set(st.summary.columns), st.name
+    assert len(study(a, "study_losses").limits) == study(a, "study_losses").df.config_hash.nunique()
     figs = make_figures(sweep, paper / "figures", a)
     names = {p.stem for p in figs}
     assert {"theory_angle", "theory_boundaries", "theory_residual", "frac_pos_none", "frac_pos_regimes",
