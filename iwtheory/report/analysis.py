@@ -243,6 +243,24 @@ def _study(name: str, source: str, cnn: pd.DataFrame, diverged: pd.DataFrame, su
     return CnnStudy(name, source, ok, config, configs, summary, features, sizes, pd.DataFrame(limits))
 
 
+MAX_POINTS = 10**5  # a theory dataset the report draws again: more points or dimensions is a damaged record
+
+
+def rebuild_dataset(path: Path) -> Dataset:
+    """The dataset a theory run drew, from its config.json (a file: its sizes are checked before anything is
+    drawn); RecordError naming the file when it cannot be drawn again."""
+    cfg = read_json(path)
+    try:
+        params = dict(cfg["data"])
+        for k, v in params.items():
+            if (k.startswith("n") or k == "d") and not (isinstance(v, int) and not isinstance(v, bool)
+                                                        and 0 <= v <= MAX_POINTS):
+                raise ValueError(f"{k} = {v!r} is not an integer in [0, {MAX_POINTS}]")
+        return make_dataset(cfg["dataset"], **params)
+    except (KeyError, TypeError, ValueError) as e:  # NotSeparableError is a ValueError
+        raise RecordError(f"{path}: its dataset cannot be drawn again ({e})") from None
+
+
 def result_dirs(*parents: Path) -> list[tuple[Path, str]]:
     """GPU result folders (``<parent>/<date>-<gpu>/runs``) with their labels, in name order."""
     out = []
@@ -265,8 +283,7 @@ def analyse(runs_root, results: list[tuple[Path, str]] = ()) -> Analysis:
     for name in (BOUNDARIES,):  # the experiments whose figures and numbers draw their data points
         runs = df[(df.experiment == name) & (df.source == "local")]
         if not runs.empty:
-            cfg = read_json(Path(runs.root.iloc[0]) / runs.config_hash.iloc[0] / "config.json")
-            a.datasets[name] = make_dataset(cfg["dataset"], **cfg["data"])
+            a.datasets[name] = rebuild_dataset(Path(runs.root.iloc[0]) / runs.config_hash.iloc[0] / "config.json")
     if "epoch" in df.columns:
         cnn = df[df.epoch.notna()]
         for (name, source), _ in cnn.groupby(["experiment", "source"]):

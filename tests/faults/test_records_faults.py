@@ -290,3 +290,22 @@ def test_a_done_run_with_a_cut_last_line_is_run_again_not_stuck(tmp_path, capsys
     again = load(out).sort_values(["config_hash", "epoch"]).reset_index(drop=True)
     # retrained alone rather than beside another model: the same numbers up to float summation order
     pd.testing.assert_frame_equal(again, ref, rtol=1e-4)
+
+
+def test_a_damaged_theory_config_cannot_make_the_report_draw_a_huge_dataset(tmp_path):
+    """The boundaries figure draws its dataset again from a run's config.json: sizes are checked first."""
+    import json
+
+    from iwtheory.report.analysis import MAX_POINTS, rebuild_dataset
+    from iwtheory.runs.theory import TheoryConfig, run_theory
+
+    runs = run_theory(TheoryConfig(name="theory_boundaries", dataset="bl_toy", data={"n_per_class": 5},
+                                   weights=[1.0], t_max=10.0, n_records=3), tmp_path, progress=False)
+    path = runs[0].dir / "config.json"
+    assert rebuild_dataset(path).X.shape == (10, 3)
+    cfg = json.loads(path.read_text())
+    for data in ({"n_per_class": MAX_POINTS * 1000}, {"n_per_class": -3}, {"n_per_class": "many"},
+                 {"n_per_class": 5, "colour": 1}, {"n_per_class": True}):
+        path.write_text(json.dumps({**cfg, "data": data}))
+        with pytest.raises(RecordError, match="cannot be drawn again"):
+            rebuild_dataset(path)
