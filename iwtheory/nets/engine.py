@@ -217,6 +217,9 @@ class Stack:
     @_in_precision
     def train_step(self, idx: torch.Tensor) -> torch.Tensor:
         """One SGD step of every model on its own batch ``idx`` (M, B); returns the per-model risk."""
+        return self._step(idx)
+
+    def _step(self, idx: torch.Tensor) -> torch.Tensor:
         x = self._layout(self.x_train[idx])
         y = self.task.y_train[idx]
         with self._autocast():
@@ -252,7 +255,7 @@ class Stack:
         total = torch.zeros(self.M, device=self.device)
         self.net.train()
         for k in range(steps):
-            total += self.train_step(perms[:, k * B:(k + 1) * B])
+            total += self._step(perms[:, k * B:(k + 1) * B])  # train_epoch holds the precision
         self.epoch += 1
         mean = total / steps
         bad = ~torch.isfinite(mean) & self.active
