@@ -37,7 +37,7 @@ import pandas as pd
 from scipy import stats
 
 from iwtheory.catalogue import ANGLE, DUPLICATES, INSIDE, TOY
-from iwtheory.compare.effects import PROBE_SETS, angle_constants
+from iwtheory.compare.effects import PROBE_SETS, angle_constants, lasting_from
 from iwtheory.theory.windows import in_late_window
 
 # ---- the rules' constants ----------------------------------------------------------------------------
@@ -214,10 +214,7 @@ def saturated(values, bound: float = 1.0) -> bool:
 def separated_from(when: np.ndarray, acc: np.ndarray) -> float:
     """The first recorded time (epoch, flow time) from which the training accuracy ``acc`` stays 1; nan when it
     ends below 1."""
-    bad = np.flatnonzero(acc < 1.0)
-    if bad.size == 0:
-        return float(when[0])
-    return float("nan") if bad[-1] == len(acc) - 1 else float(when[bad[-1] + 1])
+    return lasting_from(when, np.asarray(acc) < 1.0)
 
 
 def separation(df: pd.DataFrame) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from iwtheory.theory.windows import in_late_window
 
+
 @dataclass(frozen=True)
 class Probe:
     """A probe set: the metrics column holding the share F of it predicted positive, and its names."""
@@ -55,15 +56,18 @@ def weight_effect(df: pd.DataFrame, metric: str = "frac_pos_test", by: tuple = (
     return res.drop(columns="delta_sd").assign(metric=metric)
 
 
+def lasting_from(t: np.ndarray, failing: np.ndarray) -> float:
+    """The first ``t`` after which a condition holds for good: just after its last ``failing`` record (``t[0]``
+    when it never fails, nan when it fails at the end)."""
+    bad = np.flatnonzero(failing)
+    if bad.size == 0:
+        return float(t[0])
+    return float("nan") if bad[-1] == len(failing) - 1 else float(t[bad[-1] + 1])
+
+
 def settle_time(t: np.ndarray, value: np.ndarray, eps: float) -> float:
     """First t after which |value| stays below eps for good (nan if it never does)."""
-    t, v = np.asarray(t), np.abs(np.asarray(value))
-    above = np.flatnonzero(v >= eps)
-    if above.size == 0:
-        return float(t[0])
-    if above[-1] == len(v) - 1:
-        return float("nan")
-    return float(t[above[-1] + 1])
+    return lasting_from(np.asarray(t), np.abs(np.asarray(value)) >= eps)
 
 
 def early_late(effect: pd.DataFrame, threshold: float = 0.05, by: tuple = ("regime",), time: str = "epoch",

@@ -15,7 +15,6 @@ def inside_summary(df: pd.DataFrame, summaries: pd.DataFrame) -> dict:
     """What the paper says of the long runs: the approach window, the angles at its ends and their fitted
     exponent per weight, the normalised margins, the step rule's check, and the probe sets' Delta beside the
     angle (their Spearman correlation over the window, from the seed means)."""
-
     window, premise, tables = C.angles_by_weight(df)
     out: dict[str, object] = {"InsideSeeds": int(df.seed.nunique()), "InsideTmaxLog": float(np.log10(df.t.max())),
                               "InsideSeparatedBy": premise["value"] if premise["value"] is not None else float("nan")}
@@ -47,18 +46,18 @@ def study_direction_numbers(df: pd.DataFrame) -> dict:
     """The same question asked of the CPU study's unregularised nets (which have biases, so no normalised
     margin): the angle between a weighted net's parameters and the unweighted net's of the same seed at the last
     epoch, and its Spearman correlation over epochs with |Delta| on each probe set (seed means)."""
-
     none = df[df.regime == "none"] if "regime" in df else df
     if "angle_unweighted" not in none or none.angle_unweighted.isna().all():
         return {}
     out: dict[str, object] = {}
     ws = sorted(w for w in none.weight.unique() if w != 1.0)
+    shares = {p.key: none.pivot_table(index=["seed", "epoch"], columns="weight", values=p.column)
+              for p in PROBE_SETS} if ws else {}
     for w, key in ((max(ws), "Up"), (min(ws), "Down")) if ws else ():
         g = none[none.weight == w]
         by_epoch = g.groupby("epoch").angle_unweighted.mean()
         out[f"StudyAngleEnd{key}"] = float(by_epoch.iloc[-1])
-        for probe, name in ((p.column, p.key) for p in PROBE_SETS):
-            f = none.pivot_table(index=["seed", "epoch"], columns="weight", values=probe)
+        for name, f in shares.items():
             d = (f[w] - f[1.0]).abs().groupby("epoch").mean().reindex(by_epoch.index)
             ok = d.notna() & by_epoch.notna()
             rho = spearmanr(by_epoch[ok], d[ok]).statistic if ok.sum() > 2 and d[ok].nunique() > 1 else float("nan")

@@ -32,8 +32,8 @@ def _sci(v: float) -> str:
 
 def theory_numbers(a: Analysis) -> dict:
     vals: dict[str, object] = {}
-    theory_df = a.angle_constants.sort_values(["loss", "weight"]) if not a.angle_constants.empty else None
-    if theory_df is not None:
+    if not a.angle_constants.empty:
+        theory_df = a.angle_constants.sort_values(["loss", "weight"])
         for _, r in theory_df.iterrows():
             key = ("Exp" if r.loss == "exponential" else "Log", float(r.weight))
             vals[macro_name("Kpred", *key)] = float(r.predicted)

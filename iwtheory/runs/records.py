@@ -135,13 +135,12 @@ IDENTITY = {"theory": ("experiment", "weight", "loss", "depth", "method", "seed"
             "train": ("experiment", "regime", "dataset", "weight", "seed", "lr", "weight_decay", "dropout"),
             "inside": ("experiment", "weight", "seed")}
 RUN_KEYS = tuple(dict.fromkeys(k for keys in IDENTITY.values() for k in keys))
-_ABSENT = {"duplicate": False}  # keys a cell leaves out at their default (so older runs keep their hashes)
 
 
 def identity(cell: dict) -> dict:
-    """A resolved cell's identity keys (``IDENTITY`` of its kind)."""
-    return {k: bool(cell.get(k, False)) if k == "duplicate" else cell.get(k, _ABSENT.get(k))
-            for k in IDENTITY[cell["kind"]]}
+    """A resolved cell's identity keys (``IDENTITY`` of its kind); a theory cell leaves ``duplicate`` out at its
+    default (so older runs keep their hashes), and its identity says False."""
+    return {k: bool(cell.get(k, False)) if k == "duplicate" else cell.get(k) for k in IDENTITY[cell["kind"]]}
 
 
 class Run:
