@@ -28,24 +28,19 @@ FASHION = ("study_fashion", "study_losses")  # where Fashion-MNIST is installed 
 
 def config_identities() -> dict[str, dict[str, list[str]]]:
     """Every experiment config's cell hashes, full and quick (sorted), as the runners would name the runs."""
-    from iwtheory.runs.config import config_hash, load_study, load_toml
-    from iwtheory.runs.inside import InsideConfig
-    from iwtheory.runs.theory import TheoryConfig
-    from iwtheory.runs.train import TrainConfig
+    from iwtheory.catalogue import runner
+    from iwtheory.runs.config import config_hash
+    from iwtheory.runs.launch import load_experiment
 
     out = {}
     for path in sorted(EXPERIMENTS.glob("*.toml")):
-        name = path.stem
+        kind = runner(path.stem)
         got = {}
         for quick in (False, True):
-            if name.startswith("theory_"):
-                cells = load_toml(path, TheoryConfig, quick=quick).cells()
-            elif name.startswith("inside_"):
-                cells = load_toml(path, InsideConfig, quick=quick).cells()
-            else:
-                cells = [c for cfg in load_study(path, TrainConfig, quick=quick) for c in cfg.cells()]
+            cfg = load_experiment(path, kind, quick=quick)
+            cells = [c for one in (cfg if kind == "train" else [cfg]) for c in one.cells()]
             got["quick" if quick else "full"] = sorted(config_hash(c) for c in cells)
-        out[name] = got
+        out[path.stem] = got
     return out
 
 
