@@ -80,6 +80,32 @@ def fashion_records(out: Path) -> dict[str, str]:
     return digests(out)
 
 
+def machine() -> dict:
+    """What decides the last bits of a float here: the library versions and the CPU kernels they dispatch to
+    (numpy's SIMD targets, OpenBLAS's core, torch's CPU capability). The same code gives other bytes on an
+    AVX-512 machine than on an AVX2 one, so the baseline is compared only on a machine like the one that wrote it."""
+    import numpy as np
+    import scipy
+    import threadpoolctl
+    import torch
+
+    from numpy._core._multiarray_umath import __cpu_features__ as feats
+
+    blas = sorted({d.get("architecture") or "" for d in threadpoolctl.threadpool_info()})
+    return {"numpy": np.__version__, "scipy": scipy.__version__, "torch": torch.__version__,
+            "numpy_simd": sorted(k for k, v in feats.items() if v), "blas": blas,
+            "torch_cpu": torch.backends.cpu.get_cpu_capability()}
+
+
+def same_machine(base: dict) -> None:
+    """Skip, naming both, when the baseline was written on another kind of machine (see ``machine``)."""
+    here = machine()
+    if base.get("machine") != here:
+        diff = sorted(k for k in here if (base.get("machine") or {}).get(k) != here[k])
+        pytest.skip(f"the records baseline was written on another kind of machine (differs in {diff}); "
+                    "write it again from the tree before the change: python -m tests.test_records_unchanged --write")
+
+
 def have_fashion() -> bool:
     from iwtheory.nets.readers import FASHION_DEFAULT_DIR, FASHION_FILES
 
@@ -97,7 +123,9 @@ def test_every_config_names_the_same_runs():
 
 @pytest.mark.slow
 def test_quick_records_are_byte_identical(tmp_path):
-    base = json.loads(BASELINE.read_text())["records"]
+    full = json.loads(BASELINE.read_text())
+    same_machine(full)
+    base = full["records"]
     now = quick_records(tmp_path)
     assert sorted(now) == sorted(base), (f"other record files: missing {sorted(set(base) - set(now))[:5]}, "
                                          f"new {sorted(set(now) - set(base))[:5]}")
@@ -109,7 +137,9 @@ def test_quick_records_are_byte_identical(tmp_path):
 def test_quick_fashion_records_are_byte_identical(tmp_path):
     if not have_fashion():
         pytest.skip("Fashion-MNIST is not installed here (make data-deps)")
-    base = json.loads(BASELINE.read_text())["records_fashion"]
+    full = json.loads(BASELINE.read_text())
+    same_machine(full)
+    base = full["records_fashion"]
     now = fashion_records(tmp_path)
     assert sorted(now) == sorted(base), "the quick Fashion studies write other record files"
     changed = sorted(k for k in base if now[k] != base[k])
@@ -121,7 +151,7 @@ if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
 
     with tempfile.TemporaryDirectory() as tmp:
         data = {"identities": config_identities(), "records": quick_records(Path(tmp) / "a"),
-                "records_fashion": fashion_records(Path(tmp) / "b")}
+                "records_fashion": fashion_records(Path(tmp) / "b"), "machine": machine()}
     BASELINE.parent.mkdir(parents=True, exist_ok=True)
     BASELINE.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     print(f"wrote {BASELINE}: {len(data['records'])} record files, {len(data['identities'])} configs")
