@@ -1,4 +1,5 @@
-"""Binary tasks from image datasets: class pairs, seeded subsampling, probe sets, normalisation.
+"""Tasks as tensors: binary tasks from image datasets (class pairs, seeded subsampling, probe sets,
+normalisation), and the tensor form of a user's task of arrays (``iwtheory.task``).
 
 Labels are +1 for the positive class (dog by default) and -1 for the negative one (cat), so
 y * f(x) is the margin of the theory. Images stay uint8 until a batch is drawn; on a GPU
@@ -18,30 +19,36 @@ from iwtheory.theory import seeds
 
 @dataclass
 class Task:
-    """A binary task with its probe sets, as tensors on one device.
+    """A task with its probe sets, as tensors on one device.
 
-    ``x_*`` are uint8 (N, C, H, W) images (or float32 points for the 2-D toy); ``mean``/``std`` are
-    the training set's channel statistics (float32, shape (C,)) used by ``normalise``. Probe sets:
-    ``test`` (the task's test images), ``other`` (test images of every other class) and ``noise``
-    (seeded uniform noise). ``val`` is a held-out split of the training images (possibly empty),
-    for early stopping; ``flipped`` marks training labels flipped by label noise.
+    ``x_*`` are uint8 images (N, C, H, W), float32 points, or a user's float32 inputs of any shape (N, ...).
+    ``y_*`` are float32 +-1 for two classes (``n_classes == 2``), int64 0..K-1 for K classes. ``normalise``
+    maps inputs to what the models read: ``(x / divisor - mean) / std``, ``mean``/``std`` broadcast against
+    one input (images: per channel, (C, 1, 1); a user's task: whatever it declares). ``probes`` are named
+    probe sets in order, each (inputs, labels or None); the image tasks have ``test`` (the task's test images,
+    labelled), ``other`` (test images of every other class) and ``noise`` (seeded uniform noise). ``val`` is
+    a held-out split of the training examples (possibly empty), for early stopping; ``flipped`` marks training
+    labels flipped by label noise. ``r_train``/``r_val`` are per-example importance weights (density ratios,
+    propensities) when the task has them: the weightings that read them take powers of them.
     """
 
     x_train: torch.Tensor
-    y_train: torch.Tensor          # float32 +-1
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    x_other: torch.Tensor
-    x_noise: torch.Tensor
+    y_train: torch.Tensor
+    probes: dict
     mean: torch.Tensor
     std: torch.Tensor
-    pos: str
-    neg: str
-    train_index: np.ndarray        # indices into the source training split (for audits)
+    pos: str = "pos"
+    neg: str = "neg"
+    train_index: np.ndarray | None = None  # indices into the source training split (for audits)
     x_val: torch.Tensor | None = None
     y_val: torch.Tensor | None = None
     flipped: np.ndarray | None = None
     source: str = ""               # fingerprint of the dataset the task was drawn from (set by the runner)
+    divisor: float = 255.0         # images are scaled by 1/255 before standardising
+    n_classes: int = 2
+    classes: tuple = ()            # the class names, in label order (binary: negative, positive)
+    r_train: torch.Tensor | None = None
+    r_val: torch.Tensor | None = None
 
     def __post_init__(self):
         if self.x_val is None:
@@ -49,26 +56,52 @@ class Task:
             self.y_val = self.y_train[:0]
         if self.flipped is None:
             self.flipped = np.zeros(len(self.y_train), dtype=bool)
+        if self.train_index is None:
+            self.train_index = np.arange(len(self.y_train))
+        if not self.classes:
+            self.classes = (self.neg, self.pos) if self.n_classes == 2 else tuple(str(k) for k in
+                                                                                 range(self.n_classes))
 
     @property
-    def shape(self) -> tuple[int, int, int]:
+    def shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
     @property
+    def binary(self) -> bool:
+        return self.n_classes == 2
+
+    @property
     def class_counts(self) -> tuple[int, int]:
-        """(positives, negatives) among the training labels as trained on."""
+        """(positives, negatives) among the training labels as trained on (two classes)."""
         n_pos = int((self.y_train > 0).sum())
         return n_pos, len(self.y_train) - n_pos
 
+    # the image tasks' three probe sets by their old names (benchmarks and audits read them)
+    x_test = property(lambda self: self.probes["test"][0])
+    y_test = property(lambda self: self.probes["test"][1])
+    x_other = property(lambda self: self.probes["other"][0])
+    x_noise = property(lambda self: self.probes["noise"][0])
+
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """Images (uint8, scaled by 1/255) or points (float) -> float32 standardised by the training statistics."""
+        """Inputs (uint8 images, or floats) -> float32 ``(x / divisor - mean) / std``."""
         # float input must not be divided in place: it is the task's own tensor
-        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float() / 255.0
-        return (x - self.mean[:, None, None]) / self.std[:, None, None]
+        x = x.float().div_(self.divisor) if x.dtype == torch.uint8 else x.float() / self.divisor
+        return (x - self.mean) / self.std
 
     def to(self, device) -> "Task":
-        moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in vars(self).items()}
-        return Task(**moved)
+        def move(v):
+            if isinstance(v, torch.Tensor):
+                return v.to(device)
+            if isinstance(v, dict):
+                return {k: tuple(None if t is None else t.to(device) for t in pair) for k, pair in v.items()}
+            return v
+
+        return Task(**{k: move(v) for k, v in vars(self).items()})
+
+
+def image_probes(x_test, y_test, x_other, x_noise) -> dict:
+    """The image tasks' probe sets: the task's test images (labelled), other classes, noise."""
+    return {"test": (x_test, y_test), "other": (x_other, None), "noise": (x_noise, None)}
 
 
 def subsample_indices(idx: np.ndarray, keep, rng: np.random.Generator) -> np.ndarray:
@@ -149,11 +182,10 @@ def make_task(images: ImageData, pos: str = "dog", neg: str = "cat", keep_pos=No
                                                        dtype=np.uint8)
     y_train = signs(images.y_train[tr])
     y_train[torch.from_numpy(flipped)] *= -1
-    return Task(x_train, y_train,
-                torch.from_numpy(np.ascontiguousarray(images.x_test[te])), signs(images.y_test[te]),
-                torch.from_numpy(np.ascontiguousarray(images.x_test[other])), torch.from_numpy(noise),
-                mean, std, pos, neg, tr, torch.from_numpy(np.ascontiguousarray(images.x_train[va])),
-                signs(images.y_train[va]), flipped)
+    probes = image_probes(torch.from_numpy(np.ascontiguousarray(images.x_test[te])), signs(images.y_test[te]),
+                          torch.from_numpy(np.ascontiguousarray(images.x_test[other])), torch.from_numpy(noise))
+    return Task(x_train, y_train, probes, mean[:, None, None], std[:, None, None], pos, neg, tr,
+                torch.from_numpy(np.ascontiguousarray(images.x_train[va])), signs(images.y_train[va]), flipped)
 
 
 def _channel_stats(xf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,8 +214,8 @@ def points_task(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_
     x_train = t(X_train[tr])
     mean, std = _channel_stats(x_train / 255.0)  # normalise() scales by 1/255 before standardising
     ys = lambda v: torch.from_numpy(np.asarray(v, dtype=np.float32))  # noqa: E731
-    return Task(x_train, ys(y_train[tr]), t(X_test), ys(y_test), t(X_test), t(noise), mean, std,
-                "pos", "neg", tr, t(X_train[va]), ys(y_train[va]))
+    return Task(x_train, ys(y_train[tr]), image_probes(t(X_test), ys(y_test), t(X_test), t(noise)),
+                mean[:, None, None], std[:, None, None], "pos", "neg", tr, t(X_train[va]), ys(y_train[va]))
 
 
 def synthetic_images(n_train: int = 200, n_test: int = 100, shape=(3, 32, 32), n_classes: int = 10,

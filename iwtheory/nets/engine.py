@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 from iwtheory.nets.data import Task
-from iwtheory.nets.risks import margin_loss, weighted_risk
-from iwtheory.nets.models import last_layer, make_plain, stack_members
+from iwtheory.nets.risks import cross_entropy, margin_loss, weighted_risk
+from iwtheory.nets.models import last_layer, make_plain
+from iwtheory.nets.population import PopulationError, population
 from iwtheory.nets.names import PARTNER_FIELDS, PRECISIONS
 from iwtheory.theory import seeds
 from iwtheory.theory.limits import COSINE
@@ -50,10 +51,20 @@ def _in_precision(method):
     return wrapped
 
 
+def build_member(factory, seed: int) -> torch.nn.Module:
+    """``factory(seed)``, with torch's global generator set from the seed's "init" stream first and restored
+    after: a factory that draws its initialisation from torch's default generator is then seeded too."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seeds.int_seed(seed, "init"))
+        return factory(seed)
+
+
 @dataclass
 class Member:
-    """One model of a stack: its class weights (``weight`` on positives, ``wneg`` on negatives) and
-    hyperparameters."""
+    """One model of a stack: its weights and hyperparameters. Class weights (``weight`` on positives, ``wneg``
+    on negatives) unless ``example_weights`` gives a weight per training example (and ``val_weights`` per
+    validation example); ``unweighted`` marks the member every weighted one of its seed is compared with
+    (default: equal class weights)."""
 
     weight: float
     seed: int
@@ -61,6 +72,12 @@ class Member:
     weight_decay: float = 0.0
     dropout: float = 0.0
     wneg: float = 1.0
+    example_weights: object = None
+    val_weights: object = None
+    unweighted: bool | None = None
+
+    def is_unweighted(self) -> bool:
+        return self.weight == self.wneg if self.unweighted is None else bool(self.unweighted)
 
 
 @dataclass
@@ -86,14 +103,24 @@ class EngineSettings:
 
 class Stack:
     """M models trained together: ``train_epoch`` trains all of them, ``evaluate`` and ``features``
-    measure them, ``save``/``load`` checkpoint them. The schedule belongs to the caller."""
+    measure them, ``save``/``load`` checkpoint them. The schedule belongs to the caller.
 
-    def __init__(self, members: list[Member], task: Task, s: EngineSettings, device: str | torch.device = "cpu"):
+    ``factory`` (seed -> nn.Module) builds a user's model instead of the built-in ``s.model``; either way the
+    models are stacked by ``population`` (the hand-written fast path where one exists)."""
+
+    def __init__(self, members: list[Member], task: Task, s: EngineSettings, device: str | torch.device = "cpu",
+                 factory=None):
         if not members:
             raise ValueError("a stack needs at least one member")
         for m in members:
             if not all(isinstance(v, (int, float)) and v > 0 and np.isfinite(v) for v in (m.weight, m.wneg)):
                 raise ValueError(f"class weights must be positive and finite; got {m.weight} and {m.wneg}")
+            for name, w, n in (("example_weights", m.example_weights, len(task.y_train)),
+                               ("val_weights", m.val_weights, len(task.y_val))):
+                if w is not None:
+                    w = np.asarray(w, dtype=float)
+                    if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any():
+                        raise ValueError(f"{name} must be {n} finite non-negative numbers")
             if not (m.lr > 0) or m.weight_decay < 0 or not 0 <= m.dropout < 1:
                 raise ValueError(f"bad hyperparameters {m}: need lr > 0, weight_decay >= 0, 0 <= dropout < 1")
         if s.precision not in PRECISIONS:
@@ -103,11 +130,21 @@ class Stack:
         self.members, self.s, self.M = members, s, len(members)
         self.device = torch.device(device)
         self.task = task.to(self.device)
-        # LDAM is a loss on a cosine classifier: the loss's name picks the head (Cao et al. 2019)
-        head = "cosine" if s.loss in COSINE else "linear"
-        plain = [make_plain(s.model, task.shape, dropout=m.dropout, batchnorm=s.batchnorm, seed=m.seed,
-                            hidden=s.hidden, head=head, bias=s.bias) for m in members]
-        self.net = stack_members(plain).to(self.device)
+        if not task.binary and s.loss != "logistic":
+            raise ValueError(f"a {task.n_classes}-class task trains with cross-entropy (loss = 'logistic'); "
+                             f"the {s.loss} loss is binary here")
+        if factory is None:
+            if not task.binary:
+                raise ValueError(f"the built-in {s.model} has one logit (two classes); a {task.n_classes}-class "
+                                 "task needs a model factory whose forward gives (B, K) logits")
+            # LDAM is a loss on a cosine classifier: the loss's name picks the head (Cao et al. 2019)
+            head = "cosine" if s.loss in COSINE else "linear"
+            plain = [make_plain(s.model, task.shape, dropout=m.dropout, batchnorm=s.batchnorm, seed=m.seed,
+                                hidden=s.hidden, head=head, bias=s.bias) for m in members]
+        else:
+            plain = [build_member(factory, m.seed) for m in members]
+        self.net = population(plain).to(self.device)
+        self.fast = self.net.fast
         # fp64 is a CPU reference mode: it makes float accumulation order irrelevant in tests
         self.dtype = torch.float64 if s.precision == "fp64" else torch.float32
         self.net = self.net.to(self.dtype)
@@ -117,10 +154,11 @@ class Stack:
         # the unweighted model with the same seed and hyperparameters, when this stack holds one (its
         # parameter direction is what the weighted ones are compared with); -1 where none
         keys = [tuple(getattr(m, f) for f in PARTNER_FIELDS) for m in members]
-        unweighted = {key: k for k, (key, m) in enumerate(zip(keys, members)) if m.weight == m.wneg}
+        unweighted = {key: k for k, (key, m) in enumerate(zip(keys, members)) if m.is_unweighted()}
         self.partner = [unweighted.get(key, -1) for key in keys]
         # f(c theta) = c^L f(theta) holds for an MLP without biases or batch norm: L linear layers
-        self.degree = (len(self.net.hidden) + 1) if (s.model == "mlp" and not s.bias and not s.batchnorm) else None
+        self.degree = (len(self.net.hidden) + 1) if (factory is None and s.model == "mlp" and not s.bias
+                                                     and not s.batchnorm) else None
         self.forward = self.net
         self.bufs = [torch.zeros_like(p) for p in self.params]
         lr = torch.tensor([m.lr for m in members], device=self.device, dtype=self.dtype)
@@ -132,23 +170,30 @@ class Stack:
         self.wd_p = [self.per_param(wd, p) for p in self.params]
         self.wpos = torch.tensor([m.weight for m in members], device=self.device)
         self.wneg = torch.tensor([m.wneg for m in members], device=self.device)
-        self.flat_input = s.model == "mlp"  # an MLP reads (M, B, F) directly, with no image layout
+        # (M, N) weights of every training and validation example, per member
+        self.c_train = self._weights(members, self.task.y_train, "example_weights")
+        self.c_val = self._weights(members, self.task.y_val, "val_weights")
+        # an MLP reads (M, B, F) directly, with no image layout; the generic path reads (M, B, ...) as given
+        self.flat_input = self.fast and factory is None and s.model == "mlp"
         self.active = torch.ones(self.M, dtype=torch.bool, device=self.device)
         self.all_active = True
         self.diverged_epoch = [-1] * self.M
         self.order_gens = [torch.Generator().manual_seed(seeds.int_seed(m.seed, "batch_order")) for m in members]
+        random = any(m.dropout > 0 for m in members) or bool(getattr(self.net, "_drops", None))
         self.drop_gens = ([torch.Generator(device=self.device).manual_seed(seeds.int_seed(m.seed, "dropout"))
-                           for m in members] if any(m.dropout > 0 for m in members) else None)
+                           for m in members] if random else None)
         n = len(task.y_train)
         k = min(s.n_feature_images, n)
         self.feature_idx = torch.from_numpy(np.sort(seeds.rng(s.feature_seed, "features").choice(n, k, replace=False)))
         # Normalised once: each step then only gathers rows (the per-step uint8 -> float pass cost ~5% on a CPU).
         self.x_train = self.task.normalise(self.task.x_train).to(self.dtype)
-        # Every image evaluate() reads, in one tensor, so all probe sets go through the models in one pass.
-        parts = [self.task.x_train, self.task.x_val, self.task.x_test, self.task.x_other, self.task.x_noise]
+        # Every input evaluate() reads, in one tensor, so all probe sets go through the models in one pass.
+        parts = [self.task.x_train, self.task.x_val, *(x for x, _ in self.task.probes.values())]
         self.eval_sizes = [len(x) for x in parts]
         self.x_eval = self._shared(torch.cat(parts))
         self.epoch = 0
+        if factory is not None:
+            self._check_outputs()
         if s.compile:
             with tf32(s.precision == "tf32"):
                 self.forward = self._checked_compile()
@@ -170,7 +215,7 @@ class Stack:
                 p.grad = None
             with self._autocast():
                 logits = f(x)
-            weighted_risk(logits.to(self.dtype), y, self.class_weights(y), self.s.loss,
+            weighted_risk(self._logits_of(logits), y, self.c_train[:, :n], self.s.loss,
                           self.s.poly_alpha, self.s.loss_params).sum().backward()
             grads.append([torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in self.params])
             self.net.load_state_dict(saved)
@@ -202,9 +247,11 @@ class Stack:
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         """(M, B, C, H, W) images (uint8, or already normalised in the engine's dtype) -> normalised
         (B, M*C, H, W), or (M, B, C*H*W) for an MLP."""
-        M, B, C, H, W = x.shape
         if x.dtype != self.dtype:
             x = self.task.normalise(x).to(self.dtype)
+        if not self.fast:
+            return x
+        M, B, C, H, W = x.shape
         if self.flat_input:
             return x.reshape(M, B, C * H * W)
         x = x.permute(1, 0, 2, 3, 4).reshape(B, M * C, H, W)
@@ -213,6 +260,33 @@ class Stack:
     def class_weights(self, y: torch.Tensor) -> torch.Tensor:
         """(M, B) weights: the member's weight on positives, its ``wneg`` on negatives."""
         return torch.where(y > 0, self.wpos[:, None], self.wneg[:, None])
+
+    def _weights(self, members: list[Member], y: torch.Tensor, field: str) -> torch.Tensor:
+        """(M, N) per-example weights: a member's own vector where it has one, else its class weights."""
+        c = self.class_weights(y[None, :].expand(self.M, -1)) if self.task.binary else \
+            torch.ones(self.M, len(y), device=self.device)
+        for k, m in enumerate(members):
+            w = getattr(m, field)
+            if w is not None:
+                c[k] = torch.as_tensor(np.asarray(w, dtype=np.float32), device=self.device)
+        return c.contiguous()
+
+    def _logits_of(self, out: torch.Tensor) -> torch.Tensor:
+        """A population's output as logits in the engine's dtype: (M, B) for two classes, (M, B, K) for K."""
+        if self.task.binary and out.dim() == 3:
+            out = out[..., 0]
+        return out.to(self.dtype)
+
+    def _check_outputs(self) -> None:
+        """A user's model must give (B,) or (B, 1) logits for two classes and (B, K) for K, before training."""
+        with self._evaluating():
+            out = self._forward_shared(self.x_eval[:2])
+        K = self.task.n_classes
+        want = ((self.M, 2), (self.M, 2, 1)) if K == 2 else ((self.M, 2, K),)
+        if tuple(out.shape) not in want:
+            per = tuple(out.shape[1:])
+            raise PopulationError(f"the model's forward gives logits of shape {per} for a batch of 2; a "
+                                  f"{K}-class task needs {'(B,) or (B, 1)' if K == 2 else f'(B, {K})'}")
 
     @_in_precision
     def train_step(self, idx: torch.Tensor) -> torch.Tensor:
@@ -224,8 +298,8 @@ class Stack:
         y = self.task.y_train[idx]
         with self._autocast():
             logits = self.forward(x, self.drop_gens)
-        risk = weighted_risk(logits.to(self.dtype), y, self.class_weights(y), self.s.loss, self.s.poly_alpha,
-                             self.s.loss_params)
+        risk = weighted_risk(self._logits_of(logits), y, self.c_train.gather(1, idx), self.s.loss,
+                             self.s.poly_alpha, self.s.loss_params)
         for p in self.params:
             p.grad = None
         risk.sum().backward()  # models share no parameters, so each gets its own gradient
@@ -292,42 +366,59 @@ class Stack:
         prep = (lambda v: v) if normalised else self._shared
         with self._evaluating():
             chunks = range(0, len(x), self.s.eval_chunk)
-            return torch.cat([self.forward(prep(x[i:i + self.s.eval_chunk])).to(self.dtype) for i in chunks], dim=1)
+            return torch.cat([self._logits_of(self._forward_shared(prep(x[i:i + self.s.eval_chunk])))
+                              for i in chunks], dim=1)
+
+    def _forward_shared(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(x) if self.fast else self.forward(x, None, shared=True)
+
+    @property
+    def has_features(self) -> bool:
+        """Whether the feature-space measurements apply: two classes and a model with features() and a
+        linear head (the built-in models have both)."""
+        return self.task.binary and self.net.has_features
 
     @_in_precision
-    def features(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Penultimate features (M, k, F) of the fixed feature subset, last-layer weights (M, F) and biases (M,)."""
+    def features(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """Penultimate features (M, k, F) of the fixed feature subset, last-layer weights (M, F) and biases (M,);
+        None where the feature-space measurements do not apply (``has_features``)."""
+        if not self.has_features:
+            return None
         with self._evaluating():
             f = self.net.features(self._shared(self.task.x_train[self.feature_idx.to(self.device)])).float()
-        w, b = last_layer(self.net)
+        w, b = last_layer(self.net) if self.fast else self.net.last_layer()
         return f, w.detach().float(), b.detach().float()
 
     @torch.no_grad()
     @_in_precision
     def evaluate(self) -> list[dict]:
-        """Per-model metrics on the training set, the validation split (if any) and the three probe sets."""
+        """Per-model metrics on the training set, the validation split (if any) and every probe set: loss,
+        accuracy and balanced accuracy where a probe has labels, and the predicted share of each class
+        (``frac_pos_<probe>`` for two classes, ``frac_class<k>_<probe>`` for K)."""
         t = self.task
-        lt, lv, lte, lo, ln = torch.split(self.logits(self.x_eval, normalised=True), self.eval_sizes, dim=1)
+        lt, lv, *lp = torch.split(self.logits(self.x_eval, normalised=True), self.eval_sizes, dim=1)
+        probes = dict(zip(t.probes, lp))
         y = t.y_train[None, :]
-        c = self.class_weights(t.y_train[None, :].expand(self.M, -1))
-        loss = lambda m, yy: margin_loss(m, self.s.loss, self.s.poly_alpha, yy, self.s.loss_params)  # noqa: E731
-        l_tr = loss(y * lt, y)
-        res = {
-            "train_loss_weighted": (c * l_tr).mean(1), "train_loss": l_tr.mean(1),
-            "train_acc": ((lt > 0) == (y > 0)).float().mean(1),
-            "test_loss": loss(t.y_test[None, :] * lte, t.y_test[None, :]).mean(1),
-            "test_acc": ((lte > 0) == (t.y_test[None, :] > 0)).float().mean(1),
-            "test_balanced_acc": 0.5 * (((lte > 0) & (t.y_test[None, :] > 0)).float().sum(1) / (t.y_test > 0).sum()
-                                        + ((lte <= 0) & (t.y_test[None, :] < 0)).float().sum(1) / (t.y_test < 0).sum()),
-            "frac_pos_test": (lte > 0).float().mean(1),
-            "frac_pos_other": (lo > 0).float().mean(1),
-            "frac_pos_noise": (ln > 0).float().mean(1),
-        }
+        l_tr = self._example_loss(lt, t.y_train)
+        res = {"train_loss_weighted": (self.c_train * l_tr).mean(1), "train_loss": l_tr.mean(1),
+               "train_acc": self._correct(lt, t.y_train).float().mean(1)}
+        for name, (_, yp) in t.probes.items():
+            if yp is not None:
+                lg = probes[name]
+                res[f"{name}_loss"] = self._example_loss(lg, yp).mean(1)
+                res[f"{name}_acc"] = self._correct(lg, yp).float().mean(1)
+                res[f"{name}_balanced_acc"] = self._balanced(lg, yp)
+        for name, lg in probes.items():
+            if t.binary:
+                res[f"frac_pos_{name}"] = (lg > 0).float().mean(1)
+            else:
+                pred = lg.argmax(-1)
+                for k in range(t.n_classes):
+                    res[f"frac_class{k}_{name}"] = (pred == k).float().mean(1)
         if len(t.y_val):
-            yv = t.y_val[None, :]
-            l_va = loss(yv * lv, yv)
-            res.update(val_loss=l_va.mean(1), val_acc=((lv > 0) == (yv > 0)).float().mean(1),
-                       val_loss_weighted=(self.class_weights(yv.expand(self.M, -1)) * l_va).mean(1))
+            l_va = self._example_loss(lv, t.y_val)
+            res.update(val_loss=l_va.mean(1), val_acc=self._correct(lv, t.y_val).float().mean(1),
+                       val_loss_weighted=(self.c_val * l_va).mean(1))
         res.update(self._implicit_bias(lt, y))
         cols = {k: v.cpu().numpy() for k, v in res.items()}
         rows = [{k: float(cols[k][m]) for k in cols} for m in range(self.M)]
@@ -336,6 +427,30 @@ class Stack:
                 r["angle_unweighted"] = None
             r.setdefault("normalised_margin", None)
         return rows
+
+    def _example_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(M, N) unweighted per-example losses of logits (M, N) or (M, N, K) against labels (N,)."""
+        if not self.task.binary:
+            return cross_entropy(logits, y)
+        yy = y[None, :]
+        return margin_loss(yy * logits, self.s.loss, self.s.poly_alpha, yy, self.s.loss_params)
+
+    def _correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if not self.task.binary:
+            return logits.argmax(-1) == y[None, :]
+        return (logits > 0) == (y[None, :] > 0)
+
+    def _balanced(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The mean over the classes present in ``y`` of each class's recall."""
+        if self.task.binary and bool((y > 0).any()) and bool((y < 0).any()):
+            yy = y[None, :]
+            return 0.5 * (((logits > 0) & (yy > 0)).float().sum(1) / (y > 0).sum()
+                          + ((logits <= 0) & (yy < 0)).float().sum(1) / (y < 0).sum())
+        labels = (y > 0).long() if self.task.binary else y
+        pred = (logits > 0).long() if self.task.binary else logits.argmax(-1)
+        recalls = [((pred == k) & (labels[None, :] == k)).float().sum(1) / (labels == k).sum()
+                   for k in labels.unique().tolist()]
+        return torch.stack(recalls).mean(0)
 
     def _implicit_bias(self, logits_train: torch.Tensor, y: torch.Tensor) -> dict:
         """Per model: the parameter norm; the angle between its parameter vector and its unweighted partner's;

@@ -50,7 +50,18 @@ def margin_loss(m: torch.Tensor, name: str = "logistic", alpha: float = 1.0, y: 
     raise ValueError(f"unknown loss {name!r}; choose one of {LIMIT_LOSSES}")
 
 
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-example cross-entropy, logsumexp(z) - z_y, of K-class logits (..., N, K) against labels (N,) or
+    (..., N) in 0..K-1 (the logistic loss's K-class form)."""
+    y = y.expand(logits.shape[:-1]).long()
+    return torch.logsumexp(logits, dim=-1) - logits.gather(-1, y[..., None])[..., 0]
+
+
 def weighted_risk(logits: torch.Tensor, y: torch.Tensor, c: torch.Tensor, name: str = "logistic",
                   alpha: float = 1.0, params: dict | None = None) -> torch.Tensor:
-    """mean over the last axis of c * l(y * logits); leading axes (models) are kept."""
+    """mean over the example axis of c * l: the margin loss l(y * logits) of two-class logits (..., B) and
+    labels +-1 (floats), or the cross-entropy of K-class logits (..., B, K) and integer labels 0..K-1; leading
+    axes (models) are kept."""
+    if not y.is_floating_point():
+        return (c * cross_entropy(logits, y)).mean(dim=-1)
     return (c * margin_loss(y * logits, name, alpha, y, params)).mean(dim=-1)

@@ -350,8 +350,7 @@ def _finish(cfg: TrainConfig, group, stack, members, task, fp: str, dev: str, ck
     again)."""
     import torch
 
-    sizes = {k: len(getattr(task, f"y_{k}" if k in ("train", "val", "test") else f"x_{k}"))
-             for k in ("train", "val", "test", "other", "noise")}
+    sizes = {"train": len(task.y_train), "val": len(task.y_val), **{k: len(x) for k, (x, _) in task.probes.items()}}
     for m, (r, c) in enumerate(group):
         r.write_summary({**identity(c), "config_hash": r.hash, "epochs": cfg.epochs, "task_sizes": sizes,
                          "diverged_epoch": stack.diverged_epoch[m] if stack.diverged_epoch[m] >= 0 else None,
