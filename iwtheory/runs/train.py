@@ -12,19 +12,23 @@ resuming or extending a sweep with other data is refused.
 from __future__ import annotations
 
 import hashlib
-import os
-import time
 from pathlib import Path
 
 import numpy as np
 
 from iwtheory.nets.names import PARTNER_FIELDS
-from iwtheory.runs.checkpoints import checkpoint_header, consistency, read_checkpoint, set_aside, write_checkpoint
+from iwtheory.runs.checkpoints import checkpoint_header
 from iwtheory.runs.config import ConfigError, config_hash
 from iwtheory.runs.locks import hold_runs
-from iwtheory.runs.progress import progress as progress_bar
-from iwtheory.runs.records import RecordError, Run, check_out, fault_point, identity, read_json
-from iwtheory.runs.schedule import train_epochs
+from iwtheory.runs.fit import (  # noqa: F401 (re-exported: the runner's public names before fit.py existed)
+    check_fingerprint,
+    check_source,
+    class_weight_pair,
+    data_fingerprint,
+    engine_setup,
+    train_group,
+)
+from iwtheory.runs.records import Run, check_out
 from iwtheory.runs.train_config import TrainConfig
 from iwtheory.theory.data import bl_toy
 
@@ -65,43 +69,6 @@ def source_fingerprint(images) -> str:
         h.update(f"{a.shape}{a.dtype}".encode())
         h.update(a.tobytes())
     return h.hexdigest()[:16]
-
-
-def check_source(out: Path, experiment: str, fp: str) -> None:
-    """Refuse to add runs of ``experiment`` to ``out`` from another dataset than its runs there were drawn
-    from (any regime), naming both fingerprints: the reports would otherwise combine the two."""
-    for d in sorted(Path(out).glob("*/config.json")):
-        try:
-            c = read_json(d)
-        except RecordError:
-            continue  # a damaged config is named by the reports, not here
-        have = c.get("source_fingerprint")
-        if c.get("experiment") == experiment and have and have != fp:
-            raise RecordError(
-                f"{out} holds runs of {experiment} drawn from a dataset with fingerprint {have} (run "
-                f"{d.parent.name}), but the data read now has fingerprint {fp}: a sweep must not mix datasets; "
-                "point --data-dir at the same copy, or use another --out")
-
-
-def data_fingerprint(task) -> str:
-    """SHA-256 (16 hex digits) of every array the runs train, validate and are probed on."""
-    h = hashlib.sha256()
-    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "x_other", "x_noise"):
-        t = getattr(task, name).contiguous().cpu()
-        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def class_weight_pair(weight: float, task, norm: str, power: float = 1.0) -> tuple[float, float]:
-    """(positive, negative) class weights: (w^power, 1), or with ``norm = "mean"`` rescaled to mean 1 over the
-    training set, so every weighting takes steps of a similar size."""
-    weight = float(weight) ** power
-    if norm == "none":
-        return float(weight), 1.0
-    n_pos, n_neg = task.class_counts
-    k = (n_pos + n_neg) / (weight * n_pos + n_neg)
-    return float(weight * k), float(k)
 
 
 def resolve_device(name: str) -> str:
@@ -211,21 +178,9 @@ def drop_finished_checkpoints(out: Path) -> list[Path]:
     return dropped
 
 
-def check_fingerprint(cells: list[dict], out: Path, fp: str) -> None:
-    """Refuse data other than what the sweep's existing runs were trained on, naming both fingerprints."""
-    for c in cells:
-        stored = Run(out, c).stored_config()
-        have = stored.get("data_fingerprint") if stored else None
-        if have is not None and have != fp:
-            raise RecordError(
-                f"run {config_hash(c)} under {out} was trained on data with fingerprint {have}, but the data "
-                f"read now has fingerprint {fp}: a sweep must not mix datasets; point --data-dir at the "
-                "same copy, or use another --out")
-
-
 def run_group(cfgs: list[TrainConfig], out: str | Path, members: list[tuple[int, int]], device: str, task=None,
               data_dir: str | None = None, download: bool | None = None, progress: bool = True,
-              interrupt=None, wait: float = 0.0) -> list[str]:
+              interrupt=None, wait: float = 0.0, factory=None) -> list[str]:
     """Train one group ((config index, cell index) pairs of one stack key) under their runs' locks; return the
     hashes it finished.
 
@@ -244,137 +199,7 @@ def run_group(cfgs: list[TrainConfig], out: str | Path, members: list[tuple[int,
             task = build_task(cfg, data_dir, download)
         key = stack_key(group[0][1])
         siblings = [c for cs in cells for c in cs if stack_key(c) == key]
-        _train_group(cfg, out, group, device, task, progress, interrupt, siblings)
+        train_group(cfg, out, group, device, task, progress, interrupt, siblings, factory=factory)
     return [r.hash for r, _ in group]
 
 
-def engine_setup(cfg: TrainConfig, cells: list[dict], task) -> tuple:
-    """(EngineSettings, [Member]) of a stack of ``cells`` of ``cfg`` on ``task``: what the engine is built from."""
-    from iwtheory.nets.engine import EngineSettings, Member
-
-    settings = EngineSettings(model=cfg.model, batchnorm=cfg.batchnorm, hidden=cfg.hidden_widths, bias=cfg.bias,
-                              loss=cfg.loss,
-                              poly_alpha=cfg.poly_alpha, loss_params=dict(cfg.loss_params), momentum=cfg.momentum,
-                              batch_size=cfg.batch_size, n_feature_images=cfg.n_feature_images,
-                              feature_seed=cfg.subsample_seed, precision=cfg.precision,
-                              channels_last=cfg.channels_last, compile=cfg.compile, eval_chunk=cfg.eval_chunk)
-    members = []
-    for c in cells:
-        wpos, wneg = class_weight_pair(c["weight"], task, cfg.weight_norm, cfg.weight_power)
-        members.append(Member(wpos, c["seed"], c["lr"], c["weight_decay"], c["dropout"], wneg=wneg))
-    return settings, members
-
-
-def _train_group(cfg: TrainConfig, out: Path, group, dev: str, task, progress: bool, interrupt,
-                 siblings: list[dict]) -> None:
-    """Train one stack group: check its data, resume from its checkpoint or start, train the epochs, finish."""
-    fp = _check_data(cfg, out, task, siblings)
-    evals, record = train_epochs(group[0][1])
-    settings, members = engine_setup(cfg, [c for _, c in group], task)
-    hashes = [r.hash for r, _ in group]
-    meta = {"group": config_hash(hashes), "runs": hashes, "data_fingerprint": fp}
-    (out / "_groups").mkdir(parents=True, exist_ok=True)
-    ckpt = out / "_groups" / f"{meta['group']}.pt"
-    stack = _resume_or_start(group, members, task, settings, dev, ckpt, fp, evals, set(record))
-    _train_epochs(cfg, group, stack, ckpt, meta, dev, set(evals), set(record), progress, interrupt)
-    _finish(cfg, group, stack, members, task, fp, dev, ckpt)
-
-
-def _check_data(cfg: TrainConfig, out: Path, task, siblings: list[dict]) -> str:
-    """The task's data fingerprint, after checking that no run of the sweep under ``out`` used other data."""
-    fp = data_fingerprint(task)
-    check_fingerprint(siblings, out, fp)
-    if task.source:
-        check_source(out, cfg.name, task.source)
-    return fp
-
-
-def _resume_or_start(group, members, task, settings, dev: str, ckpt: Path, fp: str, evals: list[int],
-                     record_set: set[int]):
-    """The group's stack: from its checkpoint when the checkpoint and the run folders agree (the metrics cut back
-    to its epoch), else fresh with epoch 0 recorded; a checkpoint that cannot be trusted is set aside."""
-    from iwtheory.nets.engine import Stack
-
-    stack = Stack(members, task, settings, dev)
-    extra = {"data_fingerprint": fp, **({"source_fingerprint": task.source} if task.source else {})}
-    if ckpt.exists():
-        try:
-            header, payload = read_checkpoint(ckpt)
-        except RecordError as e:
-            header, payload, why = None, None, f"is unreadable ({e})"
-        else:
-            why = consistency(header, [r for r, _ in group], fp, evals)  # a malformed metrics line raises, naming it
-        if not why:
-            try:
-                stack.load_bytes(payload)
-            except Exception as e:  # a checksummed file torch cannot load: written by another version
-                why = f"cannot be loaded into this group's models ({type(e).__name__}: {e})"
-                stack = Stack(members, task, settings, dev)
-        if not why:
-            for r, _ in group:
-                r.start(fresh=False, extra=extra)
-                r.truncate_after("epoch", stack.epoch)
-            return stack
-        set_aside(ckpt, why)
-    for r, _ in group:
-        r.start(fresh=True, extra=extra)
-    _record(stack, group, 0, record_set)
-    return stack
-
-
-def _train_epochs(cfg: TrainConfig, group, stack, ckpt: Path, meta: dict, dev: str, eval_set: set[int],
-                  record_set: set[int], progress: bool, interrupt) -> None:
-    """Epochs from the stack's own up to ``cfg.epochs``: records at the scheduled ones, a checkpoint every
-    ``checkpoint_every`` epochs once ``checkpoint_seconds`` have passed, and one at the end."""
-    regimes = "+".join(dict.fromkeys(c["regime"] for _, c in group))
-    bar = progress_bar(cfg.epochs, f"{cfg.name}/{regimes} [{len(group)} models on {dev}]", "epochs",
-                       initial=stack.epoch, enabled=progress)
-    last_checkpoint = time.monotonic()
-    while stack.epoch < cfg.epochs:
-        stack.train_epoch()
-        e = stack.epoch
-        if e in eval_set:
-            _record(stack, group, e, record_set)
-        if e == cfg.epochs or (e % cfg.checkpoint_every == 0
-                               and time.monotonic() - last_checkpoint >= cfg.checkpoint_seconds):
-            write_checkpoint(ckpt, stack.state_bytes(), {**meta, "epoch": e})
-            last_checkpoint = time.monotonic()
-        bar.update(1)
-        if interrupt is not None:
-            interrupt(e)
-    bar.close()
-
-
-def _finish(cfg: TrainConfig, group, stack, members, task, fp: str, dev: str, ckpt: Path) -> None:
-    """Each run's summary and ``done``, then the group's checkpoint removed (it must never make a run done
-    again)."""
-    import torch
-
-    sizes = {"train": len(task.y_train), "val": len(task.y_val), **{k: len(x) for k, (x, _) in task.probes.items()}}
-    for m, (r, c) in enumerate(group):
-        r.write_summary({**identity(c), "config_hash": r.hash, "epochs": cfg.epochs, "task_sizes": sizes,
-                         "diverged_epoch": stack.diverged_epoch[m] if stack.diverged_epoch[m] >= 0 else None,
-                         "class_weights": [members[m].weight, members[m].wneg], "data_fingerprint": fp,
-                         "device": str(dev), "torch": torch.__version__})
-        r.finish()
-    fault_point("group-finished")
-    ckpt.unlink()
-
-
-def _record(stack, group, epoch: int, record_epochs: set[int]) -> None:
-    metrics = stack.evaluate()
-    feats = stack.features() if epoch in record_epochs else None
-    for m, (r, c) in enumerate(group):
-        row = {"epoch": epoch, **metrics[m], "diverged": stack.diverged_epoch[m] >= 0}
-        if feats is not None:
-            name = f"features/epoch_{epoch:05d}.npz"
-            (r.dir / "features").mkdir(exist_ok=True)
-            f, w, b = (t[m].cpu().numpy() for t in feats)
-            fault_point("features")
-            tmp = r.dir / (name + ".tmp")
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, features=f, labels=stack.task.y_train[stack.feature_idx.to(
-                    stack.device)].cpu().numpy(), weight=w, bias=b, epoch=epoch)
-            os.replace(tmp, r.dir / name)
-            row["features"] = name
-        r.log([row])
