@@ -5,3 +5,17 @@ sympy; the experiment half (``iwtheory.nets``) needs torch and is imported on de
 """
 
 __version__ = "0.1.0"
+__all__ = ["Study", "Task"]
+
+
+def __getattr__(name: str):
+    # Study and Task import torch's side of the package: only when asked for, so `import iwtheory` stays light
+    if name == "Task":
+        from iwtheory.nets.arrays import Task
+
+        return Task
+    if name == "Study":
+        from iwtheory.study import Study
+
+        return Study
+    raise AttributeError(f"module 'iwtheory' has no attribute {name!r}")

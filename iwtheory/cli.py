@@ -92,7 +92,7 @@ def _results(args):
 def _figures(args) -> int:
     from iwtheory.report.build import make_figures
 
-    for p in make_figures(args.runs, args.out, results=_results(args)):
+    for p in make_figures(args.runs, args.out, results=_results(args), experiment=args.experiment):
         print(p)
     return 0
 
@@ -100,7 +100,7 @@ def _figures(args) -> int:
 def _tables(args) -> int:
     from iwtheory.report.build import make_tables
 
-    for p in make_tables(args.runs, args.out, results=_results(args)):
+    for p in make_tables(args.runs, args.out, results=_results(args), experiment=args.experiment):
         print(p)
     return 0
 
@@ -108,10 +108,15 @@ def _tables(args) -> int:
 def _claims(args) -> int:
     from iwtheory.report.build import make_claims
 
-    paths = make_claims(args.runs, args.out, results=_results(args))
-    for e in json.loads(paths[0].read_text()):
-        v = "---" if e["value"] is None else f"{e['value']:.3g}" + ("" if e["se"] is None else f" +- {e['se']:.2g}")
-        print(f"{e['id']:>4}  {e['verdict']:<12}  {v:<18}  {e['statement']}")
+    paths = make_claims(args.runs, args.out, results=_results(args), experiment=args.experiment)
+    for j in (p for p in paths if p.suffix == ".json"):
+        entries = json.loads(j.read_text())
+        print(f"{j.stem}:" + (" (quick variant: a smoke run, not evidence)" if any(e.get("quick") for e in entries)
+                              else ""))
+        for e in entries:
+            v = "---" if e["value"] is None else f"{e['value']:.3g}" + ("" if e["se"] is None else f" +- {e['se']:.2g}")
+            why = f"  ({e['details']['missing']})" if e["verdict"] == "not applicable" else ""
+            print(f"{e['id']:>4}  {e['verdict']:<14}  {v:<18}  {e['statement']}{why}")
     for p in paths:
         print(p)
     return 0
@@ -210,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     ig.add_argument("src", help="the OUT folder run.sh wrote")
     ig.add_argument("--dest", default=str(PAPER.parent / "results" / "gpu"), help="default: results/gpu")
     ig.set_defaults(func=_import_gpu)
+    for parser in (f, tb, c):
+        parser.add_argument("--experiment", default=None, metavar="NAME",
+                            help="one experiment's figures, tables or claims (any experiment in --runs, a study of "
+                                 "your own included; default: every experiment in the folder)")
     for parser in (f, tb, c, r):
         parser.add_argument("--no-gpu-results", action="store_true",
                             help="do not read GPU records beside --runs")

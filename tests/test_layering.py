@@ -18,6 +18,7 @@ ALLOWED = {
     "nets": {"theory"},
     "runs": {"theory", "nets", "catalogue"},  # plumbing: runs and records, no statistics (compare)
     "report": {"theory", "compare", "nets", "runs", "catalogue"},
+    "study": {"theory", "compare", "nets", "runs", "report", "catalogue"},  # the Python entry point of a user's study
     "pipeline": {"theory", "compare", "nets", "runs", "report", "catalogue"},
     "cli": {"theory", "compare", "nets", "runs", "report", "pipeline", "catalogue"},
 }

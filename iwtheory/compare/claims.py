@@ -383,7 +383,7 @@ def c1(df: pd.DataFrame, steps_per_epoch: int, metric: str = "frac_pos_test", ci
         return "fails" if (not mono and n >= MIN_SEEDS) else threshold_verdict(value, se, theta, n)
 
     verdict = decide(C1_SPREAD)
-    return _entry(cid, f"F(w_max) - F(w_min) on {PROBE_NAMES[metric]}, averaged over the first {early_steps} steps "
+    return _entry(cid, f"F(w_max) - F(w_min) on {probe_name(metric)}, averaged over the first {early_steps} steps "
                   f"(epochs 1-{last}), and F monotone in w", value, se, n,
                   f"holds if F is monotone in w (dips within 2 SE) and the spread exceeds {C1_SPREAD} by 2 SE (t); "
                   "fails if F is not monotone or the spread is below it by 2 SE; inconclusive if every seed's spread "
@@ -409,7 +409,7 @@ def c2(df: pd.DataFrame, steps_per_epoch: int, metric: str = "frac_pos_test", ci
         faded = [abs(m) <= level or abs(m) <= q(Z_SE, k) * s for m, s, k in st.values()]
         return "holds" if np.mean(faded) > 0.5 and mean_late <= C2_RATIO * peak else "fails"
 
-    return _entry(cid, f"mean late |Delta| on {PROBE_NAMES[metric]} over weights w != 1, each net's late window "
+    return _entry(cid, f"mean late |Delta| on {probe_name(metric)} over weights w != 1, each net's late window "
                   f"from {K_LATE:g} x its seed's separation epoch", mean_late, se, n,
                   f"holds if late |Delta| <= {C2_LEVEL} (or within 2 SE of 0) for most weights and the mean late "
                   f"|Delta| <= {C2_RATIO} x the largest early |Delta| (first {EARLY_STEPS} steps); fails otherwise",
@@ -440,17 +440,27 @@ def c2b(control: pd.DataFrame, none: pd.DataFrame) -> dict:
                   none_late=float(ref.mean()))
 
 
-def c3(df: pd.DataFrame, steps_per_epoch: int) -> dict:
+def probe_name(metric: str) -> str:
+    """The symbol of a probe column (S_in, S_out, S_noise for the image tasks), else the probe's own name."""
+    return PROBE_NAMES.get(metric, metric.removeprefix("frac_pos_"))
+
+
+def c3(df: pd.DataFrame, steps_per_epoch: int, metrics: tuple[str, ...] = ("frac_pos_other", "frac_pos_noise")) -> dict:
     subs = {}
-    for m in ("frac_pos_other", "frac_pos_noise"):
-        subs[f"C1_{PROBE_NAMES[m]}"] = c1(df, steps_per_epoch, m, "C3")
-        subs[f"C2_{PROBE_NAMES[m]}"] = c2(df, steps_per_epoch, m, "C3")
-    late = subs["C2_S_noise"]
+    for m in metrics:
+        subs[f"C1_{probe_name(m)}"] = c1(df, steps_per_epoch, m, "C3")
+        subs[f"C2_{probe_name(m)}"] = c2(df, steps_per_epoch, m, "C3")
+    late = subs[f"C2_{probe_name(metrics[-1])}"]
     verdicts = {k: v["verdict"] for k, v in subs.items()}
-    return _entry("C3", "C1 and C2 on S_out (other classes) and S_noise (uniform noise); value: late |Delta| on "
-                  "S_noise",
-                  late["value"], late["se"], late["n_seeds"], "holds if C1 and C2 both hold on S_out and on S_noise; "
-                  "fails if either fails on either", combine(list(verdicts.values())), late["premise"],
+    names = ", ".join(probe_name(m) for m in metrics)
+    default = metrics == ("frac_pos_other", "frac_pos_noise")
+    return _entry("C3", ("C1 and C2 on S_out (other classes) and S_noise (uniform noise); value: late |Delta| on "
+                         "S_noise") if default else f"C1 and C2 on the probe sets {names}; value: late |Delta| on "
+                  f"{probe_name(metrics[-1])}",
+                  late["value"], late["se"], late["n_seeds"],
+                  ("holds if C1 and C2 both hold on S_out and on S_noise; fails if either fails on either") if default
+                  else f"holds if C1 and C2 both hold on each of {names}; fails if either fails on one",
+                  combine(list(verdicts.values())), late["premise"],
                   late["threshold"], sub_verdicts=verdicts,
                   values={k: v["value"] for k, v in subs.items()})
 

@@ -24,15 +24,16 @@ from iwtheory.compare.effects import IncompleteSweepError, angle_constants, earl
 from iwtheory.compare.inside import inside_summary, study_direction_numbers
 from iwtheory.compare.loss_study import network_rows, theory_rows
 from iwtheory.compare.directions import feature_angle_rows, final_feature_limit
-from iwtheory.runs.records import (RUN_KEYS, RecordError, feature_files, load, load_summaries, read_features, read_json,
-                                   warn)
+from iwtheory.compare.study_claims import weight_axis
+from iwtheory.runs.records import (OPTIONAL_IDENTITY, RUN_KEYS, RecordError, feature_files, load, load_summaries,
+                                   read_features, read_json, warn)
 from iwtheory.theory.checks import class_weights
 from iwtheory.theory.data import Dataset, make_dataset
 from iwtheory.theory.losses import logistic_smoothness
 
 # What names a run within its experiment (every kind's identity), and where its records came from; two runs
 # with equal keys are two sweeps in one folder.
-SWEEP_KEYS = RUN_KEYS + ("source",)
+SWEEP_KEYS = RUN_KEYS + OPTIONAL_IDENTITY + ("source",)
 
 
 def check_unambiguous(df: pd.DataFrame) -> None:
@@ -116,6 +117,7 @@ class CnnStudy:
     features: pd.DataFrame           # feature-space max-margin angles (runs that saved features)
     sizes: dict                      # variant -> images in each split (train, val, test, other, noise)
     limits: pd.DataFrame             # per run: the last layer's angle to its loss's limit for its own features
+    quick: bool = False              # some runs are of a config's [quick] variant (smoke runs)
 
     @property
     def label(self) -> str:
@@ -212,7 +214,10 @@ def _diverged(summaries: pd.DataFrame) -> pd.DataFrame:
 def _study(name: str, source: str, cnn: pd.DataFrame, diverged: pd.DataFrame, summaries: pd.DataFrame) -> CnnStudy:
     g = cnn[(cnn.experiment == name) & (cnn.source == source)].copy()
     g["variant"] = variants(g)
-    check_seeds(g)
+    g, _ = weight_axis(g)  # powers p of per-example weights on the weight axis as w = e^p
+    kclass = "class_weight" in g and g.class_weight.notna().any()
+    if not kclass:  # a K-class sweep's partner is its uniform vector (compare.study_claims.weighting_column)
+        check_seeds(g)
     bad = set(diverged[(diverged.experiment == name) & (diverged.source == source)].config_hash)
     ok = g[~g.config_hash.isin(bad)].dropna(axis=1, how="all")
     roots = dict(zip(ok.config_hash, ok.root))
@@ -224,7 +229,7 @@ def _study(name: str, source: str, cnn: pd.DataFrame, diverged: pd.DataFrame, su
                           f"(fingerprints {', '.join(sorted(sources))}): a report must not combine them; keep one "
                           "dataset per records folder")
     config = run_configs[ok.config_hash.iloc[0]]
-    summary = early_late(weight_effect(ok, by=("variant",)), by=("variant",))
+    summary = pd.DataFrame() if kclass else early_late(weight_effect(ok, by=("variant",)), by=("variant",))
     fa, limits = [], []
     for h in sorted(ok.config_hash.unique()):  # every features file read once, here
         saved = [read_features(f) for f in feature_files(Path(roots[h]) / h)]
@@ -240,7 +245,8 @@ def _study(name: str, source: str, cnn: pd.DataFrame, diverged: pd.DataFrame, su
     if "task_sizes" in summaries:
         by_hash = summaries.set_index("config_hash").task_sizes
         sizes = {v: by_hash.get(h) for v, h in ok.groupby("variant").config_hash.first().items()}
-    return CnnStudy(name, source, ok, config, configs, summary, features, sizes, pd.DataFrame(limits))
+    quick = bool("quick" in ok and ok.quick.eq(True).any())
+    return CnnStudy(name, source, ok, config, configs, summary, features, sizes, pd.DataFrame(limits), quick)
 
 
 MAX_POINTS = 10**5  # a theory dataset the report draws again: more points or dimensions is a damaged record

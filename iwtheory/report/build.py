@@ -6,22 +6,43 @@ from pathlib import Path
 
 import numpy as np
 
-from iwtheory.catalogue import ANGLE, BOUNDARIES, CIFAR, DEEP, INSIDE, LOSS_STUDY, POLY, STUDY, THEORY_LOSSES, TOY
+from iwtheory.catalogue import (ANGLE, BOUNDARIES, BY_NAME, CIFAR, DEEP, INSIDE, LOSS_STUDY, POLY, STUDY, THEORY_LOSSES,
+                                TOY)
 from iwtheory.compare import claims as C
 from iwtheory.report import figures as F
 from iwtheory.report import tables as T
 from iwtheory.report.analysis import Analysis, analyse, study
-from iwtheory.report.claims import write_claims
+from iwtheory.compare.study_claims import weight_axis
+from iwtheory.report.claims import other_experiments, safe_name, write_claims
+from iwtheory.report.latex import escape
 from iwtheory.report.macros import write_macros
 from iwtheory.report.numbers import numbers
 
 __all__ = ["analyse", "make_figures", "make_tables", "make_claims"]
 
 
+def own_figures(s_, out_dir) -> list[Path]:
+    """A network experiment the catalogue does not name (a researcher's own): F on every probe set against the
+    epoch, per regime (two classes), or each class's share's Delta (K classes)."""
+    if "class_weight" in s_.df and s_.df.class_weight.notna().any():
+        from iwtheory.report.study_figures import effect_figures
+
+        probes = sorted({c.split("_", 2)[2] for c in s_.df.columns if c.startswith("frac_class")})
+        return effect_figures(s_.df, probes, out_dir, n_classes=3)
+    probes = tuple(c for c in s_.df.columns if c.startswith("frac_pos_") and s_.df[c].notna().any())
+    return F.frac_pos_figure(s_.df, out_dir, probes=probes, name=other_figure_name(s_)) if probes else []
+
+
 def make_figures(runs_root="runs", out_dir="paper/figures", analysis: Analysis | None = None,
-                 results=()) -> list[Path]:
-    """Every figure whose experiment has records."""
+                 results=(), experiment: str | None = None) -> list[Path]:
+    """Every figure whose experiment has records; with ``experiment``, that experiment's figures only (a
+    researcher's own experiment: ``own_figures``)."""
     a = analysis or analyse(runs_root, results)
+    if experiment is not None and experiment not in BY_NAME:
+        s_ = study(a, experiment)
+        if s_ is None:
+            raise ValueError(f"no records of an experiment named {experiment!r} here")
+        return own_figures(s_, out_dir)
     paths = []
     if not (d := a.theory(BOUNDARIES)).empty:
         w_hat = np.asarray(a.theory_summaries(BOUNDARIES).w_hat.iloc[0])
@@ -68,9 +89,14 @@ def make_figures(runs_root="runs", out_dir="paper/figures", analysis: Analysis |
                                    name=TOY, ncols=1, width="column")
     if (ls := study(a, LOSS_STUDY)) is not None:
         paths += F.frac_pos_figure(ls.df, out_dir, probes=("frac_pos_test",), name="frac_pos_losses", ncols=6)
-    for s_ in a.studies.values():  # other studies (the CIFAR study, GPU records): their main figure
-        if s_.name not in (TOY, LOSS_STUDY) and s_ is not st:
+    for s_ in a.studies.values():  # other studies (the CIFAR study, GPU records, a user's own): their main figure
+        if s_.name in BY_NAME and s_.name not in (TOY, LOSS_STUDY) and s_ is not st:
             paths += F.frac_pos_figure(s_.df, out_dir, probes=("frac_pos_test",), name=other_figure_name(s_))
+        elif s_.name not in BY_NAME:
+            paths += own_figures(s_, out_dir)
+    if experiment is not None:
+        stems = set(BY_NAME[experiment].figures)
+        paths = [p for p in paths if p.stem in stems]
     return paths
 
 
@@ -80,10 +106,19 @@ def other_figure_name(s_) -> str:
 
 
 def make_tables(runs_root="runs", out_dir="paper", analysis: Analysis | None = None, results=(),
-                extra_numbers: dict | None = None) -> list[Path]:
-    """paper/tables/*.tex and paper/generated/numbers.tex (+ .json) from the records."""
+                extra_numbers: dict | None = None, experiment: str | None = None) -> list[Path]:
+    """paper/tables/*.tex and paper/generated/numbers.tex (+ .json) from the records; with ``experiment`` not in
+    the catalogue, that experiment's separation table (tables/separation_<name>.tex) only."""
     a = analysis or analyse(runs_root, results)
     out = Path(out_dir)
+    if experiment is not None and experiment not in BY_NAME:
+        s_ = study(a, experiment)
+        if s_ is None:
+            raise ValueError(f"no records of an experiment named {experiment!r} here")
+        name = safe_name(experiment)
+        df, _ = weight_axis(s_.df)
+        return [T.write(T.separation_table(C.separation_summary(df), f"tab:separation-{name}",
+                                           f" of {escape(experiment)}"), out / "tables" / f"separation_{name}.tex")]
     paths = []
     if not a.angle_constants.empty:
         paths.append(T.write(T.theory_table(a.angle_constants), out / "tables" / "theory.tex"))
@@ -105,6 +140,14 @@ def make_tables(runs_root="runs", out_dir="paper", analysis: Analysis | None = N
     return paths
 
 
-def make_claims(runs_root="runs", out_dir="paper", analysis: Analysis | None = None, results=()) -> list[Path]:
-    """paper/generated/claims.json and paper/tables/claims.tex."""
-    return write_claims(analysis or analyse(runs_root, results), out_dir)
+def make_claims(runs_root="runs", out_dir="paper", analysis: Analysis | None = None, results=(),
+                experiment: str | None = None) -> list[Path]:
+    """paper/generated/claims.json and paper/tables/claims.tex (the paper's claims), then the same files for each
+    experiment of the folder the catalogue does not name; with ``experiment``, that experiment's only."""
+    a = analysis or analyse(runs_root, results)
+    if experiment is not None:
+        return write_claims(a, out_dir, experiment=experiment)
+    paths = write_claims(a, out_dir)
+    for name in other_experiments(a):
+        paths += write_claims(a, out_dir, experiment=name)
+    return paths

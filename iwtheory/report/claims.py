@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from iwtheory.compare import claims as C
+from iwtheory.compare.study_claims import NETWORK, NOT_APPLICABLE, network_claims
 from iwtheory.report.latex import escape
-from iwtheory.catalogue import ANGLE, DUPLICATES, INSIDE, STUDY, TOY
+from iwtheory.catalogue import ANGLE, BY_NAME, DUPLICATES, INSIDE, STUDY, TOY
 from iwtheory.nets.names import mlp_widths
 from iwtheory.report.analysis import Analysis, study
 from iwtheory.report.macros import pm
@@ -45,12 +46,15 @@ def scale_of(s) -> dict:
             "epochs": int(cfg["epochs"]), "source": s.source}
 
 
-def evaluate(a: Analysis) -> list[dict]:
+def evaluate(a: Analysis, experiment: str | None = None) -> list[dict]:
     """C1-C12 (and C2b) from the study, the toy and the theory records; a claim without records is
-    inconclusive, saying what is missing. Computed once per analysis."""
-    if "claims" not in a.cache:
-        a.cache["claims"] = _evaluate(a)
-    return a.cache["claims"]
+    inconclusive, saying what is missing, and one whose regime is absent is not applicable. ``experiment``: the
+    network claims of that experiment's records only (any experiment, a researcher's own included). Computed
+    once per analysis."""
+    key = "claims" if experiment is None else f"claims:{experiment}"
+    if key not in a.cache:
+        a.cache[key] = _evaluate(a, experiment)
+    return a.cache[key]
 
 
 def _measure(out: dict, cid: str, fn, *args) -> None:
@@ -62,39 +66,42 @@ def _measure(out: dict, cid: str, fn, *args) -> None:
         out[cid] = _missing(cid, f"usable records ({type(e).__name__}: {e})")
 
 
-def _evaluate(a: Analysis) -> list[dict]:
+def subsample_ratio(st) -> float | None:
+    """The share of positives a study's subsample regime keeps (C8's r), from its configs."""
+    cfg, base = st.configs.get("subsample", {}), st.configs.get("none", {})
+    if not cfg:
+        return None
+    return float(cfg["n_pos"] / base["n_pos"] if cfg.get("n_pos") and base.get("n_pos") else cfg.get("keep_pos", 1))
+
+
+def study_entries(st) -> dict[str, dict]:
+    """The network claims of one CNN/MLP experiment's records (``compare.study_claims``), with its scale."""
+    n_classes = int(st.config.get("n_classes", 2)) if "class_weight" not in st.df else 3
+    out = network_claims(st.df, steps_per_epoch(st), n_classes, subsample_ratio(st))
+    scale = scale_of(st)
+    exps = [f"{st.name} [{r}]" for r in sorted(set(st.df.regime))]
+    for e in out.values():
+        if e["verdict"] != NOT_APPLICABLE:
+            e.update(scale=scale, experiments=exps)
+        if st.quick:
+            e["quick"] = True  # from a config's [quick] variant: a smoke run, not evidence
+    return out
+
+
+def _evaluate(a: Analysis, experiment: str | None = None) -> list[dict]:
+    if experiment is not None:
+        spec = BY_NAME.get(experiment)
+        if spec is None or spec.runner == "train":  # any network experiment: the network claims of its records
+            st = study(a, experiment)
+            if st is None:
+                raise ValueError(f"no records of an experiment named {experiment!r} here")
+            out = study_entries(st)
+            return [out[cid] for cid in NETWORK]
+        return [e for e in _evaluate(a) if experiment in C.CLAIMS[e["id"]].experiments]
     out = {}
     st = study(a, STUDY)
     if st is not None:
-        df = st.df
-        none = C.variant(df, "none")
-        have = set(df.regime)
-        scale = scale_of(st)
-        exps = [f"{STUDY} [{r}]" for r in sorted(have)]
-        spe = steps_per_epoch(st)
-        if "none" in have:
-            _measure(out, "C1", C.c1, none, spe)
-            _measure(out, "C2", C.c2, none, spe)
-            _measure(out, "C3", C.c3, none, spe)
-            if "val_loss_weighted" in none and none.val_loss_weighted.notna().any():
-                _measure(out, "C12", C.c12, none)
-        for cid, reg, fn in (("C2b", "noise", C.c2b), ("C5", "dropout", C.c5)):
-            if reg in have and "none" in have:
-                _measure(out, cid, fn, C.variant(df, reg), none)
-        if "batchnorm" in have and "none" in have:
-            _measure(out, "C6", C.c6, C.variant(df, "batchnorm"), none, spe)
-        if "l2" in have and "none" in have:
-            l2 = C.variant(df, "l2")
-            _measure(out, "C4", C.c4, l2, none)
-            _measure(out, "C7", C.c7, l2, none)
-        if "subsample" in have and "none" in have:
-            sub = C.variant(df, "subsample")
-            cfg, base = st.configs.get("subsample", {}), st.configs.get("none", {})
-            ratio = cfg["n_pos"] / base["n_pos"] if cfg.get("n_pos") and base.get("n_pos") else cfg.get("keep_pos", 1)
-            _measure(out, "C8", C.c8, sub, none, float(ratio))
-        for cid in ("C1", "C2", "C2b", "C3", "C4", "C5", "C6", "C7", "C8", "C12"):
-            if cid in out:
-                out[cid].update(scale=scale, experiments=exps)
+        out.update(study_entries(st))
     theory = a.theory(ANGLE)
     if not theory.empty:
         _measure(out, "C9", C.c9, theory, a.theory_summaries(ANGLE), a.angle_constants)
@@ -220,21 +227,34 @@ def claims_discussion(entries: list[dict]) -> str:
     return "\n\n".join(out) + "\n"
 
 
-def write_claims(a: Analysis, out_dir: str | Path, entries: list[dict] | None = None) -> list[Path]:
-    """paper/generated/claims.json, paper/tables/claims.tex and the per-claim rules (claims_detail.tex)."""
-    entries = entries if entries is not None else evaluate(a)
+def write_claims(a: Analysis, out_dir: str | Path, entries: list[dict] | None = None,
+                 experiment: str | None = None) -> list[Path]:
+    """paper/generated/claims.json, paper/tables/claims.tex and the per-claim rules (claims_detail.tex); for one
+    ``experiment``, the same files with ``_<experiment>`` in their names."""
+    entries = entries if entries is not None else evaluate(a, experiment)
     out = Path(out_dir)
+    tag = "" if experiment is None else f"_{safe_name(experiment)}"
     (out / "generated").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
-    j = out / "generated" / "claims.json"
+    j = out / "generated" / f"claims{tag}.json"
     j.write_text(json.dumps(entries, indent=1, default=_json_default))
-    t = out / "tables" / "claims.tex"
+    t = out / "tables" / f"claims{tag}.tex"
     t.write_text(claims_table(entries))
-    d = out / "tables" / "claims_detail.tex"
+    d = out / "tables" / f"claims_detail{tag}.tex"
     d.write_text(claims_detail(entries))
-    x = out / "tables" / "claims_discussion.tex"
+    x = out / "tables" / f"claims_discussion{tag}.tex"
     x.write_text(claims_discussion(entries))
     return [j, t, d, x]
+
+
+def safe_name(name: str) -> str:
+    """An experiment's name as a file-name part: letters, digits and _ only."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", str(name))[:64]
+
+
+def other_experiments(a: Analysis) -> list[str]:
+    """The network experiments in the records that the paper's catalogue does not name (a researcher's own)."""
+    return sorted({s.name for s in a.studies.values() if s.name not in BY_NAME})
 
 
 def _json_default(x):

@@ -63,10 +63,11 @@ def set_aside(path: Path, why: str) -> Path:
     return dest
 
 
-def consistency(header: dict, runs: list, fp: str, evals: list[int]) -> str:
+def consistency(header: dict, runs: list, fp: str, evals: list[int], finished: set[str] = frozenset()) -> str:
     """'' when a checkpoint's header and its group's run folders (``runs``, records.Run) agree: the same runs,
     the same data (fingerprint ``fp``), and metrics for exactly the scheduled epochs ``evals`` up to the
-    checkpoint's; otherwise why not."""
+    checkpoint's; otherwise why not. ``finished``: runs of the group known to be done (trained again for their
+    stack mates, their records untouched), whose folders are not compared."""
     hashes = [r.hash for r in runs]
     if header.get("runs") != hashes:
         return "belongs to other runs"
@@ -77,6 +78,8 @@ def consistency(header: dict, runs: list, fp: str, evals: list[int]) -> str:
         return "has no valid epoch"
     want = [e for e in evals if e <= epoch]
     for r in runs:
+        if r.hash in finished:
+            continue
         if r.done:
             return f"belongs to run {r.hash}, which is already done"
         if r.stored_config() is None:

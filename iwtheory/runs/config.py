@@ -177,7 +177,10 @@ def _apply(data: dict, path, cls, quick: bool, quick_over, overrides, where: str
         if k not in names:
             raise ConfigError(f"--set {k}: unknown key; known keys are {sorted(names)}")
         data[k] = v
-    return from_dict(cls, data, where=where)
+    obj = from_dict(cls, data, where=where)
+    if quick:  # its runs say so (a marker file beside their records), and so do the verdicts read from them
+        obj._quick = True
+    return obj
 
 
 def load_toml(path: str | Path, cls, quick: bool = False, overrides: list[str] = ()):

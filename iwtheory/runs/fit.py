@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 from iwtheory.runs.checkpoints import consistency, read_checkpoint, set_aside, write_checkpoint
 from iwtheory.runs.config import config_hash
 from iwtheory.runs.progress import progress as progress_bar
-from iwtheory.runs.records import RecordError, Run, fault_point, identity, read_json
+from iwtheory.runs.records import QUICK, RecordError, Run, fault_point, identity, read_json
 from iwtheory.runs.schedule import train_epochs
 
 _warned_features: set[str] = set()
@@ -129,13 +130,18 @@ def train_group(cfg, out: Path, group, dev: str, task, progress: bool, interrupt
                 factory=None) -> None:
     """Train one stack group: check its data, resume from its checkpoint or start, train the epochs, finish."""
     fp = _check_data(cfg, out, task, siblings)
+    group = [(r, c, not r.done) for r, c in group]  # a run done before a kill: trained again, never rewritten
+    factory = factory or cfg.factory()
     evals, record = train_epochs(group[0][1])
-    settings, members = engine_setup(cfg, [c for _, c in group], task)
-    hashes = [r.hash for r, _ in group]
+    settings, members = engine_setup(cfg, [c for _, c, _ in group], task)
+    hashes = [r.hash for r, _, _ in group]
     meta = {"group": config_hash(hashes), "runs": hashes, "data_fingerprint": fp}
     (out / "_groups").mkdir(parents=True, exist_ok=True)
     ckpt = out / "_groups" / f"{meta['group']}.pt"
     stack = _resume_or_start(group, members, task, settings, dev, ckpt, fp, evals, set(record), factory)
+    if getattr(cfg, "_quick", False):
+        for r, _, _ in group:
+            (r.dir / QUICK).write_text("the quick variant of its config: a smoke run, not evidence\n")
     _train_epochs(cfg, group, stack, ckpt, meta, dev, set(evals), set(record), progress, interrupt)
     _finish(cfg, group, stack, members, task, fp, dev, ckpt)
 
@@ -164,7 +170,9 @@ def _resume_or_start(group, members, task, settings, dev: str, ckpt: Path, fp: s
         except RecordError as e:
             header, payload, why = None, None, f"is unreadable ({e})"
         else:
-            why = consistency(header, [r for r, _ in group], fp, evals)  # a malformed metrics line raises, naming it
+            # a malformed metrics line raises, naming it
+            why = consistency(header, [r for r, _, _ in group], fp, evals, finished={r.hash for r, _, a in group
+                                                                                     if not a})
         if not why:
             try:
                 stack.load_bytes(payload)
@@ -172,13 +180,15 @@ def _resume_or_start(group, members, task, settings, dev: str, ckpt: Path, fp: s
                 why = f"cannot be loaded into this group's models ({type(e).__name__}: {e})"
                 stack = Stack(members, task, settings, dev, factory=factory)
         if not why:
-            for r, _ in group:
-                r.start(fresh=False, extra=extra)
-                r.truncate_after("epoch", stack.epoch)
+            for r, _, active in group:
+                if active:
+                    r.start(fresh=False, extra=extra)
+                    r.truncate_after("epoch", stack.epoch)
             return stack
         set_aside(ckpt, why)
-    for r, _ in group:
-        r.start(fresh=True, extra=extra)
+    for r, _, active in group:
+        if active:
+            r.start(fresh=True, extra=extra)
     _record(stack, group, 0, record_set)
     return stack
 
@@ -187,7 +197,7 @@ def _train_epochs(cfg, group, stack, ckpt: Path, meta: dict, dev: str, eval_set:
                   record_set: set[int], progress: bool, interrupt) -> None:
     """Epochs from the stack's own up to ``cfg.epochs``: records at the scheduled ones, a checkpoint every
     ``checkpoint_every`` epochs once ``checkpoint_seconds`` have passed, and one at the end."""
-    regimes = "+".join(dict.fromkeys(c["regime"] for _, c in group))
+    regimes = "+".join(dict.fromkeys(c["regime"] for _, c, _ in group))
     bar = progress_bar(cfg.epochs, f"{cfg.name}/{regimes} [{len(group)} models on {dev}]", "epochs",
                        initial=stack.epoch, enabled=progress)
     last_checkpoint = time.monotonic()
@@ -212,7 +222,9 @@ def _finish(cfg, group, stack, members, task, fp: str, dev: str, ckpt: Path) -> 
     import torch
 
     sizes = {"train": len(task.y_train), "val": len(task.y_val), **{k: len(x) for k, (x, _) in task.probes.items()}}
-    for m, (r, c) in enumerate(group):
+    for m, (r, c, active) in enumerate(group):
+        if not active:
+            continue
         r.write_summary({**identity(c), "config_hash": r.hash, "epochs": cfg.epochs, "task_sizes": sizes,
                          "diverged_epoch": stack.diverged_epoch[m] if stack.diverged_epoch[m] >= 0 else None,
                          "class_weights": [members[m].weight, members[m].wneg], "data_fingerprint": fp,
@@ -228,8 +240,10 @@ def _record(stack, group, epoch: int, record_epochs: set[int]) -> None:
     if epoch in record_epochs and feats is None and stack.task.source not in _warned_features:
         _warned_features.add(stack.task.source)
         why = "a K-class task" if not stack.task.binary else "a model without features() and a linear head"
-        print(f"note: {why}: the feature-space measurements are skipped")
-    for m, (r, c) in enumerate(group):
+        print(f"note: {why}: the feature-space measurements are skipped", file=sys.stderr)
+    for m, (r, c, active) in enumerate(group):
+        if not active:
+            continue
         row = {"epoch": epoch, **metrics[m], "diverged": stack.diverged_epoch[m] >= 0}
         if feats is not None:
             name = f"features/epoch_{epoch:05d}.npz"

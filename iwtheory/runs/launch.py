@@ -153,10 +153,10 @@ def _set_threads(threads: int | None) -> None:
             torch.set_num_threads(threads)
 
 
-def _train_unit(cfgs, out, members, device, data_dir, download, threads):
+def _train_unit(cfgs, out, members, device, data_dir, download, threads, arrays=None):
     _set_threads(threads)
     return run_group(cfgs, out, members, device, data_dir=data_dir, download=download, progress=False,
-                     wait=math.inf)
+                     wait=math.inf, arrays=arrays)
 
 
 def _theory_unit(cfg, out, indices, threads):
@@ -164,13 +164,15 @@ def _theory_unit(cfg, out, indices, threads):
     return run_cells(cfg, out, indices, wait=math.inf)
 
 
-def train_units(cfgs, out, device: str, data_dir=None, download=None, threads: int | None = 1) -> list[Unit]:
-    """One unit per stack group of the unfinished models of ``cfgs``."""
+def train_units(cfgs, out, device: str, data_dir=None, download=None, threads: int | None = 1,
+                arrays=None) -> list[Unit]:
+    """One unit per stack group of the unfinished models of ``cfgs``; ``arrays``: a task of arrays given in memory
+    (it travels to the workers with each unit)."""
     units = []
     for members in plan_groups(cfgs, out):
         hashes = [Run(out, c).hash for c in (cfgs[ci].cells()[k] for ci, k in members)]
         units.append(Unit(f"train-{config_hash(hashes)}", hashes, _train_unit,
-                          (cfgs, str(out), members, device, data_dir, download, threads),
+                          (cfgs, str(out), members, device, data_dir, download, threads, arrays),
                           {"GPU": 1} if device.startswith("cuda") else None))
     return units
 
@@ -227,14 +229,14 @@ def threads_for(client) -> int | None:
 
 
 def distributed_train(client, cfgs, out, data_dir=None, device: str | None = None, download=None,
-                      progress: bool = True) -> list[str]:
+                      progress: bool = True, arrays=None) -> list[str]:
     out = check_out(out).resolve()
     dev = device or cfgs[0].device
     if dev == "auto":
         dev = "cpu"  # the client cannot see the workers' devices; name cuda to use GPU workers
     dev = resolve_device(dev) if dev == "cpu" else dev
     data_dir = str(Path(data_dir).resolve()) if data_dir else None
-    done = run_units(client, train_units(cfgs, out, dev, data_dir, download, threads_for(client)), progress,
+    done = run_units(client, train_units(cfgs, out, dev, data_dir, download, threads_for(client), arrays), progress,
                      cfgs[0].name)
     drop_finished_checkpoints(Path(out))
     return done

@@ -134,13 +134,20 @@ def read_jsonl(path: str | Path, repair: bool = False, tolerate_partial: bool = 
 IDENTITY = {"theory": ("experiment", "weight", "loss", "depth", "method", "seed", "duplicate"),
             "train": ("experiment", "regime", "dataset", "weight", "seed", "lr", "weight_decay", "dropout"),
             "inside": ("experiment", "weight", "seed")}
+QUICK = "quick"  # a marker file in a run folder: the run is of a config's [quick] variant
+# a user's weighting (powers of per-example weights, class-weight vectors): in the identity only where a run has it
+OPTIONAL_IDENTITY = ("power", "class_weight")
 RUN_KEYS = tuple(dict.fromkeys(k for keys in IDENTITY.values() for k in keys))
 
 
 def identity(cell: dict) -> dict:
     """A resolved cell's identity keys (``IDENTITY`` of its kind); a theory cell leaves ``duplicate`` out at its
     default (so older runs keep their hashes), and its identity says False."""
-    return {k: bool(cell.get(k, False)) if k == "duplicate" else cell.get(k) for k in IDENTITY[cell["kind"]]}
+    keys = IDENTITY[cell["kind"]] + tuple(k for k in OPTIONAL_IDENTITY if k in cell)
+    out = {k: bool(cell.get(k, False)) if k == "duplicate" else cell.get(k) for k in keys}
+    if "class_weight" in out:  # a vector: one text value, so tables can group by it
+        out["class_weight"] = ":".join(f"{float(w):g}" for w in out["class_weight"])
+    return out
 
 
 class Run:
@@ -344,6 +351,8 @@ def load(path: str | Path, experiment: str | None = None, finished_only: bool = 
             rows = [r for r in rows if r.get("experiment") == experiment]
         if rows:
             df = pd.DataFrame(rows)
+            if (d / QUICK).is_file():
+                df["quick"] = True
             for col in OPTIONAL_NUMBERS:  # null where they do not apply: float columns with nan, not objects
                 if col in df:
                     try:

@@ -33,11 +33,47 @@ from iwtheory.runs.train_config import TrainConfig
 from iwtheory.theory.data import bl_toy
 
 
-def build_task(cfg: TrainConfig, data_dir: str | None = None, download: bool | None = None):
-    """Read the dataset and build the binary task with its probe sets."""
+def array_task(cfg: TrainConfig, arrays=None):
+    """The engine's task from a user's task of arrays: ``arrays`` (a ``Task`` given in memory), else the config's
+    ``data`` (a .npz file, or a loader "package.module:function" returning a ``Task``); the validation split
+    drawn by ``subsample_seed``."""
+    from iwtheory.nets.arrays import Task, TaskError, load_npz
+    from iwtheory.runs.train_config import resolve
+
+    if arrays is None:
+        if not cfg.data:
+            raise ConfigError(f"{cfg.name}: dataset 'arrays' needs data = 'file.npz' or 'package.module:loader'")
+        try:
+            if cfg.data.endswith(".npz"):
+                arrays = load_npz(cfg.data)
+            else:
+                arrays = resolve(cfg.data, f"{cfg.name}: data")()
+        except TaskError as e:
+            raise ConfigError(f"{cfg.name}: data {cfg.data}: {e}") from None
+        if not isinstance(arrays, Task):
+            raise ConfigError(f"{cfg.name}: data loader {cfg.data} returned {type(arrays).__name__}, not an "
+                              "iwtheory.Task")
+    if cfg.powers and arrays.weights is None:
+        raise ConfigError(f"{cfg.name}: powers sweep the task's per-example weights, and its data has none")
+    if cfg.class_weights and len(cfg.class_weights[0]) != arrays.n_classes:
+        raise ConfigError(f"{cfg.name}: class_weights give {len(cfg.class_weights[0])} weights per model for a "
+                          f"{arrays.n_classes}-class task")
+    if arrays.n_classes > 2 and not (cfg.class_weights or cfg.powers) and cfg.weights != [1.0]:
+        raise ConfigError(f"{cfg.name}: weights is the positive class's weight of a binary task; a "
+                          f"{arrays.n_classes}-class task takes class_weights (one per class) or powers")
+    try:
+        return arrays.tensors(cfg.val_fraction, cfg.subsample_seed)
+    except TaskError as e:
+        raise ConfigError(f"{cfg.name}: {e}") from None
+
+
+def build_task(cfg: TrainConfig, data_dir: str | None = None, download: bool | None = None, arrays=None):
+    """Read the dataset and build the task with its probe sets."""
     from iwtheory.nets.data import make_task, points_task, synthetic_images
     from iwtheory.nets.readers import load_images
 
+    if cfg.dataset == "arrays":
+        return array_task(cfg, arrays)
     if cfg.dataset == "bl_toy":
         p = dict(cfg.synthetic)
         n_test = p.pop("n_test", 1000)
@@ -95,7 +131,7 @@ def resolve_device(name: str) -> str:
 
 # What varies between the models of one stack; everything else of a cell (data, architecture, schedule, optimiser)
 # must agree, so a stack may hold the models of several regimes of a study (none, l2 and dropout share one).
-PER_MEMBER = ("weight", "seed", "lr", "weight_decay", "dropout", "regime")
+PER_MEMBER = ("weight", "power", "class_weight", "seed", "lr", "weight_decay", "dropout", "regime")
 
 
 def stack_key(cell: dict) -> str:
@@ -104,14 +140,18 @@ def stack_key(cell: dict) -> str:
 
 
 def plan_groups(cfgs: list[TrainConfig], out: str | Path = "runs") -> list[list[tuple[int, int]]]:
-    """The unfinished cells of ``cfgs`` as (config index, cell index) pairs, grouped by stack key and
-    ``max_models`` (the first config's) to a group, in the configs' order."""
+    """The groups of ``cfgs`` that hold an unfinished cell, as (config index, cell index) pairs, grouped by stack
+    key and ``max_models`` (the first config's) to a group, in the configs' order.
+
+    Groups are formed over every cell, finished or not, and then the finished ones dropped: a sweep resumed
+    after a kill forms the groups an uninterrupted one did, so a run that finished before the kill is trained
+    again beside its unfinished stack mates (``run_group`` leaves its records alone) and theirs come out the
+    same, their angle to their unweighted partner included."""
     by_key: dict[str, list[tuple[int, int]]] = {}
     cells = [cfg.cells() for cfg in cfgs]
     for ci, cfg in enumerate(cfgs):
         for k, c in enumerate(cells[ci]):
-            if not Run(out, c).finished():
-                by_key.setdefault(stack_key(c), []).append((ci, k))
+            by_key.setdefault(stack_key(c), []).append((ci, k))
     groups = []
     for members in by_key.values():
         size = cfgs[members[0][0]].max_models
@@ -132,16 +172,18 @@ def plan_groups(cfgs: list[TrainConfig], out: str | Path = "runs") -> list[list[
             chunk += pg
         if chunk:
             groups.append(chunk)
-    return groups
+    return [g for g in groups if not all(Run(out, cells[ci][k]).finished() for ci, k in g)]
 
 
 def run_study(cfgs: list[TrainConfig], out: str | Path = "runs", data_dir: str | None = None,
               device: str | None = None, download: bool | None = None, progress: bool = True, interrupt=None,
-              wait: float = 0.0) -> list[Run]:
+              wait: float = 0.0, arrays=None, factory=None) -> list[Run]:
     """Train every unfinished model of ``cfgs`` (the regimes of a study), stacking models of different regimes
     together where their data and architecture agree; ``interrupt(epoch)`` (tests) may raise to simulate a kill.
 
-    ``wait``: seconds to wait for a run another process is writing (0: refuse at once, naming it).
+    ``wait``: seconds to wait for a run another process is writing (0: refuse at once, naming it). ``arrays``: a
+    task of arrays given in memory (dataset "arrays"); ``factory``: a model factory given as a function (else
+    the config's ``model`` names it).
     """
     out = check_out(out)
     runs = [Run(out, c) for cfg in cfgs for c in cfg.cells()]
@@ -155,8 +197,9 @@ def run_study(cfgs: list[TrainConfig], out: str | Path = "runs", data_dir: str |
         ci, k = members[0]
         key = stack_key(cfgs[ci].cells()[k])
         if key not in tasks:  # one read of the data per distinct task
-            tasks = {key: build_task(cfgs[ci], data_dir, download)}
-        run_group(cfgs, out, members, dev, task=tasks[key], progress=progress, interrupt=interrupt, wait=wait)
+            tasks = {key: build_task(cfgs[ci], data_dir, download, arrays)}
+        run_group(cfgs, out, members, dev, task=tasks[key], progress=progress, interrupt=interrupt, wait=wait,
+                  factory=factory)
     drop_finished_checkpoints(out)
     return runs
 
@@ -180,7 +223,7 @@ def drop_finished_checkpoints(out: Path) -> list[Path]:
 
 def run_group(cfgs: list[TrainConfig], out: str | Path, members: list[tuple[int, int]], device: str, task=None,
               data_dir: str | None = None, download: bool | None = None, progress: bool = True,
-              interrupt=None, wait: float = 0.0, factory=None) -> list[str]:
+              interrupt=None, wait: float = 0.0, factory=None, arrays=None) -> list[str]:
     """Train one group ((config index, cell index) pairs of one stack key) under their runs' locks; return the
     hashes it finished.
 
@@ -195,8 +238,11 @@ def run_group(cfgs: list[TrainConfig], out: str | Path, members: list[tuple[int,
         group = [(r, c) for r, c in all_group if not r.done]
         if not group:
             return []
+        # a group some of whose runs finished before a kill trains whole again: a model's numbers (its angle to
+        # its unweighted partner) need its stack mates, and the finished runs' records are left as they are
+        group = all_group if len(group) < len(all_group) else group
         if task is None:
-            task = build_task(cfg, data_dir, download)
+            task = build_task(cfg, data_dir, download, arrays)
         key = stack_key(group[0][1])
         siblings = [c for cs in cells for c in cs if stack_key(c) == key]
         train_group(cfg, out, group, device, task, progress, interrupt, siblings, factory=factory)

@@ -3,9 +3,12 @@ allocated) and the resolved cells it sweeps. The runner that trains them is ``ru
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import math
 import os
+import re
+import dataclasses
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -16,8 +19,16 @@ from iwtheory.theory.limits import COSINE, LIMIT_LOSSES, LOSS_PARAMS, class_coef
 
 # Fields that change how fast a run goes, not what it computes; they stay out of the run hash.
 ENGINEERING = ("name", "description", "source", "data_dir", "download", "device", "max_models", "compile",
-               "channels_last", "checkpoint_every", "checkpoint_seconds", "eval_chunk")
+               "channels_last", "checkpoint_every", "checkpoint_seconds", "eval_chunk", "data")
+# (``data`` names where the arrays are read from: like ``data_dir``, not what they are. Their fingerprint is in
+# every run's config.json, and a sweep refuses other data than its runs were trained on.)
 SWEEP = ("weights", "seeds", "lrs", "weight_decays", "dropouts")
+# Keys of a user's own model, data and weighting: in a run's cell only when set, so every earlier run keeps its hash.
+OWN = ("model_args", "powers", "class_weights")
+# "package.module:attribute": a factory (seed -> nn.Module) or a data loader in an importable module
+_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+SPEC = re.compile(f"^{_DOTTED}:{_DOTTED}$")
+BUILTIN_ONLY = ("hidden", "linear", "batchnorm", "bias")
 # Ranges a config's values are checked against before anything is allocated (beyond them a run overflows,
 # underflows to zero or cannot fit in memory; none is a setting anybody trains with).
 WEIGHT_RANGE = (1e-8, 1e8)
@@ -73,7 +84,11 @@ class TrainConfig:
     max_test: int = 0              # at most this many of the task's test images (0: all)
     max_other: int = 2000
     noise_count: int = 1000
-    model: str = "bl_cnn"          # one of nets.names.MODELS
+    model: str = "bl_cnn"          # one of nets.names.MODELS, or "package.module:factory" (seed -> nn.Module)
+    model_args: dict = field(default_factory=dict)  # keyword arguments of a factory: factory(seed, **model_args)
+    data: str = ""                 # dataset "arrays": "file.npz" (x, y, weights, probe_*) or "package.module:loader"
+    powers: list[float] = field(default_factory=list)  # sweep powers r^p of the task's per-example weights
+    class_weights: list[list[float]] = field(default_factory=list)  # K classes: one weight per class, per model
     hidden: list[int] = field(default_factory=list)  # MLP widths (empty: the MLP's default, MLP_HIDDEN)
     linear: bool = False           # an MLP without hidden layers (hidden must then be empty)
     batchnorm: bool = False
@@ -113,9 +128,37 @@ class TrainConfig:
 
         need(bool(self.name), "name must not be empty")
         need(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; choose one of {DATASETS}")
-        need(self.model in MODELS, f"unknown model {self.model!r}; choose one of {MODELS}")
+        need(self.model in MODELS or bool(SPEC.match(self.model)) or hasattr(self, "_factory"),
+             f"unknown model {self.model!r}; choose one of {MODELS} or name a factory as 'package.module:function'")
+        if self.custom_model:
+            for key in BUILTIN_ONLY:
+                default = TrainConfig.__dataclass_fields__[key]
+                value = default.default if default.default_factory is dataclasses.MISSING else default.default_factory()
+                need(getattr(self, key) == value, f"{key} is a setting of the built-in models; a factory's model "
+                     "takes its settings from model_args")
+            need(self.dropouts == [0.0], "dropouts is a setting of the built-in models; a factory's model has its own "
+                 "nn.Dropout modules (set their rate through model_args)")
+        else:
+            need(not self.model_args, "model_args are the keyword arguments of a model factory; a built-in model "
+                 "takes hidden, linear, batchnorm, bias and dropouts")
+        need(not self.data or self.dataset == "arrays",
+             "data names the arrays of dataset = 'arrays' (a .npz file or 'package.module:loader')")
+        if self.data:
+            need(self.data.endswith(".npz") or bool(SPEC.match(self.data)),
+                 f"data must be a .npz file or 'package.module:loader'; got {self.data!r}")
+        need(not (self.powers and self.class_weights), "powers and class_weights are two weightings: choose one")
+        if self.powers or self.class_weights:
+            need(self.weights == [1.0], "weights (the positive class's weight) is the binary class weighting; with "
+                 "powers or class_weights leave it out")
+        need(all(abs(p) <= 64 for p in self.powers), f"powers must lie in [-64, 64]; got {self.powers}")
+        need(len(set(self.powers)) == len(self.powers), f"powers lists a value twice: {self.powers}")
+        for cw in self.class_weights:
+            need(len(cw) >= 2 and all(WEIGHT_RANGE[0] <= w <= WEIGHT_RANGE[1] for w in cw),
+                 f"class_weights: each entry is one weight per class in [{WEIGHT_RANGE[0]:g}, "
+                 f"{WEIGHT_RANGE[1]:g}]; got {cw}")
+        need(len({len(cw) for cw in self.class_weights}) <= 1, "class_weights: every entry needs one weight per class")
         need(self.loss in LIMIT_LOSSES, f"unknown loss {self.loss!r}; choose one of {LIMIT_LOSSES}")
-        need(self.bias or (self.model == "mlp" and not self.batchnorm),
+        need(self.bias or self.custom_model or (self.model == "mlp" and not self.batchnorm),
              "bias = false (a homogeneous net) is an MLP setting without batch norm")
         need(self.loss not in COSINE or (self.model == "mlp" and not self.linear),
              f"the {self.loss} loss trains a cosine classifier (Cao et al. 2019), which only the MLP (with hidden "
@@ -173,7 +216,8 @@ class TrainConfig:
         need(0 <= self.momentum < 1, f"momentum must lie in [0, 1); got {self.momentum}")
         need(self.poly_alpha > 0, f"poly_alpha must be positive; got {self.poly_alpha}")
         need(all(h >= 1 for h in self.hidden), f"hidden widths must be positive; got {self.hidden}")
-        need(not (self.hidden or self.linear) or self.model == "mlp", "hidden and linear are MLP settings")
+        need(not (self.hidden or self.linear) or self.model == "mlp" or self.custom_model,
+             "hidden and linear are MLP settings")
         need(not (self.hidden and self.linear), "a linear model has no hidden widths")
         need(not (self.batchnorm and self.model == "mlp" and self.linear), "a linear model has no batch norm")
         if self.dataset in ("synthetic", "bl_toy"):
@@ -192,15 +236,76 @@ class TrainConfig:
         base["kind"] = "train"
         if not base.pop("bias"):  # with biases (the default) the key stays out, so earlier runs keep their hashes
             base["bias"] = False
-        return [dict(base, weight=w, seed=s, lr=lr, weight_decay=wd, dropout=p)
-                for w, s, lr, wd, p in itertools.product(self.weights, self.seeds, self.lrs,
-                                                         self.weight_decays, self.dropouts)]
+        for key in OWN:  # likewise a user's model, data and weighting: in the cell only when set
+            if not base[key] or key in ("powers", "class_weights"):
+                base.pop(key)
+        if self.custom_model:
+            base["model_signature"] = self.model_signature()
+        if self.powers:
+            axis = [("power", p) for p in self.powers]
+        elif self.class_weights:
+            axis = [("class_weight", list(cw)) for cw in self.class_weights]
+        else:
+            axis = [("weight", w) for w in self.weights]
+        return [dict(base, **{k: v}, seed=s, lr=lr, weight_decay=wd, dropout=p)
+                for (k, v), s, lr, wd, p in itertools.product(axis, self.seeds, self.lrs,
+                                                              self.weight_decays, self.dropouts)]
+
+    @property
+    def custom_model(self) -> bool:
+        """Whether the model is a user's factory ("package.module:function") rather than a built-in name."""
+        return self.model not in MODELS
+
+    def factory(self):
+        """The model factory as a function of the seed: ``factory(seed, **model_args)``; None for a built-in model.
+        Importing the factory's module runs its code, as running a script would."""
+        if not self.custom_model:
+            return None
+        if hasattr(self, "_factory"):  # given as a function in memory (``iwtheory.Study``)
+            return self._factory
+        fn = resolve(self.model, f"{self.name}: model")
+        args = dict(self.model_args)
+        return (lambda seed: fn(seed, **args)) if args else fn
+
+    def model_signature(self) -> list[str]:
+        """The parameter names and shapes of the factory's model (part of the run identity)."""
+        if not hasattr(self, "_signature"):
+            from iwtheory.nets.population import signature_text
+
+            try:
+                module = self.factory()(0)
+            except ConfigError:
+                raise
+            except Exception as e:
+                raise ConfigError(f"{self.name}: model {self.model} failed to build a model for seed 0 "
+                                  f"({type(e).__name__}: {e})") from None
+            self._signature = signature_text(module)
+        return self._signature
 
     @property
     def hidden_widths(self) -> tuple | None:
         if self.linear:
             return ()
         return tuple(self.hidden) if self.hidden else None
+
+
+def resolve(spec: str, what: str):
+    """The attribute a "package.module:attribute" spec names; one ConfigError line when it cannot be imported."""
+    if not isinstance(spec, str) or not SPEC.match(spec):
+        raise ConfigError(f"{what}: expected 'package.module:attribute', got {spec!r}")
+    mod, attr = spec.split(":")
+    try:
+        obj = importlib.import_module(mod)
+    except Exception as e:
+        raise ConfigError(f"{what}: cannot import {mod!r} ({type(e).__name__}: {e}); it must be importable "
+                          "(on the path, or installed)") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(f"{what}: {mod!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ConfigError(f"{what}: {spec} is not callable")
+    return obj
 
 
 def _toy_arguments(n_per_class: int = 50, seed: int = 0, n_test: int = 1000, angle_deg: float = 60.0,

@@ -57,3 +57,15 @@ def test_a_theory_sweep_killed_mid_write_resumes(tmp_path):
         assert run_cli(["theory", cfg, "--out", out, "--no-progress"], env={"IWTHEORY_FAULT": str(k)}).returncode == -9
         run_cli(["theory", cfg, "--out", out, "--no-progress"], check=True)
         assert tree(out) == want
+
+
+def test_a_kill_between_two_runs_of_one_stack_keeps_the_partner_angle(reference, tmp_path):
+    """Killed after one run of a stack wrote ``done`` and before its mate did: the mate used to be trained again
+    alone, without its unweighted partner, and recorded no angle to it. The group now trains whole again."""
+    cfg, files, points = reference
+    dones = [k for k, p in enumerate(points, 1) if p.split()[1] == "done"]
+    for k in dones[1::2]:  # each stack's second ``done``: its first run is finished by then
+        out = tmp_path / f"kill{k}"
+        assert run_cli(["train", cfg, "--out", out, "--no-progress"], env={"IWTHEORY_FAULT": str(k)}).returncode == -9
+        run_cli(["train", cfg, "--out", out, "--no-progress"], check=True)
+        assert tree(out) == files, f"after a kill at {points[k - 1]} the records differ"

@@ -1,0 +1,136 @@
+"""The network claims (C1-C8, C12, C2b) of any experiment's records: the CPU study's, a researcher's own.
+
+``network_claims`` reads the regimes by name (``none`` the unregularised baseline; ``l2``, ``dropout``,
+``batchnorm``, ``noise``, ``subsample`` the regimes the claims compare with it) and the probe sets from the
+record columns (``frac_pos_test`` is S_in; every other ``frac_pos_<probe>`` is off-distribution, for C3). A
+claim whose regime, probe or statistic is absent is ``not applicable`` and says why; one whose records cannot
+give its statistic is ``inconclusive`` and says why.
+
+The weighting axis: class weights are read as they are (w, the unweighted partner w = 1). A sweep of powers p
+of per-example weights is read on the same axis as w = e^p, which keeps the order of the weightings and the
+partner (p = 0, w = 1), so "monotone in w" means monotone in p and sign(log w) = sign(p); every entry then
+says so. K-class records hold each class's share (``frac_class<k>_<probe>``) and no binary F: the claims
+whose statistic is F say they do not apply.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from iwtheory.compare import claims as C
+
+NOT_APPLICABLE = "not applicable"
+BASELINE = "none"
+COMPARED = {"C2b": "noise", "C4": "l2", "C5": "dropout", "C6": "batchnorm", "C7": "l2", "C8": "subsample"}
+NETWORK = ("C1", "C2", "C2b", "C3", "C4", "C5", "C6", "C7", "C8", "C12")
+
+
+def not_applicable(cid: str, why: str) -> dict:
+    """A claim that this experiment cannot speak to, with the reason."""
+    return {"id": cid, "statement": C.CLAIMS[cid].statement, "statistic": "", "value": None, "se": None,
+            "n_seeds": 0, "rule": "", "verdict": NOT_APPLICABLE,
+            "premise": {"statement": C.CLAIMS[cid].premise, "met": False, "value": None}, "threshold": None,
+            "details": {"missing": f"not applicable: {why}"}}
+
+
+def unusable(cid: str, e: Exception) -> dict:
+    """Records that cannot give the statistic (every net of a weight diverged, no unweighted runs)."""
+    entry = not_applicable(cid, "")
+    entry.update(verdict="inconclusive", details={"missing": f"no usable records ({type(e).__name__}: {e})"})
+    return entry
+
+
+def weight_axis(df: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """(records with a positive ``weight`` column, a note on how it was read, or None for class weights)."""
+    if "power" in df and df.power.notna().any():
+        return df.assign(weight=np.exp(df.power.astype(float))), \
+            "weighting: powers p of per-example weights, read on the weight axis as w = e^p (p = 0 is w = 1)"
+    return df, None
+
+
+def measure(cid: str, fn, *args) -> dict:
+    try:
+        return fn(*args)
+    except (ValueError, KeyError, IndexError, ZeroDivisionError) as e:
+        return unusable(cid, e)
+
+
+def network_claims(df: pd.DataFrame, steps_per_epoch: int, n_classes: int = 2,
+                   subsample_ratio: float | None = None) -> dict[str, dict]:
+    """Every network claim's entry for one experiment's records ``df`` (one row per run and evaluated epoch)."""
+    if n_classes != 2 or "class_weight" in df:
+        why = (f"a {n_classes}-class task: its statistic is the positive class's share F of a binary task; the "
+               "records hold each class's share (frac_class<k>_<probe>), whose effects Delta_k the study reports")
+        return {cid: not_applicable(cid, why) for cid in NETWORK}
+    if df.empty:
+        return {cid: not_applicable(cid, "no records") for cid in NETWORK}
+    df, note = weight_axis(df)
+    regimes = set(df.regime)
+    out: dict[str, dict] = {}
+    if BASELINE not in regimes:
+        why = f"no {BASELINE} regime (the unregularised baseline every network claim compares with)"
+        return {cid: not_applicable(cid, why) for cid in NETWORK}
+    if "frac_pos_test" not in df:
+        why = "no probe set named test (S_in, the task's own test inputs)"
+        return {cid: not_applicable(cid, why) for cid in NETWORK}
+    none = C.variant(df, BASELINE)
+    out["C1"] = measure("C1", C.c1, none, steps_per_epoch)
+    out["C2"] = measure("C2", C.c2, none, steps_per_epoch)
+    others = tuple(c for c in df.columns if c.startswith("frac_pos_") and c != "frac_pos_test"
+                   and df[c].notna().any())
+    out["C3"] = measure("C3", C.c3, none, steps_per_epoch, others) if others else \
+        not_applicable("C3", "no probe set besides test (off-distribution inputs)")
+    if "val_loss_weighted" in none and none.val_loss_weighted.notna().any():
+        out["C12"] = measure("C12", C.c12, none)
+    else:
+        out["C12"] = not_applicable("C12", "no validation split (val_fraction = 0)")
+    for cid, reg in COMPARED.items():
+        if reg not in regimes:
+            out[cid] = not_applicable(cid, f"no {reg} regime")
+            continue
+        other = C.variant(df, reg)
+        if cid == "C6":
+            out[cid] = measure(cid, C.c6, other, none, steps_per_epoch)
+        elif cid == "C8":
+            out[cid] = measure(cid, C.c8, other, none, float(subsample_ratio)) if subsample_ratio else \
+                not_applicable(cid, "the subsample regime's ratio of kept positives is not known")
+        else:
+            out[cid] = measure(cid, {"C2b": C.c2b, "C4": C.c4, "C5": C.c5, "C7": C.c7}[cid], other, none)
+    if note:
+        for e in out.values():
+            e["details"]["weight_axis"] = note
+    return {cid: out[cid] for cid in NETWORK}
+
+
+def weighting_column(df: pd.DataFrame) -> tuple[str, object]:
+    """(the column that names each run's weighting, the value of its unweighted partner)."""
+    if "power" in df and df.power.notna().any():
+        return "power", 0.0
+    if "class_weight" in df and df.class_weight.notna().any():
+        uniform = [v for v in df.class_weight.dropna().unique() if len(set(str(v).split(":"))) == 1]
+        if not uniform:
+            raise ValueError("no run with a uniform class-weight vector (the unweighted partner)")
+        return "class_weight", uniform[0]
+    return "weight", 1.0
+
+
+def share_effects(df: pd.DataFrame) -> pd.DataFrame:
+    """Delta of every predicted-share column (``frac_pos_<probe>``, ``frac_class<k>_<probe>``) against the
+    unweighted partner of the same seed, per regime, weighting and epoch: mean over seeds, SE and seeds."""
+    col, base = weighting_column(df)
+    shares = [c for c in df.columns if c.startswith(("frac_pos_", "frac_class")) and df[c].notna().any()]
+    rows = []
+    for regime, g in df.groupby("regime"):
+        for share in shares:
+            t = g.pivot_table(index=["seed", "epoch"], columns=col, values=share, aggfunc="first")
+            if base not in t.columns:
+                continue
+            d = t.drop(columns=base).sub(t[base], axis=0)
+            for w in d.columns:
+                by = d[w].dropna().groupby(level="epoch")
+                for epoch, v in by:
+                    n = len(v)
+                    rows.append({"regime": regime, col: w, "share": share, "epoch": epoch, "delta": float(v.mean()),
+                                 "se": float(v.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"), "seeds": n})
+    return pd.DataFrame(rows)
