@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.func import functional_call, grad, stack_module_state, vmap
 
 from iwtheory.nets.arrays import Task
@@ -100,7 +99,7 @@ def time_steps(fn, steps, sync):
     return (time.perf_counter() - t0) / steps
 
 
-def bench(kind, M, steps, device, reps=3):
+def bench(kind, M, steps, device, reps=5):
     shape = (1, 28, 28) if kind == "mlp" else (3, 32, 32)
     t = task(shape)
     n = len(t.y)
@@ -126,7 +125,7 @@ def bench(kind, M, steps, device, reps=3):
         for k, f in loops.items():
             best[k] = min(best[k], time_steps(f, steps, sync))
     rate = {k: M / v for k, v in best.items()}  # model-steps per second
-    return {"model": kind, "M": M, "steps": steps, "model_steps_per_s": rate,
+    return {"model": kind, "M": M, "steps": steps, "rounds": reps, "model_steps_per_s": rate,
             "generic_over_fast": rate["generic"] / rate["fast"], "generic_over_vmap": rate["generic"] / rate["vmap"]}
 
 

@@ -24,10 +24,11 @@ import torch
 
 from iwtheory.nets.data import Task
 from iwtheory.nets.risks import cross_entropy, margin_loss, weighted_risk
-from iwtheory.nets.models import last_layer, make_plain
+from iwtheory.nets.models import MLP, last_layer, make_plain
 from iwtheory.nets.population import PopulationError, population
 from iwtheory.nets.names import PARTNER_FIELDS, PRECISIONS
 from iwtheory.theory import seeds
+from iwtheory.theory.checks import class_weights
 from iwtheory.theory.limits import COSINE
 
 @contextlib.contextmanager
@@ -157,8 +158,7 @@ class Stack:
         unweighted = {key: k for k, (key, m) in enumerate(zip(keys, members)) if m.is_unweighted()}
         self.partner = [unweighted.get(key, -1) for key in keys]
         # f(c theta) = c^L f(theta) holds for an MLP without biases or batch norm: L linear layers
-        self.degree = (len(self.net.hidden) + 1) if (factory is None and s.model == "mlp" and not s.bias
-                                                     and not s.batchnorm) else None
+        self.degree = getattr(plain[0], "degree", None)
         self.forward = self.net
         self.bufs = [torch.zeros_like(p) for p in self.params]
         lr = torch.tensor([m.lr for m in members], device=self.device, dtype=self.dtype)
@@ -168,13 +168,11 @@ class Stack:
         self.wd_scalar = members[0].weight_decay if len({m.weight_decay for m in members}) == 1 else None
         self.lr_p = [self.per_param(lr, p) for p in self.params]
         self.wd_p = [self.per_param(wd, p) for p in self.params]
-        self.wpos = torch.tensor([m.weight for m in members], device=self.device)
-        self.wneg = torch.tensor([m.wneg for m in members], device=self.device)
         # (M, N) weights of every training and validation example, per member
         self.c_train = self._weights(members, self.task.y_train, "example_weights")
         self.c_val = self._weights(members, self.task.y_val, "val_weights")
         # an MLP reads (M, B, F) directly, with no image layout; the generic path reads (M, B, ...) as given
-        self.flat_input = self.fast and factory is None and s.model == "mlp"
+        self.flat_input = self.fast and isinstance(plain[0], MLP)
         self.active = torch.ones(self.M, dtype=torch.bool, device=self.device)
         self.all_active = True
         self.diverged_epoch = [-1] * self.M
@@ -257,19 +255,17 @@ class Stack:
         x = x.permute(1, 0, 2, 3, 4).reshape(B, M * C, H, W)
         return x.contiguous(memory_format=torch.channels_last) if self.s.channels_last else x
 
-    def class_weights(self, y: torch.Tensor) -> torch.Tensor:
-        """(M, B) weights: the member's weight on positives, its ``wneg`` on negatives."""
-        return torch.where(y > 0, self.wpos[:, None], self.wneg[:, None])
-
     def _weights(self, members: list[Member], y: torch.Tensor, field: str) -> torch.Tensor:
-        """(M, N) per-example weights: a member's own vector where it has one, else its class weights."""
-        c = self.class_weights(y[None, :].expand(self.M, -1)) if self.task.binary else \
-            torch.ones(self.M, len(y), device=self.device)
-        for k, m in enumerate(members):
+        """(M, N) per-example weights (float32): a member's own vector where it has one, else its class weights
+        (``theory.checks.class_weights``: the one place labels become weights)."""
+        labels = y.cpu().numpy()
+        rows = []
+        for m in members:
             w = getattr(m, field)
-            if w is not None:
-                c[k] = torch.as_tensor(np.asarray(w, dtype=np.float32), device=self.device)
-        return c.contiguous()
+            if w is None:
+                w = class_weights(labels, m.weight, m.wneg) if self.task.binary else np.ones(len(labels))
+            rows.append(np.asarray(w, dtype=np.float32))
+        return torch.from_numpy(np.stack(rows) if rows else np.zeros((self.M, 0), np.float32)).to(self.device)
 
     def _logits_of(self, out: torch.Tensor) -> torch.Tensor:
         """A population's output as logits in the engine's dtype: (M, B) for two classes, (M, B, K) for K."""

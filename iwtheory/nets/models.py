@@ -103,6 +103,14 @@ class MLP(nn.Module):
         self.out = nn.Linear(dims[-1], 1, bias=bias) if head == "linear" else nn.Linear(dims[-1], 2, bias=False)
         self.dropout = float(dropout)
 
+    @property
+    def degree(self) -> int | None:
+        """L when the net is positively homogeneous (no biases, no batch norm, a linear head): f(c theta) =
+        c^L f(theta); else None. The engine records the normalised margin of a net that declares a degree."""
+        if self.bns is not None or self.head != "linear" or any(m.bias is not None for m in (*self.hidden, self.out)):
+            return None
+        return len(self.hidden) + 1
+
     def features(self, x, gen=None):
         x = torch.flatten(x, 1)
         for i, lin in enumerate(self.hidden):

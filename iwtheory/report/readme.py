@@ -73,9 +73,29 @@ def render(results_dir: Path, experiments: Path | None = None) -> dict[str, str]
     experiments = experiments or Path(results_dir).resolve().parents[1] / "experiments"
     bench = json.loads((Path(results_dir) / "study_speed.json").read_text())
     cnn = json.loads((Path(results_dir) / "cnn_throughput.json").read_text())
+    pop = Path(results_dir) / "population_speed.json"
+    pop_text = "\n\n" + population_block(json.loads(pop.read_text())) if pop.is_file() else ""
     return {"results": results_block(claims), "timings": timings_block(timings),
             "experiments": experiments_block(experiments, results_dir),
-            "bench": bench_block(bench) + "\n\n" + cnn_block(cnn)}
+            "bench": bench_block(bench) + "\n\n" + cnn_block(cnn) + pop_text}
+
+
+def population_block(b: dict) -> str:
+    """Any module's population (torch.func) against the hand-written stacks and a direct torch.func loop."""
+    hw = b["hardware"]
+    rows = [f"`experiments/benchmarks/population_speed.py` ({hw['machine']}, {hw['cpu_threads']} threads, torch "
+            f"{hw['torch']}, {hw['device']}; training steps of M models, batch 16, model-steps per second; best of "
+            f"{b['results'][0]['rounds']} interleaved rounds): a user's module on the generic path against the "
+            "package's hand-written stack of the same architecture, and against `vmap(grad(loss))` written "
+            "directly:", "",
+            "| model | M | fast path | generic | direct vmap | generic / fast | generic / vmap |",
+            "|---|---|---|---|---|---|---|"]
+    for r in b["results"]:
+        s = r["model_steps_per_s"]
+        name = "MLP 784-128-64-1" if r["model"] == "mlp" else "B&L CNN"
+        rows.append(f"| {name} | {r['M']} | {s['fast']:.1f} | {s['generic']:.1f} | {s['vmap']:.1f} | "
+                    f"{r['generic_over_fast']:.2f} | {r['generic_over_vmap']:.2f} |")
+    return "\n".join(rows)
 
 
 def cnn_block(b: dict) -> str:

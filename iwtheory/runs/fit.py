@@ -110,14 +110,14 @@ def member_weights(cell: dict, task, norm: str, power: float) -> dict:
 
 def engine_setup(cfg, cells: list[dict], task) -> tuple:
     """(EngineSettings, [Member]) of a stack of ``cells`` of ``cfg`` on ``task``: what the engine is built from."""
+    import dataclasses
+
     from iwtheory.nets.engine import EngineSettings, Member
 
-    settings = EngineSettings(model=cfg.model, batchnorm=cfg.batchnorm, hidden=cfg.hidden_widths, bias=cfg.bias,
-                              loss=cfg.loss,
-                              poly_alpha=cfg.poly_alpha, loss_params=dict(cfg.loss_params), momentum=cfg.momentum,
-                              batch_size=cfg.batch_size, n_feature_images=cfg.n_feature_images,
-                              feature_seed=cfg.subsample_seed, precision=cfg.precision,
-                              channels_last=cfg.channels_last, compile=cfg.compile, eval_chunk=cfg.eval_chunk)
+    # every setting the engine shares with the config by name, and the two it names otherwise
+    same = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(EngineSettings) if hasattr(cfg, f.name)}
+    settings = EngineSettings(**{**same, "hidden": cfg.hidden_widths, "feature_seed": cfg.subsample_seed,
+                                 "loss_params": dict(cfg.loss_params)})
     members = []
     for c in cells:
         w = member_weights(c, task, cfg.weight_norm, cfg.weight_power)
