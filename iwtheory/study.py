@@ -13,7 +13,8 @@ same hash-named run folders, checkpoints, locks and kill -9 resume, so ``iwtheor
 --runs DIR --experiment NAME`` read its records. The weighting is one of: ``powers`` of the task's
 per-example weights (r^p; p = 0 is the unweighted partner of the same seed, p = 1 the importance-weighted
 risk), ``class_weights`` (binary: the positive class's weight, 1 the partner; K classes: one vector per
-model), the default being ``powers=[0, 1]`` for a task with weights.
+model), or ``vectors`` (names of the task's explicit weight vectors, "uniform" the partner); the default is
+every vector of a task that has them, else ``powers=[0, 1]`` for a task with weights.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def travels(spec: str, fn) -> bool:
 class Study:
     """Weighted training of a user's model on a user's task, every weighting x seed x regime (see the module)."""
 
-    def __init__(self, task: Task, model, *, powers=None, class_weights=None, seeds=range(10), epochs: int = 100,
+    def __init__(self, task: Task, model, *, powers=None, class_weights=None, vectors=None, seeds=range(10),
+                 epochs: int = 100,
                  lr: float = 0.05, momentum: float = 0.9, batch_size: int = 32, weight_decay: float = 0.0,
                  regimes: dict | None = None, name: str | None = None, val_fraction: float = 0.0,
                  data_seed: int = 0, model_args: dict | None = None, max_models: int = 30,
@@ -70,15 +72,25 @@ class Study:
             raise ConfigError(f"name must be a lower-case identifier (a-z, 0-9, _); got {name!r}")
         self.task, self.name = task, name
         self.spec, self.fn = factory_spec(model)
-        if powers is not None and class_weights is not None:
-            raise ConfigError("powers and class_weights are two weightings: give one")
-        if powers is None and class_weights is None:
-            if task.weights is None:
+        if sum(w is not None for w in (powers, class_weights, vectors)) > 1:
+            raise ConfigError("powers, class_weights and vectors are three weightings: give one")
+        if powers is None and class_weights is None and vectors is None:
+            if task.vectors:
+                vectors = list(task.vectors)
+            elif task.weights is None:
                 raise ConfigError("the task has no per-example weights: give class_weights=[...] (or weights to "
                                   "the Task, then powers=[...])")
-            powers = [0.0, 1.0]
+            else:
+                powers = [0.0, 1.0]
         axis: dict = {}
-        if powers is not None:
+        if vectors is not None:
+            missing = sorted(set(vectors) - set(task.vectors))
+            if missing:
+                raise ConfigError(f"no weight vector(s) {missing} in the task (it has {sorted(task.vectors)})")
+            if "uniform" not in vectors:
+                raise ConfigError("vectors must include 'uniform' (the unweighted partner)")
+            axis["vectors"] = list(vectors)
+        elif powers is not None:
             if task.weights is None:
                 raise ConfigError("powers sweep the task's per-example weights, and the task has none")
             axis["powers"] = [float(p) for p in powers]

@@ -272,3 +272,119 @@ def test_k_class_study_records_each_class_share_and_says_which_claims_apply(tmp_
     eff = study.effects(tmp_path / "runs")
     assert set(eff.share) == {"frac_class0_test", "frac_class1_test", "frac_class2_test"}
     assert {e["verdict"] for e in study.claims(tmp_path / "runs")} == {"not applicable"}
+
+
+@pytest.mark.parametrize("arrays,match", [
+    (dict(x=np.full((8, 4), np.nan), y=[0, 1] * 4), "NaN or infinite"),
+    (dict(x=np.zeros((8, 4)), y=[0, 1] * 4, weights=-np.ones(8)), "negative"),
+    (dict(x=np.zeros((8, 4)), y=[0, 1] * 3), "8 examples but y has 6"),
+    (dict(x=np.zeros((8, 4)), y=[3, 7] * 4), "do not say which is positive"),
+    (dict(x=np.zeros((8, 4)), y=[0, 1] * 4, extra=np.zeros(2)), "unknown array"),
+])
+def test_a_config_with_bad_arrays_is_one_error_line_and_writes_nothing(tmp_path, capsys, factories, arrays, match):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(f'name = "bad"\ndataset = "arrays"\ndata = "{tmp_path / "bad.npz"}"\n'
+                   'model = "userfactories:make_net"\nepochs = 2\nbatch_size = 4\ndevice = "cpu"\n')
+    from iwtheory.cli import main
+
+    assert main(["train", str(cfg), "--out", str(tmp_path / "runs"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("iwtheory: error:") and re_search(match, err[0])
+    assert not list((tmp_path / "runs").glob("*/config.json"))
+
+
+def re_search(pattern: str, text: str) -> bool:
+    import re
+
+    return re.search(pattern, text) is not None
+
+
+def test_explicit_weight_vectors_per_member(tmp_path, factories):
+    x, y, r = data()
+    vecs = {"uniform": np.ones(len(y)), "clipped": np.minimum(r, 1.5), "iw": r}
+    task = Task(x, y, probes={"test": (x, y)}, vectors=vecs, name="vecs")
+    study = small(task, factories.make_net)  # every vector of the task by default
+    df = study.run(tmp_path / "runs", progress=False)
+    assert set(df.vector) == {"uniform", "clipped", "iw"}
+    eff = study.effects(tmp_path / "runs")
+    assert set(eff.vector) == {"clipped", "iw"} and (eff[eff.epoch == 0].delta == 0).all()
+    assert {e["verdict"] for e in study.claims(tmp_path / "runs")} == {"not applicable"}
+    # the vector's values are what it trains on: the same run with the powers' r^1 gives the same records
+    p = small(Task(x, y, weights=r, probes={"test": (x, y)}, name="pw"), factories.make_net, powers=[0, 1])
+    pdf = p.run(tmp_path / "pw", progress=False)
+    a = df[df.vector == "iw"].sort_values(["seed", "epoch"]).train_loss_weighted.to_numpy()
+    b = pdf[pdf.power == 1].sort_values(["seed", "epoch"]).train_loss_weighted.to_numpy()
+    assert np.allclose(a, b, rtol=1e-5)
+    with pytest.raises(TaskError, match="'uniform'"):
+        Task(x, y, vectors={"iw": r})
+    with pytest.raises(TaskError, match="alike"):
+        Task(x, y, vectors={"uniform": r})
+
+
+LOADER = '''
+import numpy as np
+from iwtheory import Task
+
+
+def load():
+    r = np.random.default_rng(3)
+    y = np.arange(32) % 2
+    x = (r.normal(size=(32, 4)) + 2.0 * np.eye(2, 4)[y]).astype(np.float32)
+    return Task(x, y, weights=np.exp(0.3 * x[:, 0]), probes={"test": (x, y)})
+'''
+
+HEADED = '''
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 8), nn.ReLU())
+        self.head = nn.Linear(8, 1)
+
+    def features(self, x):
+        return self.body(x)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def make(seed):
+    return Net()
+'''
+
+
+def test_a_loader_a_quick_variant_features_and_the_reports_of_one_experiment(tmp_path, monkeypatch, capsys):
+    (tmp_path / "userloader.py").write_text(LOADER)
+    (tmp_path / "headed.py").write_text(HEADED)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = tmp_path / "own.toml"
+    cfg.write_text('name = "own"\ndataset = "arrays"\ndata = "userloader:load"\nmodel = "headed:make"\n'
+                   'powers = [0.0, 1.0]\nseeds = [0, 1]\nepochs = 30\nbatch_size = 8\nrecord_points = 2\n'
+                   'device = "cpu"\n[quick]\nepochs = 3\n')
+    from iwtheory.cli import main
+
+    out = tmp_path / "runs"
+    assert main(["train", str(cfg), "--out", str(out), "--quick", "--no-progress"]) == 0
+    run = next(out.glob("*/done")).parent
+    assert (run / "quick").is_file() and list((run / "features").glob("*.npz"))  # features() with a linear head
+    capsys.readouterr()
+    assert main(["claims", "--runs", str(out), "--out", str(tmp_path / "paper"), "--experiment", "own"]) == 0
+    assert "quick variant" in capsys.readouterr().out
+    entries = json.loads((tmp_path / "paper" / "generated" / "claims_own.json").read_text())
+    assert all(e.get("quick") for e in entries)
+    assert main(["figures", "--runs", str(out), "--out", str(tmp_path / "fig"), "--experiment", "own"]) == 0
+    assert list((tmp_path / "fig").glob("frac_pos_own*"))
+    assert main(["tables", "--runs", str(out), "--out", str(tmp_path / "paper"), "--experiment", "own"]) == 0
+    assert (tmp_path / "paper" / "tables" / "separation_own.tex").is_file()
+    assert main(["claims", "--runs", str(out), "--out", str(tmp_path / "paper"), "--experiment", "nope"]) == 2
+
+
+def test_torch_tensors_are_taken_as_arrays():
+    import torch
+
+    x, y, r = data()
+    t = Task(torch.from_numpy(x), torch.from_numpy(y), weights=torch.from_numpy(r))
+    assert t.fingerprint() == Task(x, y, weights=r).fingerprint()

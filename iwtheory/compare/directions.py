@@ -64,7 +64,10 @@ def feature_limit(features, labels, weight, bias, loss: str, class_weights=(1.0,
 def feature_angle_rows(cfg: dict, run: str, saved: list[dict]) -> pd.DataFrame:
     """For one CNN run (its config, hash and saved feature files, as ``runs.records.read_features`` gives them):
     per saved epoch, the last layer's angle to the feature-space max-margin direction."""
-    rows = [{"epoch": int(z["epoch"]), "weight": cfg["weight"], "seed": cfg["seed"],
+    # a sweep of powers of per-example weights is read on the weight axis as w = e^p (compare.study_claims)
+    # (explicit vectors and K-class class weights have no place on it: nan)
+    weight = cfg["weight"] if "weight" in cfg else float(np.exp(cfg["power"])) if "power" in cfg else float("nan")
+    rows = [{"epoch": int(z["epoch"]), "weight": weight, "seed": cfg["seed"],
              "regime": cfg.get("regime", "none"), "config_hash": run,
              **feature_max_margin(z["features"], z["labels"], z["weight"], z["bias"])} for z in saved]
     return pd.DataFrame(rows)

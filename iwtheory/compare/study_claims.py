@@ -59,6 +59,10 @@ def measure(cid: str, fn, *args) -> dict:
 def network_claims(df: pd.DataFrame, steps_per_epoch: int, n_classes: int = 2,
                    subsample_ratio: float | None = None) -> dict[str, dict]:
     """Every network claim's entry for one experiment's records ``df`` (one row per run and evaluated epoch)."""
+    if "vector" in df and df.vector.notna().any():
+        why = ("explicit weight vectors have no order for the claims' weight axis; each vector's effect Delta against "
+               "'uniform' is in the study's effects")
+        return {cid: not_applicable(cid, why) for cid in NETWORK}
     if n_classes != 2 or "class_weight" in df:
         why = (f"a {n_classes}-class task: its statistic is the positive class's share F of a binary task; the "
                "records hold each class's share (frac_class<k>_<probe>), whose effects Delta_k the study reports")
@@ -107,6 +111,8 @@ def weighting_column(df: pd.DataFrame) -> tuple[str, object]:
     """(the column that names each run's weighting, the value of its unweighted partner)."""
     if "power" in df and df.power.notna().any():
         return "power", 0.0
+    if "vector" in df and df.vector.notna().any():
+        return "vector", "uniform"
     if "class_weight" in df and df.class_weight.notna().any():
         uniform = [v for v in df.class_weight.dropna().unique() if len(set(str(v).split(":"))) == 1]
         if not uniform:

@@ -9,6 +9,8 @@
   label, or NaN labels are refused. No row is ever dropped.
 - ``weights``: per-example importance weights r (N,): density ratios, propensity weights. Finite, >= 0,
   not all zero. Weightings sweep powers r^p of them (p = 0: the unweighted partner).
+- ``vectors``: explicit weight vectors by name ({"uniform": ones, "clipped": min(r, 10), ...}), each checked as
+  ``weights`` are; one must be named ``uniform`` (all ones), the unweighted partner.
 - ``probes``: named probe sets, each an array of inputs or an ``(x, y)`` pair with labels in the task's
   classes; names are lower-case identifiers (they become record columns).
 - ``normalise``: ``None`` (inputs as given), ``"standardise"`` (per-feature mean and standard deviation of
@@ -87,7 +89,7 @@ class Task:
     probe sets and the normalisation, checked on construction."""
 
     def __init__(self, x, y, weights=None, probes: dict | None = None, positive=None, normalise=None,
-                 name: str = "task"):
+                 name: str = "task", vectors: dict | None = None):
         if not isinstance(name, str) or not NAME.match(name):
             raise TaskError(f"name must be a lower-case identifier (a-z, 0-9, _; at most 32); got {name!r}")
         self.name = name
@@ -113,17 +115,17 @@ class Task:
                                 "classes (a K-class task)")
             self.n_classes, self.positive = len(values), None
         self.y = self.encode(labels, "y")
-        self.weights = None
-        if weights is not None:
-            w = _array(weights, "weights", np.float64)
-            if w.shape != (len(self.x),):
-                raise TaskError(f"weights must be one number per example ({len(self.x)},); got shape {w.shape}")
-            if (w < 0).any():
-                raise TaskError(f"weights: {int((w < 0).sum())} negative value(s) (first at example "
-                                f"{int(np.flatnonzero(w < 0)[0])}); importance weights are >= 0")
-            if not (w > 0).any():
-                raise TaskError("weights are all zero: nothing would be trained")
-            self.weights = w
+        self.weights = None if weights is None else self._weight_vector(weights, "weights")
+        self.vectors = {}
+        for vname, v in (vectors or {}).items():
+            if not isinstance(vname, str) or not NAME.match(vname):
+                raise TaskError(f"weight vector name {vname!r}: use a lower-case identifier (a-z, 0-9, _)")
+            self.vectors[vname] = self._weight_vector(v, f"weight vector {vname!r}")
+        if self.vectors and "uniform" not in self.vectors:
+            raise TaskError("explicit weight vectors need one named 'uniform' (all ones): the unweighted partner "
+                            "every effect is measured against")
+        if "uniform" in self.vectors and not np.all(self.vectors["uniform"] == self.vectors["uniform"][0]):
+            raise TaskError("the weight vector 'uniform' must weigh every example alike")
         self.probes = {}
         for pname, p in (probes or {}).items():
             if not isinstance(pname, str) or not NAME.match(pname) or pname in RESERVED:
@@ -140,6 +142,17 @@ class Task:
                 raise TaskError(f"probe {pname!r} is empty")
             self.probes[pname] = (px, py)
         self.mean, self.std = self._normalisation(normalise)
+
+    def _weight_vector(self, v, what: str) -> np.ndarray:
+        w = _array(v, what, np.float64)
+        if w.shape != (len(self.x),):
+            raise TaskError(f"{what} must be one number per example ({len(self.x)},); got shape {w.shape}")
+        if (w < 0).any():
+            raise TaskError(f"{what}: {int((w < 0).sum())} negative value(s) (first at example "
+                            f"{int(np.flatnonzero(w < 0)[0])}); importance weights are >= 0")
+        if not (w > 0).any():
+            raise TaskError(f"{what} are all zero: nothing would be trained")
+        return w
 
     # ---- labels --------------------------------------------------------------------------------
 
@@ -215,10 +228,14 @@ class Task:
         return h.hexdigest()[:16]
 
     def weights_fingerprint(self) -> str | None:
-        """SHA-256 (16 hex digits) of the per-example weights; None without them."""
-        if self.weights is None:
+        """SHA-256 (16 hex digits) of the per-example weights and the explicit weight vectors; None without any."""
+        if self.weights is None and not self.vectors:
             return None
-        return hashlib.sha256(np.ascontiguousarray(self.weights).tobytes()).hexdigest()[:16]
+        h = hashlib.sha256()
+        for name, w in ([("weights", self.weights)] if self.weights is not None else []) + sorted(self.vectors.items()):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(w).tobytes())
+        return h.hexdigest()[:16]
 
     def __repr__(self) -> str:
         return (f"Task({self.name!r}: {len(self.x)} examples of shape {self.x.shape[1:]}, {self.n_classes} classes "
@@ -260,7 +277,9 @@ class Task:
                           {k: (t(px), None if py is None else t(py)) for k, (px, py) in self.probes.items()},
                           t(self.mean), t(self.std), pos, neg, tr, t(self.x[va]), t(self.y[va]),
                           source=self.fingerprint(), divisor=1.0, n_classes=self.n_classes, classes=self.classes,
-                          r_train=None if r is None else t(r[tr]), r_val=None if r is None else t(r[va]))
+                          r_train=None if r is None else t(r[tr]), r_val=None if r is None else t(r[va]),
+                          v_train={k: t(v[tr]) for k, v in self.vectors.items()},
+                          v_val={k: t(v[va]) for k, v in self.vectors.items()})
 
 
 def load_npz(path, max_bytes: int = 2**32) -> Task:
@@ -287,7 +306,8 @@ def load_npz(path, max_bytes: int = 2**32) -> Task:
     for need in ("x", "y"):
         if need not in arrays:
             raise TaskError(f"{path}: no array {need!r} (it holds {sorted(arrays)})")
-    known = {"x", "y", "weights", "positive"}
+    known = {"x", "y", "weights", "positive"} | {k for k in arrays if k.startswith("weights_")}
+    vectors = {k[len("weights_"):]: arrays[k] for k in sorted(arrays) if k.startswith("weights_")}
     probes = {}
     for k in sorted(arrays):
         if k.startswith("probe_") and not k.endswith("_y"):
@@ -296,7 +316,8 @@ def load_npz(path, max_bytes: int = 2**32) -> Task:
             known |= {k, f"{k}_y"}
     unknown = sorted(set(arrays) - known)
     if unknown:
-        raise TaskError(f"{path}: unknown array(s) {unknown}; a task file holds x, y, weights, positive, "
-                        "probe_<name> and probe_<name>_y")
+        raise TaskError(f"{path}: unknown array(s) {unknown}; a task file holds x, y, weights, weights_<name>, "
+                        "positive, probe_<name> and probe_<name>_y")
     positive = arrays["positive"].item() if "positive" in arrays else None
-    return Task(arrays["x"], arrays["y"], weights=arrays.get("weights"), probes=probes, positive=positive)
+    return Task(arrays["x"], arrays["y"], weights=arrays.get("weights"), probes=probes, positive=positive,
+                vectors=vectors)

@@ -8,7 +8,7 @@ the whole task lives on the device.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -49,6 +49,8 @@ class Task:
     classes: tuple = ()            # the class names, in label order (binary: negative, positive)
     r_train: torch.Tensor | None = None
     r_val: torch.Tensor | None = None
+    v_train: dict = field(default_factory=dict)  # explicit weight vectors by name (training, validation examples)
+    v_val: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.x_val is None:
@@ -93,7 +95,8 @@ class Task:
             if isinstance(v, torch.Tensor):
                 return v.to(device)
             if isinstance(v, dict):
-                return {k: tuple(None if t is None else t.to(device) for t in pair) for k, pair in v.items()}
+                return {k: (t.to(device) if isinstance(t, torch.Tensor) else
+                            tuple(None if u is None else u.to(device) for u in t)) for k, t in v.items()}
             return v
 
         return Task(**{k: move(v) for k, v in vars(self).items()})

@@ -215,8 +215,8 @@ def _study(name: str, source: str, cnn: pd.DataFrame, diverged: pd.DataFrame, su
     g = cnn[(cnn.experiment == name) & (cnn.source == source)].copy()
     g["variant"] = variants(g)
     g, _ = weight_axis(g)  # powers p of per-example weights on the weight axis as w = e^p
-    kclass = "class_weight" in g and g.class_weight.notna().any()
-    if not kclass:  # a K-class sweep's partner is its uniform vector (compare.study_claims.weighting_column)
+    kclass = any(k in g and g[k].notna().any() for k in ("class_weight", "vector"))
+    if not kclass:  # these sweeps' partner is a uniform vector (compare.study_claims.weighting_column)
         check_seeds(g)
     bad = set(diverged[(diverged.experiment == name) & (diverged.source == source)].config_hash)
     ok = g[~g.config_hash.isin(bad)].dropna(axis=1, how="all")

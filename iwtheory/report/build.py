@@ -24,11 +24,12 @@ __all__ = ["analyse", "make_figures", "make_tables", "make_claims"]
 def own_figures(s_, out_dir) -> list[Path]:
     """A network experiment the catalogue does not name (a researcher's own): F on every probe set against the
     epoch, per regime (two classes), or each class's share's Delta (K classes)."""
-    if "class_weight" in s_.df and s_.df.class_weight.notna().any():
+    if any(k in s_.df and s_.df[k].notna().any() for k in ("class_weight", "vector")):
         from iwtheory.report.study_figures import effect_figures
 
-        probes = sorted({c.split("_", 2)[2] for c in s_.df.columns if c.startswith("frac_class")})
-        return effect_figures(s_.df, probes, out_dir, n_classes=3)
+        shares = [c for c in s_.df.columns if c.startswith(("frac_class", "frac_pos_")) and s_.df[c].notna().any()]
+        probes = sorted({c.split("_", 2)[2] for c in shares})
+        return effect_figures(s_.df, probes, out_dir, n_classes=3 if any("frac_class" in c for c in shares) else 2)
     probes = tuple(c for c in s_.df.columns if c.startswith("frac_pos_") and s_.df[c].notna().any())
     return F.frac_pos_figure(s_.df, out_dir, probes=probes, name=other_figure_name(s_)) if probes else []
 

@@ -48,6 +48,11 @@ def data_fingerprint(task) -> str:
     arrays = [("x_train", task.x_train), ("y_train", task.y_train), ("x_val", task.x_val), ("y_val", task.y_val)]
     for name, (x, y) in task.probes.items():
         arrays += [(f"x_{name}", x)] + ([(f"y_{name}", y)] if y is not None else [])
+    # a task's own weights are data too (absent from the image tasks, whose fingerprints stay as they were)
+    if task.r_train is not None:
+        arrays += [("r_train", task.r_train), ("r_val", task.r_val)]
+    for name in sorted(task.v_train):
+        arrays += [(f"v_train_{name}", task.v_train[name]), (f"v_val_{name}", task.v_val[name])]
     for name, t in arrays:
         t = t.contiguous().cpu()
         h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
@@ -58,7 +63,9 @@ def data_fingerprint(task) -> str:
 def weights_fingerprint(task) -> str:
     """SHA-256 (16 hex digits) of the task's per-example weights (training and validation)."""
     h = hashlib.sha256()
-    for t in (task.r_train, task.r_val):
+    parts = [task.r_train, task.r_val] if task.r_train is not None else []
+    parts += [t for name in sorted(task.v_train) for t in (task.v_train[name], task.v_val[name])]
+    for t in parts:
         h.update(t.contiguous().cpu().double().numpy().tobytes())
     return h.hexdigest()[:16]
 
@@ -97,6 +104,14 @@ def member_weights(cell: dict, task, norm: str, power: float) -> dict:
         return {"example_weights": task.r_train.double().numpy() ** p,
                 "val_weights": task.r_val.double().numpy() ** p if len(task.y_val) else None,
                 "unweighted": p == 0.0}
+    if "vector" in cell:
+        name = cell["vector"]
+        if name not in task.v_train:
+            raise RecordError(f"run {config_hash(cell)} trains with the weight vector {name!r}, which its task lacks "
+                              f"(it has {sorted(task.v_train)})")
+        return {"example_weights": task.v_train[name].double().numpy(),
+                "val_weights": task.v_val[name].double().numpy() if len(task.y_val) else None,
+                "unweighted": name == "uniform"}
     if cell.get("class_weight") is not None:
         cw = np.asarray(cell["class_weight"], dtype=float)
         if task.binary:
@@ -163,7 +178,8 @@ def _resume_or_start(group, members, task, settings, dev: str, ckpt: Path, fp: s
 
     stack = Stack(members, task, settings, dev, factory=factory)
     extra = {"data_fingerprint": fp, **({"source_fingerprint": task.source} if task.source else {}),
-             **({"weights_fingerprint": weights_fingerprint(task)} if task.r_train is not None else {})}
+             **({"weights_fingerprint": weights_fingerprint(task)} if task.r_train is not None or task.v_train
+                else {})}
     if ckpt.exists():
         try:
             header, payload = read_checkpoint(ckpt)

@@ -136,7 +136,7 @@ IDENTITY = {"theory": ("experiment", "weight", "loss", "depth", "method", "seed"
             "inside": ("experiment", "weight", "seed")}
 QUICK = "quick"  # a marker file in a run folder: the run is of a config's [quick] variant
 # a user's weighting (powers of per-example weights, class-weight vectors): in the identity only where a run has it
-OPTIONAL_IDENTITY = ("power", "class_weight")
+OPTIONAL_IDENTITY = ("power", "class_weight", "vector")
 RUN_KEYS = tuple(dict.fromkeys(k for keys in IDENTITY.values() for k in keys))
 
 

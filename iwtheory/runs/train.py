@@ -55,6 +55,9 @@ def array_task(cfg: TrainConfig, arrays=None):
                               "iwtheory.Task")
     if cfg.powers and arrays.weights is None:
         raise ConfigError(f"{cfg.name}: powers sweep the task's per-example weights, and its data has none")
+    missing = sorted(set(cfg.vectors) - set(arrays.vectors))
+    if missing:
+        raise ConfigError(f"{cfg.name}: no weight vector(s) {missing} in the data (it has {sorted(arrays.vectors)})")
     if cfg.class_weights and len(cfg.class_weights[0]) != arrays.n_classes:
         raise ConfigError(f"{cfg.name}: class_weights give {len(cfg.class_weights[0])} weights per model for a "
                           f"{arrays.n_classes}-class task")
@@ -131,7 +134,7 @@ def resolve_device(name: str) -> str:
 
 # What varies between the models of one stack; everything else of a cell (data, architecture, schedule, optimiser)
 # must agree, so a stack may hold the models of several regimes of a study (none, l2 and dropout share one).
-PER_MEMBER = ("weight", "power", "class_weight", "seed", "lr", "weight_decay", "dropout", "regime")
+PER_MEMBER = ("weight", "power", "class_weight", "vector", "seed", "lr", "weight_decay", "dropout", "regime")
 
 
 def stack_key(cell: dict) -> str:

@@ -24,7 +24,7 @@ ENGINEERING = ("name", "description", "source", "data_dir", "download", "device"
 # every run's config.json, and a sweep refuses other data than its runs were trained on.)
 SWEEP = ("weights", "seeds", "lrs", "weight_decays", "dropouts")
 # Keys of a user's own model, data and weighting: in a run's cell only when set, so every earlier run keeps its hash.
-OWN = ("model_args", "powers", "class_weights")
+OWN = ("model_args", "powers", "class_weights", "vectors")
 # "package.module:attribute": a factory (seed -> nn.Module) or a data loader in an importable module
 _DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 SPEC = re.compile(f"^{_DOTTED}:{_DOTTED}$")
@@ -89,6 +89,7 @@ class TrainConfig:
     data: str = ""                 # dataset "arrays": "file.npz" (x, y, weights, probe_*) or "package.module:loader"
     powers: list[float] = field(default_factory=list)  # sweep powers r^p of the task's per-example weights
     class_weights: list[list[float]] = field(default_factory=list)  # K classes: one weight per class, per model
+    vectors: list[str] = field(default_factory=list)  # explicit weight vectors of the task, by name ("uniform" too)
     hidden: list[int] = field(default_factory=list)  # MLP widths (empty: the MLP's default, MLP_HIDDEN)
     linear: bool = False           # an MLP without hidden layers (hidden must then be empty)
     batchnorm: bool = False
@@ -146,8 +147,11 @@ class TrainConfig:
         if self.data:
             need(self.data.endswith(".npz") or bool(SPEC.match(self.data)),
                  f"data must be a .npz file or 'package.module:loader'; got {self.data!r}")
-        need(not (self.powers and self.class_weights), "powers and class_weights are two weightings: choose one")
-        if self.powers or self.class_weights:
+        need(sum(map(bool, (self.powers, self.class_weights, self.vectors))) <= 1,
+             "powers, class_weights and vectors are three weightings: choose one")
+        need(not self.vectors or "uniform" in self.vectors, "vectors must include 'uniform' (the unweighted partner)")
+        need(len(set(self.vectors)) == len(self.vectors), f"vectors lists a name twice: {self.vectors}")
+        if self.powers or self.class_weights or self.vectors:
             need(self.weights == [1.0], "weights (the positive class's weight) is the binary class weighting; with "
                  "powers or class_weights leave it out")
         need(all(abs(p) <= 64 for p in self.powers), f"powers must lie in [-64, 64]; got {self.powers}")
@@ -237,7 +241,7 @@ class TrainConfig:
         if not base.pop("bias"):  # with biases (the default) the key stays out, so earlier runs keep their hashes
             base["bias"] = False
         for key in OWN:  # likewise a user's model, data and weighting: in the cell only when set
-            if not base[key] or key in ("powers", "class_weights"):
+            if not base[key] or key in ("powers", "class_weights", "vectors"):
                 base.pop(key)
         if self.custom_model:
             base["model_signature"] = self.model_signature()
@@ -245,6 +249,8 @@ class TrainConfig:
             axis = [("power", p) for p in self.powers]
         elif self.class_weights:
             axis = [("class_weight", list(cw)) for cw in self.class_weights]
+        elif self.vectors:
+            axis = [("vector", v) for v in self.vectors]
         else:
             axis = [("weight", w) for w in self.weights]
         return [dict(base, **{k: v}, seed=s, lr=lr, weight_decay=wd, dropout=p)

@@ -8,7 +8,7 @@ from torch import nn
 
 from iwtheory.nets.arrays import Task
 from iwtheory.nets.engine import EngineSettings, Member, Stack, build_member
-from iwtheory.nets.models import MLP
+from iwtheory.nets.models import BLCNN, MLP, ResNet
 from iwtheory.nets.population import FuncStack, PopulationError, population
 from iwtheory.theory import seeds
 
@@ -61,7 +61,9 @@ def plain_loop(task, factory, m: Member, epochs=3, batch=8, momentum=0.9):
 
 
 def member_params(st, m):
-    return torch.cat([p.detach()[m].reshape(-1) for p in st.params])
+    """Member m's parameters in order: stacked (M, ...) or, on the fast path's convolutions, concatenated (M*C, ...)
+    tensors, model-major either way."""
+    return torch.cat([p.detach().reshape(st.M, -1)[m] for p in st.params])
 
 
 def test_generic_stack_equals_a_plain_loop_with_per_example_weights():
@@ -160,3 +162,28 @@ def test_wrong_output_shapes_and_mixed_architectures_are_refused():
         population([seq(0), seq(1, bn=True)])
     with pytest.raises(PopulationError, match="not an nn.Module"):
         population([lambda v: v])
+
+
+class GenericBLCNN(BLCNN):
+    """The B&L CNN as a class without a hand-written twin: it takes the generic path."""
+
+
+class GenericResNet(ResNet):
+    """Likewise the ResNet (batch norm in every block)."""
+
+
+@pytest.mark.parametrize("fast_cls,generic_cls,shape", [(BLCNN, GenericBLCNN, (1, 22, 22)),
+                                                       (ResNet, GenericResNet, (3, 8, 8))])
+def test_the_fast_path_is_chosen_for_the_packages_models_and_equals_the_generic_path(fast_cls, generic_cls, shape):
+    r = np.random.default_rng(0)
+    y = np.arange(24) % 2
+    x = (r.normal(size=(24, *shape)) + y[:, None, None, None]).astype(np.float32)
+    task = Task(x, y)
+    members = [Member(1.0, 0, 0.05), Member(3.0, 1, 0.05, weight_decay=1e-3)]
+    fast = stack_of(task, lambda s: fast_cls(shape), members, epochs=2)
+    generic = stack_of(task, lambda s: generic_cls(shape), members, epochs=2)
+    assert fast.fast and not generic.fast
+    for k in range(2):
+        assert torch.allclose(member_params(fast, k), member_params(generic, k), atol=1e-9)
+    xt = task.tensors().x_train
+    assert torch.allclose(fast.logits(xt), generic.logits(xt), atol=1e-9)  # eval mode: running statistics
