@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -80,6 +81,10 @@ def _gpu_folders(args) -> list[Path]:
     none with ``--no-gpu-results``."""
     from iwtheory.pipeline import GPU_RESULTS
 
+    for d in args.gpu_results if not args.no_gpu_results else []:
+        if not Path(d).is_dir():
+            raise FileNotFoundError(f"--gpu-results {d}: no such folder (GPU records are imported with "
+                                    "`iwtheory import-gpu`)")
     return [] if args.no_gpu_results else [Path(d) for d in args.gpu_results] or [GPU_RESULTS]
 
 
@@ -144,6 +149,8 @@ def _one_line(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The `iwtheory` command line: one sub-command per job."""
     p = _Parser(prog="iwtheory", description=__doc__)
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of an unexpected error (also: environment IWTHEORY_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True)
 
     experiment = argparse.ArgumentParser(add_help=False)  # what `theory` and `train` share
@@ -245,6 +252,15 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, OSError) and e.filename and str(e.filename) not in msg:
             msg = f"{e.filename}: {msg}"
         print(f"iwtheory: error: {_one_line(msg)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("iwtheory: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as e:  # the last resort: an error nobody named is still one line, the traceback on request
+        if getattr(args, "debug", False) or os.environ.get("IWTHEORY_DEBUG"):
+            raise
+        print(f"iwtheory: error: unexpected {type(e).__name__}: {_one_line(str(e)) or '(no message)'} (rerun with "
+              "--debug or IWTHEORY_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
         return 2
 
 

@@ -127,7 +127,8 @@ def curves_figure(df: pd.DataFrame, out_dir, by: str, name: str, ylabel=r"angle 
         ax.set_xlabel(r"$\log_{10} t$")
         ax.set_ylabel(ylabel)
         for k in keys:
-            ax.plot([], [], color="0.3", ls=styles[k], label=f"{by} {k:g}" if isinstance(k, float) else f"{by} {k}")
+            ax.plot([], [], color="0.3", ls=styles[k],
+                    label=f"{by} {k:g}" if isinstance(k, float) else plot_label(f"{by} {k}"))
         ax.legend(loc="lower left", ncol=2)
         return save(fig, out_dir, name)
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from iwtheory.compare.study_claims import share_effects, weighting_column
+from iwtheory.report.figures import file_stem
+from iwtheory.report.latex import plot_label
 
 
 def effect_figures(df, probes, out_dir, n_classes: int = 2) -> list[Path]:
@@ -34,19 +36,19 @@ def effect_figures(df, probes, out_dir, n_classes: int = 2) -> list[Path]:
             r = sub[sub.regime == regime]
             for (w, share), g in r.groupby([col, "share"]):
                 g = g.sort_values("epoch")
-                label = f"{col} {w:g}" if isinstance(w, (int, float, np.floating)) else f"{col} {w}"
+                label = f"{col} {w:g}" if isinstance(w, (int, float, np.floating)) else plot_label(f"{col} {w}")
                 if n_classes != 2:
-                    label += f", {share.split('_')[1]}"
+                    label += f", {plot_label(share.split('_')[1])}"
                 ax.plot(g.epoch, g.delta, label=label)
                 ax.fill_between(g.epoch, g.delta - g.se.fillna(0), g.delta + g.se.fillna(0), alpha=0.2)
             ax.axhline(0.0, color="k", lw=0.5)
             ax.set_xscale("symlog", linthresh=1.0)
-            ax.set_title(f"{probe}: {regime}", fontsize=8)
+            ax.set_title(plot_label(f"{probe}: {regime}"), fontsize=8)
             ax.set_xlabel("epoch")
         axes[0][0].set_ylabel("Delta of predicted share")
         axes[0][-1].legend(fontsize=6)
         fig.tight_layout()
-        p = out / f"effect_{probe}.pdf"
+        p = out / f"effect_{file_stem(str(probe))}.pdf"
         fig.savefig(p)
         plt.close(fig)
         paths.append(p)

@@ -43,7 +43,7 @@ def theory_table(constants: pd.DataFrame) -> str:
     """Predicted vs measured angle constant K = lim angle(t) log t (``Analysis.angle_constants``)."""
     df = constants.sort_values(["loss", "weight"], kind="stable").reset_index(drop=True)
     cells = pd.DataFrame({
-        "loss": df.loss, "weight $c$": [weight_label(w) for w in df.weight],
+        "loss": [escape(v) for v in df.loss], "weight $c$": [weight_label(w) for w in df.weight],
         "$K$ predicted": [pm(v) for v in df.predicted],
         r"$\theta(t)\log t$ at $t_{\max}$": [pm(v) for v in df.at_end],
         r"$K$ fitted ($t \geq 10^{10}$)": [pm(v) for v in df.fit],
@@ -79,7 +79,7 @@ def early_late_table(summary: pd.DataFrame, extremes: bool = True) -> str:
     if extremes:
         s = s[s.weight.isin([s.weight.min(), s.weight.max()])].reset_index(drop=True)
     cells = pd.DataFrame({
-        "regime": s.variant, "weight $w$": [weight_label(w) for w in s.weight],
+        "regime": [escape(v) for v in s.variant], "weight $w$": [weight_label(w) for w in s.weight],
         r"largest $|\Delta|$": [pm(v) for v in s.peak_effect],
         r"last-tenth $|\Delta|$": [pm(m, e) for m, e in zip(s.tail_abs_effect, s.tail_se)],
         "last tenth / largest": [pm(v, digits=2) for v in s.ratio],

@@ -17,11 +17,14 @@ import hashlib
 import inspect
 import json
 import math
+import os
 import re
 import tomllib
 import types
 import typing
 from pathlib import Path
+
+from iwtheory.runs.files import read_regular
 
 
 class ConfigError(ValueError):
@@ -59,6 +62,11 @@ def _check_type(name: str, value, tp):
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+        if isinstance(value, int):
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ConfigError(f"{name}: {str(value)[:20]}... is beyond the range of a float") from None
         if not math.isfinite(value):
             raise ConfigError(f"{name}: expected a finite number, got {value!r}")
         return float(value)
@@ -125,11 +133,12 @@ def parse_override(text: str) -> tuple[str, object]:
 
 def _read_toml(path: str | Path) -> dict:
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ConfigError(f"config file {path} does not exist")
+    data = read_regular(path, "config", ConfigError)
     try:
-        return tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        return tomllib.loads(data.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
 
 
@@ -143,6 +152,8 @@ def read_config(path: str | Path, _chain: tuple = ()) -> dict:
     base must be a plain TOML file in the same folder (a bare name, not a link); chains are at most
     ``MAX_EXTENDS`` long and never circular; a file that extends another must set its own ``name``."""
     path = Path(path)
+    if path.is_symlink():  # the file itself: its extends base lies beside it, not beside the link
+        path = path.resolve()
     data = _read_toml(path)
     base = data.pop("extends", None)
     if base is None:
@@ -164,6 +175,10 @@ def read_config(path: str | Path, _chain: tuple = ()) -> dict:
 
 
 def _apply(data: dict, path, cls, quick: bool, quick_over, overrides, where: str):
+    if quick and quick_over is None:  # --quick must never start the full study silently
+        raise ConfigError(f"{path} has no [quick] table, so it has no quick variant; run it without --quick, or "
+                          "add a [quick] table of overrides")
+    quick_over = {} if quick_over is None else quick_over
     if not isinstance(quick_over, dict):
         raise ConfigError(f"{path}: [quick] must be a table of overrides")
     names = {f.name for f in dataclasses.fields(cls)}
@@ -188,7 +203,7 @@ def load_toml(path: str | Path, cls, quick: bool = False, overrides: list[str] =
     data = read_config(path)
     if "regimes" in data or "variants" in data:
         raise ConfigError(f"{path} is a study with regimes; load it with load_study")
-    return _apply(data, path, cls, quick, data.pop("quick", {}), overrides, str(path))
+    return _apply(data, path, cls, quick, data.pop("quick", None), overrides, str(path))
 
 
 def load_study(path: str | Path, cls, quick: bool = False, overrides: list[str] = (),
@@ -200,7 +215,7 @@ def load_study(path: str | Path, cls, quick: bool = False, overrides: list[str] 
     ``regimes`` keeps only the named ones. The base is the file's top-level settings, ``extends`` resolved.
     """
     data = read_config(path)
-    quick_over = data.pop("quick", {})
+    quick_over = data.pop("quick", None)
     tables = data.pop("regimes", None)
     variants = data.pop("variants", {})
     if tables is None:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from iwtheory.runs.config import ConfigError, config_hash
+from iwtheory.runs.files import read_regular
 from iwtheory.runs.schedule import NoSchedule, ScheduleError, schedule_gaps, scheduled
 
 
@@ -72,11 +73,12 @@ def _jsonable(x):
 def read_json(path: str | Path) -> dict:
     """A JSON object from ``path``, or RecordError naming the file."""
     path = Path(path)
+    if not os.path.lexists(path):
+        raise RecordError(f"{path}: missing")
+    data = read_regular(path, "json", RecordError)
     try:
-        obj = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RecordError(f"{path}: missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        obj = json.loads(data.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise RecordError(f"{path}: not readable JSON ({e})") from None
     if not isinstance(obj, dict):
         raise RecordError(f"{path}: expected a JSON object, found {type(obj).__name__}")
@@ -92,10 +94,8 @@ def read_jsonl(path: str | Path, repair: bool = False, tolerate_partial: bool = 
     """
     path = Path(path)
     try:
-        text = path.read_bytes().decode()
-    except FileNotFoundError:
-        return []
-    except (OSError, UnicodeDecodeError) as e:
+        text = read_regular(path, "metrics", RecordError, missing=b"").decode()
+    except UnicodeDecodeError as e:
         raise RecordError(f"{path}: not readable ({e})") from None
     lines = text.split("\n")
     tail = lines.pop()  # '' when the file ends with a newline
@@ -194,6 +194,9 @@ class Run:
 
     def start(self, fresh: bool = True, extra: dict | None = None) -> None:
         """Create the directory and config.json; ``fresh`` drops any earlier metrics, summary and features."""
+        if self.dir.is_symlink():
+            raise RecordError(f"{self.dir} is a link (to {os.readlink(self.dir)!r}): a run folder must be a folder "
+                              "of its own under --out; remove the link")
         self.dir.mkdir(parents=True, exist_ok=True)
         _atomic_write(self.dir / "config.json",
                       json.dumps(_jsonable({**self.config, **(extra or {})}), indent=2, sort_keys=True))
@@ -254,6 +257,8 @@ def _atomic_write(path: Path, text: str | bytes) -> None:
 
 def check_out(out: str | Path) -> Path:
     """The records folder, created if needed; a file or an unwritable folder is a clear error."""
+    if not str(out).strip():
+        raise ConfigError("--out is empty: name a folder for the run records (default: runs)")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder of run records")
@@ -280,7 +285,14 @@ def run_dirs(path: str | Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"no run records at {path}")
-    found = sorted(p.parent for p in path.glob("*/config.json"))
+    found, linked = [], []
+    for d in sorted(path.iterdir()):
+        if d.is_symlink():  # a run folder is never followed through a link (its records could be anywhere)
+            linked.append(d)
+        elif d.is_dir() and (d / "config.json").exists():
+            found.append(d)
+    for d in linked:
+        warn(f"{d} is a link (to {os.readlink(d)!r}), not a run folder; left out")
     stray = [d for d in found if not _RUN_NAME.fullmatch(d.name)]
     for d in stray:
         warn(f"{d} is not named by a run hash (a copy?); left out")

@@ -83,6 +83,11 @@ def bl_toy(n_per_class: int = 50, seed: int = 0, angle_deg: float = 60.0,
 SOUDRY_SUPPORT = np.array([[0.5, 1.5], [1.5, 0.5]])
 
 
+MAX_POINTS = 100_000   # a generated dataset larger than this is a typo, not an experiment (memory is checked before)
+MAX_DIM = 10_000
+MAX_GAP = 5.0
+
+
 def soudry_toy(n_random: int = 20, seed: int = 0, gap: float = 0.5, bias: bool = False) -> Dataset:
     """Soudry et al. (2018)'s toy: fixed support vectors plus random points farther out.
 
@@ -90,13 +95,19 @@ def soudry_toy(n_random: int = 20, seed: int = 0, gap: float = 0.5, bias: bool =
     mirror them through the origin with their own random draws. Without a bias feature the
     max-margin direction is exactly (0.5, 0.5) with margin sqrt(2), whatever the random points.
     """
-    if gap <= 0:
-        raise ValueError(f"gap must be positive so the random points are not support vectors; got {gap}")
+    if not 0 < gap <= MAX_GAP:
+        # the random points are drawn in [0, 4]^2 with x1 + x2 >= 2 + gap: past a gap of 6 there are none to draw
+        raise ValueError(f"gap must lie in (0, {MAX_GAP:g}] (positive, so the random points are not support vectors, "
+                         f"and small enough that [0, 4]^2 holds points beyond it); got {gap}")
+    if isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer)) or not 0 <= n_random <= MAX_POINTS:
+        raise ValueError(f"n_random must be an integer in [0, {MAX_POINTS}]; got {n_random!r}")
     rng = seeds.rng(seed, "data")
 
     def far_points(k: int) -> np.ndarray:
         pts = np.empty((0, 2))
-        while pts.shape[0] < k:
+        for _ in range(10_000):  # bounded: at gap 5 a draw keeps about 1 point in 32
+            if pts.shape[0] >= k:
+                break
             p = rng.uniform(0.0, 4.0, size=(4 * k + 4, 2))
             pts = np.vstack([pts, p[p.sum(axis=1) >= 2.0 + gap]])
         return pts[:k]
@@ -114,8 +125,14 @@ def gaussian_mixture(n: int = 200, d: int = 10, separation: float = 6.0, seed: i
     """Two isotropic unit Gaussians at +-(separation / 2) e_1 in d dimensions; ``balance`` = share of positives."""
     if not 0 < balance < 1:
         raise ValueError(f"balance must lie strictly between 0 and 1; got {balance}")
+    for key, v, top in (("n", n, MAX_POINTS), ("d", d, MAX_DIM)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= top:
+            raise ValueError(f"{key} must be an integer in [1, {top}]; got {v!r}")
     rng = seeds.rng(seed, "data")
     n_pos = int(round(balance * n))
+    if not 1 <= n_pos < n:
+        raise ValueError(f"a mixture of {n} point(s) at balance {balance} has {n_pos} positive and {n - n_pos} "
+                         "negative points: it needs both classes")
     y = np.concatenate([np.ones(n_pos), -np.ones(n - n_pos)])
     mu = np.zeros(d)
     mu[0] = separation / 2.0
