@@ -97,7 +97,8 @@ def _results(args):
 def _figures(args) -> int:
     from iwtheory.report.build import make_figures
 
-    for p in make_figures(args.runs, args.out, results=_results(args), experiment=args.experiment):
+    for p in make_figures(args.runs, args.out, results=_results(args), experiment=args.experiment,
+                          partial=args.partial):
         print(p)
     return 0
 
@@ -105,7 +106,8 @@ def _figures(args) -> int:
 def _tables(args) -> int:
     from iwtheory.report.build import make_tables
 
-    for p in make_tables(args.runs, args.out, results=_results(args), experiment=args.experiment):
+    for p in make_tables(args.runs, args.out, results=_results(args), experiment=args.experiment,
+                         partial=args.partial):
         print(p)
     return 0
 
@@ -113,7 +115,8 @@ def _tables(args) -> int:
 def _claims(args) -> int:
     from iwtheory.report.build import make_claims
 
-    paths = make_claims(args.runs, args.out, results=_results(args), experiment=args.experiment)
+    paths = make_claims(args.runs, args.out, results=_results(args), experiment=args.experiment,
+                        partial=args.partial)
     for j in (p for p in paths if p.suffix == ".json"):
         entries = json.loads(j.read_text())
         print(f"{j.stem}:" + (" (quick variant: a smoke run, not evidence)" if any(e.get("quick") for e in entries)
@@ -226,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--experiment", default=None, metavar="NAME",
                             help="one experiment's figures, tables or claims (any experiment in --runs, a study of "
                                  "your own included; default: every experiment in the folder)")
+        parser.add_argument("--partial", action="store_true",
+                            help="report a sweep that misses runs its config plans (with a warning) instead of "
+                                 "refusing it")
     for parser in (f, tb, c, r):
         parser.add_argument("--no-gpu-results", action="store_true",
                             help="do not read GPU records beside --runs")

@@ -26,7 +26,7 @@ from iwtheory.compare.loss_study import network_rows, theory_rows
 from iwtheory.compare.directions import feature_angle_rows, final_feature_limit
 from iwtheory.compare.study_claims import weight_axis
 from iwtheory.runs.records import (OPTIONAL_IDENTITY, RUN_KEYS, RecordError, feature_files, load, load_summaries,
-                                   read_features, read_json, warn)
+                                   planned_runs, read_features, read_json, warn)
 from iwtheory.theory.checks import class_weights
 from iwtheory.theory.data import Dataset, make_dataset
 from iwtheory.theory.losses import logistic_smoothness
@@ -278,12 +278,35 @@ def result_dirs(*parents: Path) -> list[tuple[Path, str]]:
     return out
 
 
-def analyse(runs_root, results: list[tuple[Path, str]] = ()) -> Analysis:
-    """Read and check the records of ``runs_root`` and of ``results``; compute what the paper uses."""
+def planned_gaps(roots: list[tuple[Path, str]], df: pd.DataFrame) -> list[str]:
+    """The runs the sweeps behind the records planned (each run folder's ``sweep.json``: every run of its config's
+    regime) that are missing from the records, in words per experiment and regime."""
+    out = []
+    for root, source in roots:
+        planned = planned_runs(root)
+        have = set(df[df.source == source].config_hash) if "source" in df else set(df.config_hash)
+        for (exp, regime), hashes in sorted(planned.items()):
+            missing = sorted(hashes - have)
+            if missing:
+                out.append(f"{exp} [{regime}] misses {len(missing)} of its {len(hashes)} planned runs (first "
+                           f"{missing[:3]})")
+    return out
+
+
+def analyse(runs_root, results: list[tuple[Path, str]] = (), partial: bool = False) -> Analysis:
+    """Read and check the records of ``runs_root`` and of ``results``; compute what the paper uses. A sweep
+    missing runs its config plans is refused, naming them (``partial``: reported with a warning instead)."""
     if not Path(runs_root).is_dir():
         raise FileNotFoundError(f"no run records at {runs_root}; run `iwtheory reproduce` (or theory/train) first")
     roots = [(Path(runs_root), "local")] + [(Path(p), s) for p, s in results if Path(p).is_dir()]
     df, summaries = read_records(roots)
+    gaps = planned_gaps(roots[:1], df)
+    if gaps:
+        msg = f"the records under {runs_root} are a partial sweep: {'; '.join(gaps)}"
+        if not partial:
+            raise IncompleteSweepError(msg + "; rerun the same command to finish it, or pass --partial to report "
+                                             "what is there")
+        warn(msg + "; reported as it is (--partial)")
     diverged = _diverged(summaries)
     a = Analysis(df, summaries, diverged)
     for name in (BOUNDARIES,):  # the experiments whose figures and numbers draw their data points

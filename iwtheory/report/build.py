@@ -35,10 +35,10 @@ def own_figures(s_, out_dir) -> list[Path]:
 
 
 def make_figures(runs_root="runs", out_dir="paper/figures", analysis: Analysis | None = None,
-                 results=(), experiment: str | None = None) -> list[Path]:
+                 results=(), experiment: str | None = None, partial: bool = False) -> list[Path]:
     """Every figure whose experiment has records; with ``experiment``, that experiment's figures only (a
     researcher's own experiment: ``own_figures``)."""
-    a = analysis or analyse(runs_root, results)
+    a = analysis or analyse(runs_root, results, partial)
     if experiment is not None and experiment not in BY_NAME:
         s_ = study(a, experiment)
         if s_ is None:
@@ -107,10 +107,10 @@ def other_figure_name(s_) -> str:
 
 
 def make_tables(runs_root="runs", out_dir="paper", analysis: Analysis | None = None, results=(),
-                extra_numbers: dict | None = None, experiment: str | None = None) -> list[Path]:
+                extra_numbers: dict | None = None, experiment: str | None = None, partial: bool = False) -> list[Path]:
     """paper/tables/*.tex and paper/generated/numbers.tex (+ .json) from the records; with ``experiment`` not in
     the catalogue, that experiment's separation table (tables/separation_<name>.tex) only."""
-    a = analysis or analyse(runs_root, results)
+    a = analysis or analyse(runs_root, results, partial)
     out = Path(out_dir)
     if experiment is not None and experiment not in BY_NAME:
         s_ = study(a, experiment)
@@ -142,10 +142,10 @@ def make_tables(runs_root="runs", out_dir="paper", analysis: Analysis | None = N
 
 
 def make_claims(runs_root="runs", out_dir="paper", analysis: Analysis | None = None, results=(),
-                experiment: str | None = None) -> list[Path]:
+                experiment: str | None = None, partial: bool = False) -> list[Path]:
     """paper/generated/claims.json and paper/tables/claims.tex (the paper's claims), then the same files for each
     experiment of the folder the catalogue does not name; with ``experiment``, that experiment's only."""
-    a = analysis or analyse(runs_root, results)
+    a = analysis or analyse(runs_root, results, partial)
     if experiment is not None:
         return write_claims(a, out_dir, experiment=experiment)
     paths = write_claims(a, out_dir)

@@ -151,15 +151,94 @@ def update(readme: Path, results_dir: Path, experiments: Path | None = None) -> 
     return new != text
 
 
-def snapshot(generated: Path, results_dir: Path) -> list[Path]:
-    """Copy a finished `make reproduce`'s claims and timings into the committed snapshot."""
-    results_dir.mkdir(parents=True, exist_ok=True)
+VERDICTS = ("holds", "fails", "inconclusive", "not applicable")
+_CLAIM_FIELDS = {"id": str, "statement": str, "statistic": str, "rule": str, "verdict": str, "n_seeds": int,
+                 "premise": dict}
+
+
+def claims_problems(claims) -> list[str]:
+    """Why ``claims`` (a claims.json's content) is no snapshot of a finished `make reproduce`; [] when it is one:
+    every claim of the registry once, in its order, each with its fields of their types, none of a quick run."""
+    from iwtheory.compare.claims import ORDER
+
+    if not isinstance(claims, list):
+        return [f"expected a list of claims, found {type(claims).__name__}"]
+    ids = [c.get("id") if isinstance(c, dict) else None for c in claims]
+    if ids != list(ORDER):
+        return [f"expected the claims {', '.join(ORDER)} in that order, found {ids[:20]}"]
     out = []
-    for name in SNAPSHOT:
-        src = Path(generated) / name
+    for c in claims:
+        for key, kind in _CLAIM_FIELDS.items():
+            if not isinstance(c.get(key), kind) or isinstance(c.get(key), bool) and kind is int:
+                out.append(f"{c['id']}: {key} is not a {kind.__name__}")
+        for key in ("value", "se"):
+            v = c.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                out.append(f"{c['id']}: {key} is not a number or null")
+        if c.get("verdict") not in VERDICTS:
+            out.append(f"{c['id']}: verdict {c.get('verdict')!r} is none of {VERDICTS}")
+        if c.get("quick"):
+            out.append(f"{c['id']}: from a quick variant (a smoke run, not the study)")
+    return out
+
+
+def timings_problems(t) -> list[str]:
+    """Why ``t`` (a reproduce.json's content) is no timing of a finished, full `make reproduce`; [] when it is."""
+    if not isinstance(t, dict):
+        return [f"expected a JSON object, found {type(t).__name__}"]
+    out = []
+    if t.get("quick") is not False:
+        out.append("it times `reproduce --quick` (or does not say), not the full study")
+    runs = t.get("runs_seconds")
+    if not isinstance(runs, dict) or not runs or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                         and v >= 0 for v in runs.values()):
+        out.append("runs_seconds is not a table of non-negative seconds per experiment")
+    for key in ("total_seconds", "report_seconds", "pdf_seconds"):
+        v = t.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+            out.append(f"{key} is not a non-negative number")
+    if not isinstance(t.get("total_seconds"), (int, float)):
+        out.append("total_seconds is missing")
+    if isinstance(t.get("cpus"), bool) or not isinstance(t.get("cpus"), int):
+        out.append("cpus is not an integer")
+    return out
+
+
+def _load_json(path: Path):
+    from iwtheory.runs.files import read_regular
+
+    try:
+        return json.loads(read_regular(path, "snapshot", ValueError).decode())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"{path}: not readable JSON ({e})") from None
+
+
+def snapshot(generated: Path, results_dir: Path) -> list[Path]:
+    """Copy a finished, full `make reproduce`'s claims and timings into the committed snapshot: refused, naming
+    why, when either is damaged, from a quick run, misses a claim of the registry, or would replace a snapshot
+    that measured claims this one does not."""
+    srcs = {name: Path(generated) / name for name in SNAPSHOT}
+    for name, src in srcs.items():
         if not src.is_file():
             raise FileNotFoundError(f"{src} is missing: run `make reproduce` first")
-        json.loads(src.read_text())  # a damaged file is refused before it replaces a good one
+    claims, timings = _load_json(srcs["claims.json"]), _load_json(srcs["reproduce.json"])
+    problems = [f"claims.json: {p}" for p in claims_problems(claims)] + \
+        [f"reproduce.json: {p}" for p in timings_problems(timings)]
+    old = Path(results_dir) / "claims.json"
+    if not problems and old.is_file():
+        try:
+            before = {c["id"] for c in _load_json(old) if c.get("statistic")}
+        except (ValueError, TypeError, KeyError):
+            before = set()
+        lost = sorted(before - {c["id"] for c in claims if c.get("statistic")})
+        if lost:
+            problems.append(f"the committed snapshot measured {', '.join(lost)}, which this one does not")
+    if problems:
+        raise ValueError(f"not a snapshot of a finished `make reproduce`, so results/cpu/ is left as it was: "
+                         f"{'; '.join(problems[:5])}")
+    results_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, src in srcs.items():
         shutil.copyfile(src, results_dir / name)
         out.append(results_dir / name)
     return out

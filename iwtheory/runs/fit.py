@@ -9,6 +9,7 @@ below), the schedule from the first cell (``runs.schedule``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import time
@@ -19,7 +20,7 @@ import numpy as np
 from iwtheory.runs.checkpoints import consistency, read_checkpoint, set_aside, write_checkpoint
 from iwtheory.runs.config import config_hash
 from iwtheory.runs.progress import progress as progress_bar
-from iwtheory.runs.records import QUICK, RecordError, Run, fault_point, identity, read_json
+from iwtheory.runs.records import QUICK, SWEEP, RecordError, Run, fault_point, identity, read_json
 from iwtheory.runs.schedule import train_epochs
 
 _warned_features: set[str] = set()
@@ -142,7 +143,7 @@ def engine_setup(cfg, cells: list[dict], task) -> tuple:
 
 
 def train_group(cfg, out: Path, group, dev: str, task, progress: bool, interrupt, siblings: list[dict],
-                factory=None) -> None:
+                factory=None, planned: dict | None = None) -> None:
     """Train one stack group: check its data, resume from its checkpoint or start, train the epochs, finish."""
     fp = _check_data(cfg, out, task, siblings)
     group = [(r, c, not r.done) for r, c in group]  # a run done before a kill: trained again, never rewritten
@@ -154,6 +155,10 @@ def train_group(cfg, out: Path, group, dev: str, task, progress: bool, interrupt
     (out / "_groups").mkdir(parents=True, exist_ok=True)
     ckpt = out / "_groups" / f"{meta['group']}.pt"
     stack = _resume_or_start(group, members, task, settings, dev, ckpt, fp, evals, set(record), factory)
+    for r, c, active in group:  # what the sweep plans beside each run: a report can then tell a partial one
+        if active and planned and c["regime"] in planned:
+            (r.dir / SWEEP).write_text(json.dumps({"experiment": c["experiment"], "regime": c["regime"],
+                                                   "planned": planned[c["regime"]]}) + "\n")
     if getattr(cfg, "_quick", False):
         for r, _, _ in group:
             (r.dir / QUICK).write_text("the quick variant of its config: a smoke run, not evidence\n")

@@ -16,6 +16,21 @@ from pathlib import Path
 from iwtheory.runs.records import RecordError, load, run_dirs, warn
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")  # never "", "." or ".."
+# the text fields of imported records (names that reach tables, figures and file names): one safe alphabet
+NAMED = ("experiment", "regime", "dataset", "loss", "method", "variant", "vector")
+_SAFE_TEXT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}")
+
+
+def check_names(df) -> None:
+    """Refuse imported records whose names (``NAMED``) hold anything but letters, digits and ``_ . + -``: such a
+    name reaches LaTeX and file names; a GPU session's records have no business holding one."""
+    for col in NAMED:
+        if col not in df:
+            continue
+        for v in df[col].dropna().unique():
+            if not isinstance(v, str) or not _SAFE_TEXT.fullmatch(v):
+                raise RecordError(f"an imported record's {col} is {str(v)[:60]!r}: names must be letters, digits and "
+                                  "_ . + - (at most 64)")
 _IMPORTED = ("README.md", "bench.json", "nvidia-smi.txt", "versions.json")
 
 
@@ -104,7 +119,7 @@ def import_results(src: str | Path, dest: str | Path = "results/gpu", max_mb: fl
             warn(f"left out {len(dropped)} unfinished run(s) of {src} (the study was cut by its time budget)")
             with open(staging / "README.md", "a") as f:
                 f.write(f"- import: {len(dropped)} unfinished run(s) left out\n")
-        load(staging / "runs")  # every imported run holds its schedule once, or this names it
+        check_names(load(staging / "runs"))  # every run holds its schedule once and safe names, or this names it
         size = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
         if size > max_bytes:
             raise RecordError(f"the import holds {size / 2**20:.1f} MB, more than the {max_mb:g} MB a committed "

@@ -135,6 +135,7 @@ IDENTITY = {"theory": ("experiment", "weight", "loss", "depth", "method", "seed"
             "train": ("experiment", "regime", "dataset", "weight", "seed", "lr", "weight_decay", "dropout"),
             "inside": ("experiment", "weight", "seed")}
 QUICK = "quick"  # a marker file in a run folder: the run is of a config's [quick] variant
+SWEEP = "sweep.json"  # in a run folder: every run its config's regime plans, so a report can tell a partial sweep
 # a user's weighting (powers of per-example weights, class-weight vectors): in the identity only where a run has it
 OPTIONAL_IDENTITY = ("power", "class_weight", "vector")
 RUN_KEYS = tuple(dict.fromkeys(k for keys in IDENTITY.values() for k in keys))
@@ -299,6 +300,21 @@ def run_dirs(path: str | Path) -> list[Path]:
     return [d for d in found if _RUN_NAME.fullmatch(d.name)]
 
 
+def planned_runs(path: str | Path) -> dict[tuple[str, str], set[str]]:
+    """(experiment, regime) -> the run hashes the sweeps behind the runs under ``path`` planned (their
+    ``sweep.json``; runs written before these files existed plan nothing)."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for d in run_dirs(path):
+        if not (d / SWEEP).exists():
+            continue
+        s = read_json(d / SWEEP)
+        hashes = s.get("planned")
+        if not isinstance(hashes, list) or not all(isinstance(h, str) and _RUN_NAME.fullmatch(h) for h in hashes):
+            raise RecordError(f"{d / SWEEP}: 'planned' is not a list of run hashes")
+        out.setdefault((str(s.get("experiment")), str(s.get("regime"))), set()).update(hashes)
+    return out
+
+
 # values a metrics line must hold as numbers in [0, 1] unless its model diverged
 _SHARES = ("train_acc", "test_acc", "val_acc", "test_balanced_acc", "frac_pos_test", "frac_pos_other",
            "frac_pos_noise")
@@ -359,6 +375,11 @@ def load(path: str | Path, experiment: str | None = None, finished_only: bool = 
             if gaps:
                 raise RecordError(f"run {d} is marked done but its metrics fall short: {gaps}; "
                                   "delete the folder and rerun to redo it")
+        if not rows and not is_done and not finished_only:
+            # started (its folder and config.json written) but no metrics line yet: still a run of the sweep, and
+            # an unfinished one; leaving it out would let a report read a partial sweep as a whole one
+            cfg = read_json(d / "config.json")
+            rows = [{"config_hash": d.name, "experiment": cfg.get("experiment"), "started_only": True}]
         if experiment is not None:
             rows = [r for r in rows if r.get("experiment") == experiment]
         if rows:

@@ -248,7 +248,8 @@ def run_group(cfgs: list[TrainConfig], out: str | Path, members: list[tuple[int,
             task = build_task(cfg, data_dir, download, arrays)
         key = stack_key(group[0][1])
         siblings = [c for cs in cells for c in cs if stack_key(c) == key]
-        train_group(cfg, out, group, device, task, progress, interrupt, siblings, factory=factory)
+        planned = {c.regime: [config_hash(x) for x in cs] for c, cs in zip(cfgs, cells)}
+        train_group(cfg, out, group, device, task, progress, interrupt, siblings, factory=factory, planned=planned)
     return [r.hash for r, _ in group]
 
 
