@@ -60,10 +60,12 @@ def test_imported_gpu_records_are_read_beside_cpu_runs(dry_run, tmp_path):
     make_tables(local, tmp_path / "paper", a)
     assert json.loads((tmp_path / "paper" / "generated" / "numbers.json").read_text())["GpuStudies"] == 1
     # from the command line: --gpu-results names where imports live; without it, only this checkout's results/gpu
-    for flags, studies in ((["--gpu-results", str(tmp_path / "results")], 1), (["--no-gpu-results"], 0),
-                           (["--gpu-results", str(tmp_path / "nowhere")], 0)):
+    for flags, studies in ((["--gpu-results", str(tmp_path / "results")], 1), (["--no-gpu-results"], 0)):
         paper = tmp_path / f"paper{len(flags)}{studies}"
         assert cli.main(["tables", "--runs", str(local), "--out", str(paper), *flags]) == 0
         assert json.loads((paper / "generated" / "numbers.json").read_text())["GpuStudies"] == studies
+    # a folder that is not there is a typo, not "no GPU records": one error line (it used to read nothing silently)
+    assert cli.main(["tables", "--runs", str(local), "--out", str(tmp_path / "p"), "--gpu-results",
+                     str(tmp_path / "nowhere")]) == 2
     with pytest.raises(RecordError, match="exists already"):
         import_results(dry_run, tmp_path / "results")
