@@ -689,6 +689,23 @@ def c9(records: pd.DataFrame, summaries: pd.DataFrame, constants: pd.DataFrame |
                   _threshold("relative tolerance", C9_REL, decide, 0.0, 0.5), by_weighting=rows)
 
 
+def gd_identity(records: pd.DataFrame) -> float:
+    """Full-batch GD with integer weights against GD on the duplicated points: the largest relative difference of
+    their trajectories over weights and records; nan when a trajectory is not finite (no agreement was measured:
+    ``max`` alone would have reported 0)."""
+    gd = records[records.method == "gd"] if "method" in records else records.iloc[:0]
+    out = 0.0
+    for _, g in gd.groupby("weight"):
+        wa = np.array(g[~g.duplicate.astype(bool)].sort_values("t").w.tolist(), dtype=float)
+        wb = np.array(g[g.duplicate.astype(bool)].sort_values("t").w.tolist(), dtype=float)
+        if wa.shape == wb.shape and wa.size:
+            rel = np.linalg.norm(wa - wb, axis=1) / np.maximum(np.linalg.norm(wa, axis=1), 1e-300)
+            if not np.all(np.isfinite(rel)):
+                return float("nan")
+            out = max(out, float(np.max(rel)))
+    return out
+
+
 def c11(records: pd.DataFrame, summaries: pd.DataFrame) -> dict:
     """SGD with integer weights against SGD on duplicated points: the same distribution of end directions."""
     sgd = summaries[summaries.method == "sgd"]
@@ -704,14 +721,7 @@ def c11(records: pd.DataFrame, summaries: pd.DataFrame) -> dict:
         by_weight[f"{w:g}"] = {"weighted_final_angle": ma, "duplicated_final_angle": mb, "relative_difference": rel,
                                "relative_se": se, "seeds": n}
         values.append((rel, se, n))
-    gd = records[records.method == "gd"] if "method" in records else records.iloc[:0]
-    gd_rel = 0.0
-    for w, g in gd.groupby("weight"):
-        wa = np.array(g[~g.duplicate.astype(bool)].sort_values("t").w.tolist())
-        wb = np.array(g[g.duplicate.astype(bool)].sort_values("t").w.tolist())
-        if wa.shape == wb.shape and wa.size:
-            gd_rel = max(gd_rel, float(np.max(np.linalg.norm(wa - wb, axis=1)
-                                              / np.maximum(np.linalg.norm(wa, axis=1), 1e-300))))
+    gd_rel = gd_identity(records)
     shrinking = bool(len(sgd)) and bool((sgd.final_angle > 1e-12).all())
     premise = {"statement": CLAIMS["C11"].premise, "met": shrinking,
                "value": float(sgd.final_angle.min()) if len(sgd) else None,

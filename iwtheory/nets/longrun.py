@@ -145,13 +145,15 @@ def angle_rows(direction: np.ndarray, partner: np.ndarray) -> np.ndarray:
 
 
 def flow_agreement(X, y, weight: float, seed: int, hidden, t_check: float, eta: float, lr_small: float,
-                   init_scale: float = 1.0) -> float:
+                   init_scale: float = 1.0, max_steps: int = 10**7) -> float:
     """Angle between the directions the loss-scaled rule (step ``eta``) and small fixed steps (``lr_small``)
-    reach at flow time ``t_check`` from the same initialisation: how closely the long runs follow the flow."""
+    reach at flow time ``t_check`` from the same initialisation: how closely the long runs follow the flow. Each
+    takes at most ``max_steps`` steps (nan when one does not reach ``t_check`` within them)."""
     dims = [np.asarray(X).shape[1], *[int(h) for h in hidden], 1]
     init = init_params(1, dims, [seed], init_scale)
     runs = [train_long(X, y, [weight], [seed], hidden, [t_check], eta=e, rule=r, init=init, max_steps=n)
-            for e, r, n in ((eta, "loss_scaled", 10**7), (lr_small, "constant", int(np.ceil(t_check / lr_small)) + 1))]
+            for e, r, n in ((eta, "loss_scaled", max_steps),
+                            (lr_small, "constant", min(max_steps, int(np.ceil(t_check / lr_small)) + 1)))]
     if any(int(r.reached[0]) < 1 for r in runs):
         return float("nan")
     a, b = (r.direction[0, 0] for r in runs)

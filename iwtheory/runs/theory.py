@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from iwtheory.theory.experiment import run_cell
 from iwtheory.theory.limits import ADJUSTED, COSINE, LIMIT_LOSSES, affine_form, resolve_params
 
 METHODS = ("flow", "gd", "sgd")
+
+
+WEIGHT_RANGE = (1e-8, 1e8)  # as the CNN configs': beyond it exp and log of a weight overflow the solvers
 
 
 @dataclass
@@ -74,6 +78,18 @@ class TheoryConfig:
         for key in ("weights", "losses", "depths", "methods", "seeds", "duplicates"):
             need(len(getattr(self, key)) > 0, f"{key} must not be empty")
         need(all(w > 0 for w in self.weights), f"weights must be a list of positive numbers; got {self.weights}")
+        lo, hi = WEIGHT_RANGE
+        need(all(abs(math.log10(w) * self.weight_power) <= math.log10(hi) for w in self.weights),
+             f"weights (c^weight_power) must lie in [{lo:g}, {hi:g}]; got {self.weights}")
+        need(1e-12 <= self.lr <= 1e6, f"lr must lie in [1e-12, 1e6]; got {self.lr}")
+        need(self.n_records <= 10**6 and self.steps <= 10**12 and self.batch_size <= 10**7,
+             "n_records must be at most 1e6, steps at most 1e12, batch_size at most 1e7")
+        need(len(self.widths) <= 16 and all(h <= 10**4 for h in self.widths) and max(self.depths) <= 64,
+             f"widths must be at most 16 values of at most 1e4 and depths at most 64; got {self.widths}, "
+             f"{self.depths}")
+        need(0 < self.poly_alpha <= 1e3 and self.weight_power <= 64, "poly_alpha must lie in (0, 1e3] and "
+             "weight_power at most 64")
+        need(self.init_scale <= 1e6 and self.deep_init_scale <= 1e6, "init scales must be at most 1e6")
         need(all(dep >= 1 for dep in self.depths), f"depths must be >= 1; got {self.depths}")
         need(all(s >= 0 for s in self.seeds), f"seeds must be >= 0; got {self.seeds}")
         need(self.poly_alpha > 0, f"poly_alpha must be positive; got {self.poly_alpha}")

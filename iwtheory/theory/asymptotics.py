@@ -86,6 +86,10 @@ def _degenerate_points(Z: np.ndarray, active: np.ndarray, w_hat: np.ndarray) -> 
     return np.array(bad, dtype=int)
 
 
+class NewtonError(ValueError):
+    """The Newton solve for the offset did not converge (weights or a learning rate far from 1)."""
+
+
 def asymptotic_offset(X, y, weights=None, lr: float = 1.0, mm: MaxMargin | None = None,
                       margin_tol: float = 1e-8) -> AsymptoticOffset:
     """The predicted w_tilde_c for GD with step ``lr`` (``lr = 1`` for gradient flow in time t).
@@ -131,7 +135,10 @@ def asymptotic_offset(X, y, weights=None, lr: float = 1.0, mm: MaxMargin | None 
             lam /= 2
         a = a + lam * step
     else:
-        raise RuntimeError("the Newton solve for w_tilde did not converge")
+        c = np.asarray(weights if weights is not None else 1.0, dtype=float)
+        raise NewtonError(f"the Newton solve for w_tilde did not converge (weights from {c.min():.3g} to "
+                          f"{c.max():.3g}, lr {lr:.3g}): log(lr c_n / alpha_n) this far from 0 leaves no usable "
+                          "offset; use weights and a learning rate nearer 1")
     offset = Q @ a
     alpha = cA * np.exp(-ZA @ offset)
     return AsymptoticOffset(w_hat, offset, alpha, active, float(lr), rank, rank == Z.shape[1])

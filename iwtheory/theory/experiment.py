@@ -67,6 +67,8 @@ def run_cell(cell: dict, ds: Dataset) -> tuple[list[dict], dict]:
     summary = dict(w_hat=mm.w, margin=mm.margin, support=mm.support, kkt_residual=mm.kkt_residual,
                    theta2=second_margin(ds.z, mm.w),
                    final_t=float(traj.t[-1]), final_angle=float(traj.angle[-1]), final_w=traj.w[-1])
+    if not np.all(np.isfinite(traj.w[-1])):  # a step size that blew the weights up: said, so no report reads
+        summary["diverged"] = True           # its nan direction as a result (the key only where it happened)
     if lim is not None:
         summary.update(limit=lim.direction, limit_kind=lim.kind, limit_kkt=lim.kkt_residual,
                        final_angle_limit=float(angle(traj.w[-1], lim.direction)))
@@ -77,7 +79,7 @@ def run_cell(cell: dict, ds: Dataset) -> tuple[list[dict], dict]:
             c_eff = c if b is None else c * np.exp(-b)
             off = asymptotics.asymptotic_offset(X, ds.y, c_eff, lr=lr,
                                                 mm=mm if cell["loss"] not in ADJUSTED else None)
-        except DegenerateSupportError as e:
+        except (DegenerateSupportError, asymptotics.NewtonError) as e:
             summary["prediction_error"] = str(e)
         else:
             summary.update(offset=off.offset, angle_constant=off.angle_constant, determined=off.determined)

@@ -213,3 +213,21 @@ def test_no_traceback_reaches_a_user_from_a_subprocess(tmp_path):
     r = subprocess.run([sys.executable, "-m", "iwtheory", "theory", str(cfg)], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_a_diverged_theory_run_says_so_and_c11_measures_no_agreement_from_nans():
+    from iwtheory.compare.claims import gd_identity
+    from iwtheory.theory.data import bl_toy
+    from iwtheory.theory.experiment import run_cell
+
+    cell = dict(weight=1.0, loss="exponential", depth=1, method="gd", seed=0, n_records=5, init_scale=0.0,
+                widths=[], balanced=False, lr=1e6, steps=50, batch_size=None)
+    _, summary = run_cell(cell, bl_toy(n_per_class=10))
+    assert summary["diverged"] is True
+    _, calm = run_cell({**cell, "lr": 0.1}, bl_toy(n_per_class=10))
+    assert "diverged" not in calm
+    nan, one = [float("nan")] * 2, [1.0, 2.0]
+    recs = pd.DataFrame({"method": ["gd"] * 4, "weight": [2.0] * 4, "duplicate": [False, False, True, True],
+                         "t": [1, 2, 1, 2], "w": [one, nan, one, nan]})
+    assert np.isnan(gd_identity(recs))
+    assert gd_identity(recs.assign(w=[one, one, one, one])) == 0.0
