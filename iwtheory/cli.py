@@ -48,6 +48,8 @@ def _timings(args) -> int:
     from iwtheory.pipeline import EXPERIMENTS, measure_quick
     from iwtheory.report import readme
 
+    readme.render(PAPER.parent / "results" / "cpu")  # every file the README is written from, read before minutes of
+    # timing: a damaged one is named now, not after (it used to leave the README stale at the end)
     path = measure_quick(data_dir=args.data_dir)
     for p in readme.update_configs(EXPERIMENTS, path.parent):
         print(f"runtime line rewritten: {p}")

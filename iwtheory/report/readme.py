@@ -66,18 +66,37 @@ def timings_block(t: dict) -> str:
     return "\n".join(lines)
 
 
+def _block(fn, path: Path, *extra) -> str:
+    """One block from one snapshot file; a file that parses but lacks what the block reads is named, not a
+    traceback."""
+    data = _load_json(path)
+    try:
+        return fn(data, *extra)
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError) as e:
+        raise ValueError(f"{path}: damaged ({type(e).__name__}: {e}); restore it from git or measure it again") \
+            from None
+
+
 def render(results_dir: Path, experiments: Path | None = None) -> dict[str, str]:
     """Each block's text from the snapshot in ``results_dir`` (and the configs under ``experiments``)."""
-    claims = json.loads((Path(results_dir) / "claims.json").read_text())
-    timings = json.loads((Path(results_dir) / "reproduce.json").read_text())
-    experiments = experiments or Path(results_dir).resolve().parents[1] / "experiments"
-    bench = json.loads((Path(results_dir) / "study_speed.json").read_text())
-    cnn = json.loads((Path(results_dir) / "cnn_throughput.json").read_text())
-    pop = Path(results_dir) / "population_speed.json"
-    pop_text = "\n\n" + population_block(json.loads(pop.read_text())) if pop.is_file() else ""
-    return {"results": results_block(claims), "timings": timings_block(timings),
-            "experiments": experiments_block(experiments, results_dir),
-            "bench": bench_block(bench) + "\n\n" + cnn_block(cnn) + pop_text}
+    r = Path(results_dir)
+    experiments = experiments or r.resolve().parents[1] / "experiments"
+    pop = r / "population_speed.json"
+    pop_text = "\n\n" + _block(population_block, pop) if pop.is_file() else ""
+    claims = _load_json(r / "claims.json")
+    problems = claims_problems(claims)
+    if problems:
+        raise ValueError(f"{r / 'claims.json'}: not a claims snapshot ({'; '.join(problems[:3])})")
+    try:
+        runtimes = experiments_block(experiments, results_dir)
+    except (KeyError, TypeError, IndexError, AttributeError) as e:
+        raise ValueError(f"{r / 'timings.json'} or {r / 'reproduce.json'}: damaged ({type(e).__name__}: {e}); "
+                         "restore them from git or measure them again") from None
+    return {"results": _block(results_block, r / "claims.json"),
+            "timings": _block(timings_block, r / "reproduce.json"),
+            "experiments": runtimes,
+            "bench": _block(bench_block, r / "study_speed.json") + "\n\n" + _block(cnn_block, r / "cnn_throughput.json")
+            + pop_text}
 
 
 def population_block(b: dict) -> str:
@@ -274,8 +293,8 @@ def config_paths(experiments: Path) -> dict[str, Path]:
 
 def config_runtime_lines(experiments: Path, results_dir: Path) -> dict[Path, str]:
     """The runtime line each config's header should hold."""
-    timings = json.loads((Path(results_dir) / "timings.json").read_text())
-    reproduce = json.loads((Path(results_dir) / "reproduce.json").read_text())
+    timings = _load_json(Path(results_dir) / "timings.json")
+    reproduce = _load_json(Path(results_dir) / "reproduce.json")
     return {p: RUNTIME_PREFIX + runtime_text(name, timings, reproduce)
             for name, p in config_paths(experiments).items()}
 
@@ -297,8 +316,8 @@ def update_configs(experiments: Path, results_dir: Path) -> list[Path]:
 
 def experiments_block(experiments: Path, results_dir: Path) -> str:
     """A markdown table: each config, its description and its measured runtimes."""
-    timings = json.loads((Path(results_dir) / "timings.json").read_text())
-    reproduce = json.loads((Path(results_dir) / "reproduce.json").read_text())
+    timings = _load_json(Path(results_dir) / "timings.json")
+    reproduce = _load_json(Path(results_dir) / "reproduce.json")
     rows = ["| config | what it runs | runtime |", "|---|---|---|"]
     for name, p in config_paths(experiments).items():
         desc = tomllib.loads(p.read_text()).get("description", "")

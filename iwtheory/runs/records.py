@@ -248,12 +248,18 @@ class Run:
 
 
 def _atomic_write(path: Path, text: str | bytes) -> None:
+    """Write ``path`` whole or not at all (a temporary file beside it, renamed into place); a failed write (a full
+    disk) removes the temporary file and names the file it was writing."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(text.encode() if isinstance(text, str) else text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(text.encode() if isinstance(text, str) else text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)  # never leave a .tmp holding the space that ran out
+        raise OSError(e.errno, f"writing {path}: {e.strerror or e}") from None
 
 
 def check_out(out: str | Path) -> Path:

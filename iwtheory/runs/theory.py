@@ -153,7 +153,12 @@ def run_cells(cfg: TheoryConfig, out: str | Path, indices: list[int], ds: data.D
                 continue
             ds = ds if ds is not None else build_dataset(cfg)
             run.start()
-            rows, summary = run_cell(cells[i], ds)
+            try:
+                rows, summary = run_cell(cells[i], ds)
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:  # a solver failing on this input
+                c = cells[i]
+                raise ConfigError(f"{cfg.name}: run {run.hash} (weight {c['weight']:g}, loss {c['loss']}, depth "
+                                  f"{c['depth']}, method {c['method']}, seed {c['seed']}) failed: {e}") from None
             run.log(rows)
             run.write_summary({**identity(cells[i]), **summary, "config_hash": run.hash, "dataset": ds.name})
             run.finish()

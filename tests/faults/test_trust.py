@@ -231,3 +231,20 @@ def test_a_diverged_theory_run_says_so_and_c11_measures_no_agreement_from_nans()
                          "t": [1, 2, 1, 2], "w": [one, nan, one, nan]})
     assert np.isnan(gd_identity(recs))
     assert gd_identity(recs.assign(w=[one, one, one, one])) == 0.0
+
+
+@pytest.mark.parametrize("name", ["claims.json", "reproduce.json", "study_speed.json", "cnn_throughput.json",
+                                  "population_speed.json", "timings.json"])
+@pytest.mark.parametrize("damage", ["{}", "[1, 2]", '{"hardware": 3}', "not json"])
+def test_readme_on_a_damaged_snapshot_file_is_one_line_naming_it(tmp_path, name, damage):
+    import shutil
+    from pathlib import Path
+
+    from iwtheory.report import readme
+
+    good = Path(__file__).resolve().parents[2] / "results" / "cpu"
+    res = tmp_path / "results" / "cpu"
+    shutil.copytree(good, res)
+    (res / name).write_text(damage)
+    with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+        readme.render(res, Path(__file__).resolve().parents[2] / "experiments")
