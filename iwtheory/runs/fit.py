@@ -20,7 +20,7 @@ import numpy as np
 from iwtheory.runs.checkpoints import consistency, read_checkpoint, set_aside, write_checkpoint
 from iwtheory.runs.config import config_hash
 from iwtheory.runs.progress import progress as progress_bar
-from iwtheory.runs.records import QUICK, SWEEP, RecordError, Run, fault_point, identity, read_json
+from iwtheory.runs.records import SWEEP, RecordError, Run, fault_point, identity, mark_quick, read_json
 from iwtheory.runs.schedule import train_epochs
 
 _warned_features: set[str] = set()
@@ -159,9 +159,8 @@ def train_group(cfg, out: Path, group, dev: str, task, progress: bool, interrupt
         if active and planned and c["regime"] in planned:
             (r.dir / SWEEP).write_text(json.dumps({"experiment": c["experiment"], "regime": c["regime"],
                                                    "planned": planned[c["regime"]]}) + "\n")
-    if getattr(cfg, "_quick", False):
-        for r, _, _ in group:
-            (r.dir / QUICK).write_text("the quick variant of its config: a smoke run, not evidence\n")
+    for r, _, _ in group:
+        mark_quick(cfg, r)
     _train_epochs(cfg, group, stack, ckpt, meta, dev, set(evals), set(record), progress, interrupt)
     _finish(cfg, group, stack, members, task, fp, dev, ckpt)
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from iwtheory.runs.config import ConfigError, check_distinct, check_kwargs
 from iwtheory.runs.locks import hold_runs
-from iwtheory.runs.records import Run, check_out
+from iwtheory.runs.records import Run, check_out, mark_quick
 from iwtheory.theory import seeds
 from iwtheory.theory.data import bl_toy
 from iwtheory.theory.dynamics import log_grid
@@ -128,6 +128,7 @@ def run_inside(cfg: InsideConfig, out: str | Path = "runs", progress: bool = Tru
             if run.done:
                 continue
             run.start()
+            mark_quick(cfg, run)
             reached = int(res.reached[k])
             rows = []
             for g in range(reached):

@@ -306,6 +306,12 @@ def run_dirs(path: str | Path) -> list[Path]:
     return [d for d in found if _RUN_NAME.fullmatch(d.name)]
 
 
+def mark_quick(cfg, run: "Run") -> None:
+    """The marker that says a run is of its config's [quick] variant (a smoke run), where it is one."""
+    if getattr(cfg, "_quick", False):
+        (run.dir / QUICK).write_text("the quick variant of its config: a smoke run, not evidence\n")
+
+
 def planned_runs(path: str | Path) -> dict[tuple[str, str], set[str]]:
     """(experiment, regime) -> the run hashes the sweeps behind the runs under ``path`` planned (their
     ``sweep.json``; runs written before these files existed plan nothing)."""

@@ -12,7 +12,7 @@ import numpy as np
 from iwtheory.runs.config import ConfigError, check_distinct, check_kwargs
 from iwtheory.runs.locks import hold_runs
 from iwtheory.runs.progress import progress as progress_bar
-from iwtheory.runs.records import Run, check_out, identity
+from iwtheory.runs.records import Run, check_out, identity, mark_quick
 from iwtheory.theory import data
 from iwtheory.theory.experiment import run_cell
 from iwtheory.theory.limits import ADJUSTED, COSINE, LIMIT_LOSSES, affine_form, resolve_params
@@ -153,6 +153,7 @@ def run_cells(cfg: TheoryConfig, out: str | Path, indices: list[int], ds: data.D
                 continue
             ds = ds if ds is not None else build_dataset(cfg)
             run.start()
+            mark_quick(cfg, run)
             try:
                 rows, summary = run_cell(cells[i], ds)
             except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:  # a solver failing on this input

@@ -248,3 +248,44 @@ def test_readme_on_a_damaged_snapshot_file_is_one_line_naming_it(tmp_path, name,
     (res / name).write_text(damage)
     with pytest.raises(ValueError, match=name.replace(".", r"\.")):
         readme.render(res, Path(__file__).resolve().parents[2] / "experiments")
+
+
+def test_a_quick_theory_runs_verdicts_are_marked_quick(tmp_path, capsys):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "runs"
+    assert cli.main(["theory", str(root / "experiments" / "theory_angle.toml"), "--quick", "--out", str(out),
+                     "--no-progress"]) == 0
+    assert all((d / "quick").is_file() for d in out.iterdir() if (d / "done").exists())
+    assert cli.main(["claims", "--runs", str(out), "--out", str(tmp_path / "paper"), "--no-gpu-results"]) == 0
+    c9 = {e["id"]: e for e in json.loads((tmp_path / "paper" / "generated" / "claims.json").read_text())}["C9"]
+    assert c9["statistic"] and c9.get("quick") is True
+    assert "quick variant" in capsys.readouterr().out
+
+
+def test_a_config_reached_through_a_link_extends_the_file_beside_it_not_beside_the_link(tmp_path, capsys):
+    real, elsewhere = tmp_path / "real", tmp_path / "elsewhere"
+    real.mkdir()
+    elsewhere.mkdir()
+    (real / "base.toml").write_text('name = "b"\ndataset = "soudry_toy"\nweights = [1.0]\nlosses = ["exponential"]\n'
+                                    'methods = ["gd"]\nsteps = 10\nn_records = 3\n')
+    (elsewhere / "base.toml").write_text('name = "b"\nweights = "a decoy beside the link"\n')
+    (real / "top.toml").write_text('extends = "base.toml"\nname = "top"\n')
+    (elsewhere / "top.toml").symlink_to(real / "top.toml")
+    assert cli.main(["theory", str(elsewhere / "top.toml"), "--out", str(tmp_path / "runs"), "--no-progress"]) == 0
+
+
+def test_a_full_disk_names_the_file_and_leaves_no_tmp_behind(tmp_path, monkeypatch):
+    import errno
+
+    from iwtheory.runs import records
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(records.os, "fsync", full)
+    target = tmp_path / "summary.json"
+    with pytest.raises(OSError, match="summary.json"):
+        records._atomic_write(target, "{}")
+    assert not list(tmp_path.iterdir())
