@@ -79,6 +79,11 @@ def network_claims(df: pd.DataFrame, steps_per_epoch: int, n_classes: int = 2,
         why = "no probe set named test (S_in, the task's own test inputs)"
         return {cid: not_applicable(cid, why) for cid in NETWORK}
     none = C.variant(df, BASELINE)
+    mixed = [k for k in ("lr", "dropout") if k in none and none[k].nunique() > 1]
+    if mixed:  # the claims pair runs by seed and weight: two settings per pair would be averaged silently
+        why = (f"the {BASELINE} regime holds several values of {', '.join(mixed)}; the claims compare one setting "
+               "per regime: give each its own regime")
+        return {cid: not_applicable(cid, why) for cid in NETWORK}
     out["C1"] = measure("C1", C.c1, none, steps_per_epoch)
     out["C2"] = measure("C2", C.c2, none, steps_per_epoch)
     others = tuple(c for c in df.columns if c.startswith("frac_pos_") and c != "frac_pos_test"

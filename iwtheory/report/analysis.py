@@ -98,9 +98,12 @@ def variants(df: pd.DataFrame) -> pd.Series:
     """A label per row: the regime, with the weight decay or dropout rate where a regime sweeps several."""
     out = df.regime.astype(str).copy()
     for reg, g in df.groupby("regime"):
-        for key in ("weight_decay", "dropout"):
-            if key in g and g[key].nunique() > 1:
-                out[g.index] = [f"{reg} {key.replace('weight_decay', 'wd')}={v:g}" for v in g[key]]
+        # every sweep axis a regime holds several values of names its variants (one label per setting), so no
+        # table or figure pivots two settings into one cell (two learning rates gave pandas' "non-unique multi-index")
+        keys = [k for k in ("weight_decay", "dropout", "lr") if k in g and g[k].nunique() > 1]
+        if keys:
+            short = {"weight_decay": "wd", "dropout": "dropout", "lr": "lr"}
+            out[g.index] = [" ".join([reg] + [f"{short[k]}={row[k]:g}" for k in keys]) for _, row in g[keys].iterrows()]
     return out
 
 

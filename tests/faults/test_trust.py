@@ -289,3 +289,13 @@ def test_a_full_disk_names_the_file_and_leaves_no_tmp_behind(tmp_path, monkeypat
     with pytest.raises(OSError, match="summary.json"):
         records._atomic_write(target, "{}")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_regime_sweeping_two_learning_rates_is_reported_not_a_pandas_error(tmp_path, capsys):
+    cfg = tmp_path / "two.toml"
+    cfg.write_text(toml({**TINY, "lrs": [0.05, 0.1], "weights": [1.0, 2.0], "seeds": [0]}))
+    out = str(tmp_path / "runs")
+    assert cli.main(["train", str(cfg), "--out", out, "--no-progress"]) == 0
+    for cmd in ("tables", "figures", "claims"):
+        assert cli.main([cmd, "--runs", out, "--out", str(tmp_path / cmd), "--no-gpu-results"]) == 0, cmd
+    assert "several values of lr" in capsys.readouterr().out
