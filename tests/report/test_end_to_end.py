@@ -244,3 +244,54 @@ def test_unfinished_or_holey_sweeps_say_which(sweep, tmp_path):
     # ... and reported anyway (--partial), the hole still stops the weight effect it would bias
     with pytest.raises(IncompleteSweepError, match=r"seeds differ from the w = 1 runs for weights \{4.0: \[1\]\}"):
         make_tables(runs, tmp_path / "out", partial=True)
+
+
+HOSTILE = r"x}\input{/etc/hostname}\iffalse"
+
+
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (CI installs TeX)")
+def test_hostile_names_in_every_record_reach_no_output_raw_and_pdflatex_opens_nothing_outside(sweep, tmp_path):
+    """Every regime name of the network records made hostile (metrics, configs, summaries): no table, figure,
+    macro or claims file holds it raw, and pdflatex's log shows it opened no file outside the paper folder."""
+    import json as _json
+
+    runs = tmp_path / "runs"
+    shutil.copytree(sweep, runs)
+    renamed = {}
+    for d in sorted(p for p in runs.iterdir() if (p / "config.json").is_file()):
+        cfg = _json.loads((d / "config.json").read_text())
+        reg = cfg.get("regime")
+        if reg is None or reg == "none":
+            continue
+        new = renamed.setdefault(reg, f"{HOSTILE}{len(renamed)}")
+        for name in ("config.json", "summary.json"):
+            p = d / name
+            if p.is_file():
+                obj = _json.loads(p.read_text())
+                obj["regime"] = new
+                p.write_text(_json.dumps(obj))
+        lines = [_json.loads(ln) for ln in (d / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+        (d / "metrics.jsonl").write_text("".join(_json.dumps({**r, "regime": new}) + "\n" for r in lines))
+        if (d / "sweep.json").is_file():
+            s = _json.loads((d / "sweep.json").read_text())
+            (d / "sweep.json").write_text(_json.dumps({**s, "regime": new}))
+    assert renamed, "the sweep has regimes besides none"
+    paper = tmp_path / "paper"
+    paper.mkdir()
+    shutil.copy(ROOT / "paper" / "main.tex", paper / "main.tex")
+    a = analyse(runs)
+    make_figures(runs, paper / "figures", a)
+    make_claims(runs, paper, a)
+    make_tables(runs, paper, a, extra_numbers={"RunsMinutes": 1.0, "ReportMinutes": 0.1, "Quick": "no",
+                                               "CommandLine": "iwtheory reproduce", "EnvMachine": "test",
+                                               "EnvPython": "3", "EnvNumpy": "2", "EnvScipy": "1", "EnvTorch": "2",
+                                               "EnvIwtheory": "0"})
+    written = [p for p in paper.rglob("*") if p.suffix in (".tex", ".pgf") and p.name != "main.tex"]  # LaTeX only
+    assert written
+    for p in written:
+        text = p.read_text(errors="replace")
+        assert "\\input{/etc/hostname}" not in text, f"{p.name} holds a hostile name raw"
+    subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "main.tex"], cwd=paper, capture_output=True,
+                   timeout=300)
+    log = (paper / "main.log").read_text(errors="replace")
+    assert "/etc/hostname" not in log, "pdflatex opened a file outside the paper folder"
