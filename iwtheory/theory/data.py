@@ -58,6 +58,11 @@ def _truncated_normal(rng: np.random.Generator, n: int, d: int, radius: float) -
     return out[:n]
 
 
+MAX_POINTS = 100_000   # a generated dataset larger than this is a typo, not an experiment (memory is checked before)
+MAX_DIM = 10_000
+MAX_GAP = 5.0
+
+
 def bl_toy(n_per_class: int = 50, seed: int = 0, angle_deg: float = 60.0,
            shift: tuple[float, float] = (0.5, 3.0), scales: tuple[float, float] = (1.0, 0.3),
            bias: bool = True) -> Dataset:
@@ -67,6 +72,9 @@ def bl_toy(n_per_class: int = 50, seed: int = 0, angle_deg: float = 60.0,
     same draw rotated by ``angle_deg`` and moved by ``shift``. With the default bias feature the
     classes are separable by an affine line.
     """
+    if isinstance(n_per_class, bool) or not isinstance(n_per_class, (int, np.integer)) or \
+            not 1 <= n_per_class <= MAX_POINTS:
+        raise ValueError(f"n_per_class must be an integer in [1, {MAX_POINTS}]; got {n_per_class!r}")
     rng = seeds.rng(seed, "data")
     g = _truncated_normal(rng, 2 * n_per_class, 2, 2.5) * np.asarray(scales)
     th = np.deg2rad(angle_deg)
@@ -81,11 +89,6 @@ def bl_toy(n_per_class: int = 50, seed: int = 0, angle_deg: float = 60.0,
 
 
 SOUDRY_SUPPORT = np.array([[0.5, 1.5], [1.5, 0.5]])
-
-
-MAX_POINTS = 100_000   # a generated dataset larger than this is a typo, not an experiment (memory is checked before)
-MAX_DIM = 10_000
-MAX_GAP = 5.0
 
 
 def soudry_toy(n_random: int = 20, seed: int = 0, gap: float = 0.5, bias: bool = False) -> Dataset:
