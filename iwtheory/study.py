@@ -71,6 +71,7 @@ class Study:
         if not isinstance(name, str) or not NAME.match(name):
             raise ConfigError(f"name must be a lower-case identifier (a-z, 0-9, _); got {name!r}")
         self.task, self.name = task, name
+        self.out: Path | None = None  # where ``run`` last wrote: the default of claims, figures, effects, records
         self.spec, self.fn = factory_spec(model)
         if sum(w is not None for w in (powers, class_weights, vectors)) > 1:
             raise ConfigError("powers, class_weights and vectors are three weightings: give one")
@@ -179,6 +180,7 @@ class Study:
         from iwtheory.runs.launch import connect, distributed_train
         from iwtheory.runs.train import run_study
 
+        self.out = Path(out)
         if scheduler is None:
             run_study(self.configs, out, progress=progress, wait=wait, arrays=self.task)
         else:
@@ -192,14 +194,18 @@ class Study:
                 distributed_train(client, self.configs, out, progress=progress, arrays=self.task)
         return self.records(out)
 
-    def records(self, out: str | Path = "runs"):
-        """The study's records under ``out`` as a DataFrame (the columns of ``iwtheory.runs.load``)."""
+    def _where(self, out) -> Path:
+        return Path(out) if out is not None else (self.out or Path("runs"))
+
+    def records(self, out: str | Path | None = None):
+        """The study's records under ``out`` (default: where ``run`` wrote) as a DataFrame (the columns of
+        ``iwtheory.runs.load``)."""
         from iwtheory.runs.records import load
 
-        df = load(out)
+        df = load(self._where(out))
         return df[df.experiment == self.name].reset_index(drop=True) if not df.empty else df
 
-    def claims(self, out: str | Path = "runs") -> list[dict]:
+    def claims(self, out: str | Path | None = None) -> list[dict]:
         """The seed paper's network claims that apply to this study, each with its premise and verdict (a claim
         whose regime or statistic does not apply says so: "not applicable: ...")."""
         from iwtheory.compare.study_claims import network_claims
@@ -209,13 +215,13 @@ class Study:
         spe = max(1, len(self.task.split(cfg.val_fraction, cfg.subsample_seed)[0]) // cfg.batch_size)
         return list(network_claims(df, spe, n_classes=self.task.n_classes).values())
 
-    def figures(self, out_dir: str | Path, runs: str | Path = "runs") -> list[Path]:
+    def figures(self, out_dir: str | Path, runs: str | Path | None = None) -> list[Path]:
         """One figure per probe set: the weighting's effect Delta(t) on the predicted share, per regime."""
         from iwtheory.report.study_figures import effect_figures
 
         return effect_figures(self.records(runs), self.task.probes, out_dir, self.task.n_classes)
 
-    def effects(self, out: str | Path = "runs"):
+    def effects(self, out: str | Path | None = None):
         """Delta of every predicted share (F for two classes, F_k for K) against the unweighted partner of the
         same seed, per regime, weighting and epoch (mean over seeds, SE, seeds)."""
         from iwtheory.compare.study_claims import share_effects

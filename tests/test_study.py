@@ -148,7 +148,7 @@ def test_study_records_are_the_runners_and_the_reports_read_them(tmp_path, facto
     assert config["weights_fingerprint"] and config["data_fingerprint"]
     again = study.run(tmp_path / "runs", progress=False)  # finished runs are skipped: the same records
     assert again.equals(df)
-    claims = {e["id"]: e for e in study.claims(tmp_path / "runs")}
+    claims = {e["id"]: e for e in study.claims()}  # where run() wrote
     assert claims["C5"]["verdict"] == "not applicable" and "no dropout regime" in claims["C5"]["details"]["missing"]
     assert claims["C2"]["verdict"] != "not applicable" and "w = e^p" in claims["C2"]["details"]["weight_axis"]
     from iwtheory.cli import main
