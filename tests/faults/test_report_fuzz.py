@@ -104,7 +104,7 @@ def rename(d, name):
 def one_line_or_ok(rc, err, argv):
     if rc != 0:
         last = err.strip().splitlines()[-1] if err.strip() else ""
-        assert rc == 2 and last.startswith("iwtheory: error:"), (argv, err[-2000:])
+        assert rc == 2 and last.startswith("iwtheory: error:") and "error: unexpected" not in last, (argv, err[-2000:])
         assert "Traceback" not in err, (argv, err[-2000:])
 
 
