@@ -143,7 +143,7 @@ class Study:
         import torch
 
         from iwtheory.nets.engine import build_member
-        from iwtheory.nets.population import PopulationError, check_members
+        from iwtheory.nets.population import PopulationError, check_logits, check_members
 
         cfg = self.configs[0]
         fn = cfg.factory()
@@ -162,11 +162,7 @@ class Study:
         except Exception as e:
             raise PopulationError(f"model {self.spec} cannot read the task's inputs of shape {t.x.shape[1:]} "
                                   f"({type(e).__name__}: {e})") from None
-        K = t.n_classes
-        ok = tuple(out.shape) in (((2,), (2, 1)) if K == 2 else ((2, K),))
-        if not ok:
-            raise PopulationError(f"model {self.spec} gives logits of shape {tuple(out.shape[1:])} per batch of 2; a "
-                                  f"{K}-class task needs {'(B,) or (B, 1)' if K == 2 else f'(B, {K})'}")
+        check_logits(out.shape, t.n_classes, 2, f"model {self.spec}")
 
     def _bound(self, args: dict):
         fn = self.fn

@@ -15,6 +15,8 @@ whose statistic is F say they do not apply.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -56,14 +58,22 @@ def measure(cid: str, fn, *args) -> dict:
         return unusable(cid, e)
 
 
-def network_claims(df: pd.DataFrame, steps_per_epoch: int, n_classes: int = 2,
+def classes_in(df: pd.DataFrame) -> int:
+    """How many classes records are of: K for the ``frac_class<k>_<probe>`` shares of a K-class task, else 2."""
+    ks = {m.group(1) for c in df.columns if (m := re.match(r"frac_class(\d+)_", c)) and df[c].notna().any()}
+    return len(ks) if ks else 2
+
+
+def network_claims(df: pd.DataFrame, steps_per_epoch: int, n_classes: int | None = None,
                    subsample_ratio: float | None = None) -> dict[str, dict]:
-    """Every network claim's entry for one experiment's records ``df`` (one row per run and evaluated epoch)."""
+    """Every network claim's entry for one experiment's records ``df`` (one row per run and evaluated epoch);
+    ``n_classes`` defaults to what the records are of (``classes_in``)."""
+    n_classes = classes_in(df) if n_classes is None else n_classes
     if "vector" in df and df.vector.notna().any():
         why = ("explicit weight vectors have no order for the claims' weight axis; each vector's effect Delta against "
                "'uniform' is in the study's effects")
         return {cid: not_applicable(cid, why) for cid in NETWORK}
-    if n_classes != 2 or "class_weight" in df:
+    if n_classes != 2:
         why = (f"a {n_classes}-class task: its statistic is the positive class's share F of a binary task; the "
                "records hold each class's share (frac_class<k>_<probe>), whose effects Delta_k the study reports")
         return {cid: not_applicable(cid, why) for cid in NETWORK}

@@ -227,16 +227,6 @@ class Task:
             h.update(a.tobytes())
         return h.hexdigest()[:16]
 
-    def weights_fingerprint(self) -> str | None:
-        """SHA-256 (16 hex digits) of the per-example weights and the explicit weight vectors; None without any."""
-        if self.weights is None and not self.vectors:
-            return None
-        h = hashlib.sha256()
-        for name, w in ([("weights", self.weights)] if self.weights is not None else []) + sorted(self.vectors.items()):
-            h.update(name.encode())
-            h.update(np.ascontiguousarray(w).tobytes())
-        return h.hexdigest()[:16]
-
     def __repr__(self) -> str:
         return (f"Task({self.name!r}: {len(self.x)} examples of shape {self.x.shape[1:]}, {self.n_classes} classes "
                 f"{list(self.classes)}, weights {'given' if self.weights is not None else 'none'}, probes "

@@ -25,7 +25,7 @@ import torch
 from iwtheory.nets.data import Task
 from iwtheory.nets.risks import cross_entropy, margin_loss, weighted_risk
 from iwtheory.nets.models import MLP, last_layer, make_plain
-from iwtheory.nets.population import PopulationError, population
+from iwtheory.nets.population import check_logits, population
 from iwtheory.nets.names import PARTNER_FIELDS, PRECISIONS
 from iwtheory.theory import seeds
 from iwtheory.theory.checks import class_weights
@@ -277,12 +277,7 @@ class Stack:
         """A user's model must give (B,) or (B, 1) logits for two classes and (B, K) for K, before training."""
         with self._evaluating():
             out = self._forward_shared(self.x_eval[:2])
-        K = self.task.n_classes
-        want = ((self.M, 2), (self.M, 2, 1)) if K == 2 else ((self.M, 2, K),)
-        if tuple(out.shape) not in want:
-            per = tuple(out.shape[1:])
-            raise PopulationError(f"the model's forward gives logits of shape {per} for a batch of 2; a "
-                                  f"{K}-class task needs {'(B,) or (B, 1)' if K == 2 else f'(B, {K})'}")
+        check_logits(out.shape[1:], self.task.n_classes, 2, "the model's forward")
 
     @_in_precision
     def train_step(self, idx: torch.Tensor) -> torch.Tensor:

@@ -192,12 +192,9 @@ class FuncStack(nn.Module):
             for d in self._drops:
                 d.source = src
             params, buffers = self._state()
-            with torch.no_grad():
-                saved = {k: v.clone() for k, v in buffers.items()}
+            with torch.no_grad():  # on copies of member 0's buffers: its batch-norm statistics stay as they are
                 functional_call(self._base, ({k: v[0] for k, v in params.items()},
                                              {k: v[0].clone() for k, v in buffers.items()}), (x[0],))
-                for k, v in saved.items():
-                    buffers[k].copy_(v)
             self._noise_sizes[key] = src.offset
         return self._noise_sizes[key]
 
@@ -260,8 +257,8 @@ def has_fast_path(module: nn.Module) -> bool:
 
 def population(modules: list[nn.Module], generic: bool = False) -> nn.Module:
     """One stacked module for ``modules``: the hand-written twin where one exists (unless ``generic``), else a
-    ``FuncStack``. Both take (M, B, ...) per-member batches in the layout of their ``layout`` and expose
-    ``M``, ``fast`` and ``has_features``."""
+    ``FuncStack``. Both expose ``M``, ``fast`` and ``has_features``; the fast path reads its inputs in its own
+    layout (``Stack._layout``), the generic one (M, B, ...) per-member batches or (N, ...) shared inputs."""
     if has_fast_path(modules[0]) and not generic:
         if any(type(m) is not type(modules[0]) for m in modules):
             raise PopulationError("a population holds one architecture")
@@ -270,6 +267,16 @@ def population(modules: list[nn.Module], generic: bool = False) -> nn.Module:
         return net
     check_members(modules)
     return FuncStack(modules)
+
+
+def check_logits(per: tuple, n_classes: int, rows: int, what: str) -> None:
+    """Refuse one model's output of shape ``per`` for a batch of ``rows`` unless it is logits of the task: (B,) or
+    (B, 1) for two classes, (B, K) for K."""
+    per = tuple(per)
+    want = ((rows,), (rows, 1)) if n_classes == 2 else ((rows, n_classes),)
+    if per not in want:
+        raise PopulationError(f"{what} gives logits of shape {per} for a batch of {rows}; a {n_classes}-class task "
+                              f"needs {'(B,) or (B, 1)' if n_classes == 2 else f'(B, {n_classes})'}")
 
 
 def signature_text(module: nn.Module) -> list[str]:

@@ -218,8 +218,10 @@ def _study(name: str, source: str, cnn: pd.DataFrame, diverged: pd.DataFrame, su
     g = cnn[(cnn.experiment == name) & (cnn.source == source)].copy()
     g["variant"] = variants(g)
     g, _ = weight_axis(g)  # powers p of per-example weights on the weight axis as w = e^p
-    kclass = any(k in g and g[k].notna().any() for k in ("class_weight", "vector"))
-    if not kclass:  # these sweeps' partner is a uniform vector (compare.study_claims.weighting_column)
+    # class-weight vectors and explicit weight vectors have a uniform vector for partner, not w = 1
+    # (compare.study_claims.weighting_column): no w = 1 seeds to check, no early/late weight effect
+    by_vector = any(k in g and g[k].notna().any() for k in ("class_weight", "vector"))
+    if not by_vector:
         check_seeds(g)
     bad = set(diverged[(diverged.experiment == name) & (diverged.source == source)].config_hash)
     ok = g[~g.config_hash.isin(bad)].dropna(axis=1, how="all")
@@ -232,7 +234,7 @@ def _study(name: str, source: str, cnn: pd.DataFrame, diverged: pd.DataFrame, su
                           f"(fingerprints {', '.join(sorted(sources))}): a report must not combine them; keep one "
                           "dataset per records folder")
     config = run_configs[ok.config_hash.iloc[0]]
-    summary = pd.DataFrame() if kclass else early_late(weight_effect(ok, by=("variant",)), by=("variant",))
+    summary = pd.DataFrame() if by_vector else early_late(weight_effect(ok, by=("variant",)), by=("variant",))
     fa, limits = [], []
     for h in sorted(ok.config_hash.unique()):  # every features file read once, here
         saved = [read_features(f) for f in feature_files(Path(roots[h]) / h)]

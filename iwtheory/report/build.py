@@ -29,7 +29,7 @@ def own_figures(s_, out_dir) -> list[Path]:
 
         shares = [c for c in s_.df.columns if c.startswith(("frac_class", "frac_pos_")) and s_.df[c].notna().any()]
         probes = sorted({c.split("_", 2)[2] for c in shares})
-        return effect_figures(s_.df, probes, out_dir, n_classes=3 if any("frac_class" in c for c in shares) else 2)
+        return effect_figures(s_.df, probes, out_dir)
     probes = tuple(c for c in s_.df.columns if c.startswith("frac_pos_") and s_.df[c].notna().any())
     return F.frac_pos_figure(s_.df, out_dir, probes=probes, name=other_figure_name(s_)) if probes else []
 

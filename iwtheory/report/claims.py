@@ -76,8 +76,7 @@ def subsample_ratio(st) -> float | None:
 
 def study_entries(st) -> dict[str, dict]:
     """The network claims of one CNN/MLP experiment's records (``compare.study_claims``), with its scale."""
-    n_classes = int(st.config.get("n_classes", 2)) if "class_weight" not in st.df else 3
-    out = network_claims(st.df, steps_per_epoch(st), n_classes, subsample_ratio(st))
+    out = network_claims(st.df, steps_per_epoch(st), subsample_ratio=subsample_ratio(st))
     scale = scale_of(st)
     exps = [f"{st.name} [{r}]" for r in sorted(set(st.df.regime))]
     for e in out.values():

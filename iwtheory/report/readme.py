@@ -66,12 +66,12 @@ def timings_block(t: dict) -> str:
     return "\n".join(lines)
 
 
-def _block(fn, path: Path, *extra) -> str:
-    """One block from one snapshot file; a file that parses but lacks what the block reads is named, not a
-    traceback."""
-    data = _load_json(path)
+def _block(fn, path: Path, data=None) -> str:
+    """One block from one snapshot file (``data``: its content, when read already); a file that parses but lacks
+    what the block reads is named, not a traceback."""
+    data = _load_json(path) if data is None else data
     try:
-        return fn(data, *extra)
+        return fn(data)
     except (KeyError, TypeError, IndexError, AttributeError, ValueError) as e:
         raise ValueError(f"{path}: damaged ({type(e).__name__}: {e}); restore it from git or measure it again") \
             from None
@@ -92,7 +92,7 @@ def render(results_dir: Path, experiments: Path | None = None) -> dict[str, str]
     except (KeyError, TypeError, IndexError, AttributeError) as e:
         raise ValueError(f"{r / 'timings.json'} or {r / 'reproduce.json'}: damaged ({type(e).__name__}: {e}); "
                          "restore them from git or measure them again") from None
-    return {"results": _block(results_block, r / "claims.json"),
+    return {"results": _block(results_block, r / "claims.json", claims),
             "timings": _block(timings_block, r / "reproduce.json"),
             "experiments": runtimes,
             "bench": _block(bench_block, r / "study_speed.json") + "\n\n" + _block(cnn_block, r / "cnn_throughput.json")

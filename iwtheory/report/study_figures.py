@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from iwtheory.compare.study_claims import share_effects, weighting_column
+from iwtheory.compare.study_claims import classes_in, share_effects, weighting_column
 from iwtheory.report.figures import file_stem
 from iwtheory.report.latex import plot_label
 
 
-def effect_figures(df, probes, out_dir, n_classes: int = 2) -> list[Path]:
+def effect_figures(df, probes, out_dir, n_classes: int | None = None) -> list[Path]:
     """One PDF per probe set (``effect_<probe>.pdf``): Delta of each class's predicted share against the unweighted
     partner, mean +- SE over seeds, one panel per regime, one line per weighting (and class, for K classes)."""
     import matplotlib
@@ -24,6 +24,7 @@ def effect_figures(df, probes, out_dir, n_classes: int = 2) -> list[Path]:
     if df.empty:
         raise ValueError("no records to draw: run the study first")
     eff = share_effects(df)
+    n_classes = classes_in(df) if n_classes is None else n_classes
     col, _ = weighting_column(df)
     paths = []
     for probe in probes:

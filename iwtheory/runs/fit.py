@@ -98,21 +98,20 @@ def member_weights(cell: dict, task, norm: str, power: float) -> dict:
     """The engine's ``Member`` weight fields for one cell: class weights (``weight``: the positive class's, or
     ``class_weight``: one per class), or powers of the task's per-example weights (``power``: r^p, p = 0 the
     unweighted partner)."""
+    def per_example(train, val, unweighted: bool, p: float = 1.0) -> dict:
+        return {"example_weights": train.double().numpy() ** p,
+                "val_weights": val.double().numpy() ** p if len(task.y_val) else None, "unweighted": unweighted}
+
     if "power" in cell:
         if task.r_train is None:
             raise RecordError(f"run {config_hash(cell)} sweeps powers of per-example weights, but its task has none")
-        p = float(cell["power"])
-        return {"example_weights": task.r_train.double().numpy() ** p,
-                "val_weights": task.r_val.double().numpy() ** p if len(task.y_val) else None,
-                "unweighted": p == 0.0}
+        return per_example(task.r_train, task.r_val, float(cell["power"]) == 0.0, float(cell["power"]))
     if "vector" in cell:
         name = cell["vector"]
         if name not in task.v_train:
             raise RecordError(f"run {config_hash(cell)} trains with the weight vector {name!r}, which its task lacks "
                               f"(it has {sorted(task.v_train)})")
-        return {"example_weights": task.v_train[name].double().numpy(),
-                "val_weights": task.v_val[name].double().numpy() if len(task.y_val) else None,
-                "unweighted": name == "uniform"}
+        return per_example(task.v_train[name], task.v_val[name], name == "uniform")
     if cell.get("class_weight") is not None:
         cw = np.asarray(cell["class_weight"], dtype=float)
         if task.binary:
@@ -155,11 +154,12 @@ def train_group(cfg, out: Path, group, dev: str, task, progress: bool, interrupt
     (out / "_groups").mkdir(parents=True, exist_ok=True)
     ckpt = out / "_groups" / f"{meta['group']}.pt"
     stack = _resume_or_start(group, members, task, settings, dev, ckpt, fp, evals, set(record), factory)
-    for r, c, active in group:  # what the sweep plans beside each run: a report can then tell a partial one
-        if active and planned and c["regime"] in planned:
+    for r, c, active in group:  # beside each run it writes: what its sweep plans (a report can then tell a partial
+        if not active:          # one) and whether it is a quick variant's; a finished run's folder stays as it is
+            continue
+        if planned and c["regime"] in planned:
             (r.dir / SWEEP).write_text(json.dumps({"experiment": c["experiment"], "regime": c["regime"],
                                                    "planned": planned[c["regime"]]}) + "\n")
-    for r, _, _ in group:
         mark_quick(cfg, r)
     _train_epochs(cfg, group, stack, ckpt, meta, dev, set(evals), set(record), progress, interrupt)
     _finish(cfg, group, stack, members, task, fp, dev, ckpt)

@@ -18,7 +18,7 @@ from iwtheory.runs.config import ConfigError, check_distinct, check_kwargs
 from iwtheory.runs.locks import hold_runs
 from iwtheory.runs.records import Run, check_out, mark_quick
 from iwtheory.theory import seeds
-from iwtheory.theory.data import bl_toy
+from iwtheory.theory.data import MAX_POINTS, bl_toy
 from iwtheory.theory.dynamics import log_grid
 
 RULES = ("constant", "loss_scaled")
@@ -62,10 +62,11 @@ class InsideConfig:
         need(1e-9 <= self.eta <= 1 and 1e-9 <= self.check_lr <= 1, "eta and check_lr must be in [1e-9, 1]")
         need(self.check_t / self.check_lr <= self.max_steps, f"the flow check takes check_t / check_lr = "
              f"{self.check_t / self.check_lr:.3g} fixed steps, more than max_steps = {self.max_steps}")
-        need(isinstance(self.data, dict), "data must be a table of the 2-D toy's settings")
-        check_kwargs(_toy_settings, self.data, f"{self.name}: data")
+        need(isinstance(self.data, dict) and "bias" not in self.data,
+             "data must be a table of the 2-D toy's settings (bl_toy's, its bias feature fixed)")
+        check_kwargs(bl_toy, self.data, f"{self.name}: data")
         n = self.data.get("n_per_class", 50)
-        need(1 <= n <= 10**5, f"data.n_per_class must lie in [1, 1e5]; got {n}")
+        need(1 <= n <= MAX_POINTS, f"data.n_per_class must lie in [1, {MAX_POINTS}]; got {n}")
         need(1 < self.t_max <= 1e120 and 1 < self.check_t < self.t_max, "need 1 < check_t < t_max <= 1e120")
         need(1 <= self.n_records <= 1000 and 1 <= self.max_steps <= 10**8, "n_records in [1, 1000], max_steps in "
              "[1, 1e8]")
@@ -80,11 +81,6 @@ class InsideConfig:
                     n_records=self.n_records, max_steps=self.max_steps, n_test=self.n_test,
                     noise_count=self.noise_count)
         return [dict(base, weight=float(w), seed=int(s)) for w, s in itertools.product(self.weights, self.seeds)]
-
-
-def _toy_settings(n_per_class: int = 50, seed: int = 0, angle_deg: float = 60.0,
-                  shift: tuple[float, float] = (0.5, 3.0), scales: tuple[float, float] = (1.0, 0.3)):
-    """The 2-D toy's settings a long-run config may give (``theory.data.bl_toy``'s, its bias feature fixed)."""
 
 
 def grid(cell: dict) -> np.ndarray:

@@ -13,14 +13,12 @@ from iwtheory.runs.config import ConfigError, check_distinct, check_kwargs
 from iwtheory.runs.locks import hold_runs
 from iwtheory.runs.progress import progress as progress_bar
 from iwtheory.runs.records import Run, check_out, identity, mark_quick
+from iwtheory.runs.train_config import WEIGHT_RANGE  # one range for every runner's class weights
 from iwtheory.theory import data
 from iwtheory.theory.experiment import run_cell
 from iwtheory.theory.limits import ADJUSTED, COSINE, LIMIT_LOSSES, affine_form, resolve_params
 
 METHODS = ("flow", "gd", "sgd")
-
-
-WEIGHT_RANGE = (1e-8, 1e8)  # as the CNN configs': beyond it exp and log of a weight overflow the solvers
 
 
 @dataclass

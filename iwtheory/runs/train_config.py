@@ -3,12 +3,12 @@ allocated) and the resolved cells it sweeps. The runner that trains them is ``ru
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import itertools
 import math
 import os
 import re
-import dataclasses
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -23,8 +23,8 @@ ENGINEERING = ("name", "description", "source", "data_dir", "download", "device"
 # (``data`` names where the arrays are read from: like ``data_dir``, not what they are. Their fingerprint is in
 # every run's config.json, and a sweep refuses other data than its runs were trained on.)
 SWEEP = ("weights", "seeds", "lrs", "weight_decays", "dropouts")
-# Keys of a user's own model, data and weighting: in a run's cell only when set, so every earlier run keeps its hash.
-OWN = ("model_args", "powers", "class_weights", "vectors")
+# The other weightings' sweep axes (a user's task): each makes its cells' weighting key instead of ``weights``.
+AXES = {"powers": "power", "class_weights": "class_weight", "vectors": "vector"}
 # "package.module:attribute": a factory (seed -> nn.Module) or a data loader in an importable module
 _DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 SPEC = re.compile(f"^{_DOTTED}:{_DOTTED}$")
@@ -153,7 +153,7 @@ class TrainConfig:
         need(len(set(self.vectors)) == len(self.vectors), f"vectors lists a name twice: {self.vectors}")
         if self.powers or self.class_weights or self.vectors:
             need(self.weights == [1.0], "weights (the positive class's weight) is the binary class weighting; with "
-                 "powers or class_weights leave it out")
+                 "powers, class_weights or vectors leave it out")
         need(all(abs(p) <= 64 for p in self.powers), f"powers must lie in [-64, 64]; got {self.powers}")
         need(len(set(self.powers)) == len(self.powers), f"powers lists a value twice: {self.powers}")
         for cw in self.class_weights:
@@ -235,24 +235,18 @@ class TrainConfig:
 
     def cells(self) -> list[dict]:
         """One resolved config per model, without the engineering fields."""
-        base = {k: v for k, v in asdict(self).items() if k not in ENGINEERING and k not in SWEEP}
+        base = {k: v for k, v in asdict(self).items() if k not in ENGINEERING and k not in SWEEP and k not in AXES}
         base["experiment"] = self.name
         base["kind"] = "train"
         if not base.pop("bias"):  # with biases (the default) the key stays out, so earlier runs keep their hashes
             base["bias"] = False
-        for key in OWN:  # likewise a user's model, data and weighting: in the cell only when set
-            if not base[key] or key in ("powers", "class_weights", "vectors"):
-                base.pop(key)
+        if not base["model_args"]:  # likewise a factory's arguments: in the cell only when given
+            base.pop("model_args")
         if self.custom_model:
             base["model_signature"] = self.model_signature()
-        if self.powers:
-            axis = [("power", p) for p in self.powers]
-        elif self.class_weights:
-            axis = [("class_weight", list(cw)) for cw in self.class_weights]
-        elif self.vectors:
-            axis = [("vector", v) for v in self.vectors]
-        else:
-            axis = [("weight", w) for w in self.weights]
+        swept = next((k for k in AXES if getattr(self, k)), None)
+        axis = ([(AXES[swept], list(v) if isinstance(v, list) else v) for v in getattr(self, swept)] if swept
+                else [("weight", w) for w in self.weights])
         return [dict(base, **{k: v}, seed=s, lr=lr, weight_decay=wd, dropout=p)
                 for (k, v), s, lr, wd, p in itertools.product(axis, self.seeds, self.lrs,
                                                               self.weight_decays, self.dropouts)]
@@ -276,10 +270,11 @@ class TrainConfig:
     def model_signature(self) -> list[str]:
         """The parameter names and shapes of the factory's model (part of the run identity)."""
         if not hasattr(self, "_signature"):
+            from iwtheory.nets.engine import build_member
             from iwtheory.nets.population import signature_text
 
-            try:
-                module = self.factory()(0)
+            try:  # seeded as the engine builds it, so building it here moves no random stream of the caller's
+                module = build_member(self.factory(), 0)
             except ConfigError:
                 raise
             except Exception as e:

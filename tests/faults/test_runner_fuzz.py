@@ -68,22 +68,14 @@ def toml_inline(d: dict) -> str:
     return "{" + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in d.items()) + "}"
 
 
+@pytest.mark.parametrize("runner,base,cls", [("theory", THEORY, TheoryConfig), ("inside", INSIDE, InsideConfig)])
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                 HealthCheck.filter_too_much])
-@given(sets=st.lists(st.tuples(st.sampled_from([f.name for f in dataclasses.fields(TheoryConfig)
-                                                if f.name not in ("name", "description")]), VALUES),
-                     min_size=1, max_size=2))
-def test_theory_never_gives_a_traceback(tmp_path, capsys, sets):
-    fuzz("theory", THEORY, TheoryConfig, tmp_path, capsys, sets)
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                HealthCheck.filter_too_much])
-@given(sets=st.lists(st.tuples(st.sampled_from([f.name for f in dataclasses.fields(InsideConfig)
-                                                if f.name not in ("name", "description")]), VALUES),
-                     min_size=1, max_size=2))
-def test_inside_never_gives_a_traceback(tmp_path, capsys, sets):
-    fuzz("inside", INSIDE, InsideConfig, tmp_path, capsys, sets)
+@given(draw=st.data())
+def test_no_runner_gives_a_traceback(tmp_path, capsys, runner, base, cls, draw):
+    keys = [f.name for f in dataclasses.fields(cls) if f.name not in ("name", "description")]
+    sets = draw.draw(st.lists(st.tuples(st.sampled_from(keys), VALUES), min_size=1, max_size=2))
+    fuzz(runner, base, cls, tmp_path, capsys, sets)
 
 
 @pytest.mark.parametrize("runner,base,key,value", [
