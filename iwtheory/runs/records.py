@@ -352,11 +352,40 @@ def check_rows(d: Path, rows: list[dict]) -> None:
                 raise RecordError(f"{d / 'metrics.jsonl'} line {i}: {k} = {v!r} is not a share in [0, 1]")
 
 
+def _positive_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _text(v) -> bool:
+    return isinstance(v, str)
+
+
+# the settings of a network run's config.json that the reports compute with: a value of another type is a damaged
+# record, refused here by name instead of failing deep in a report (a null batch size was a TypeError)
+TRAIN_FIELDS = {
+    "batch_size": ("a positive integer", _positive_int),
+    "epochs": ("a positive integer", _positive_int),
+    "seed": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "experiment": ("text", _text), "regime": ("text", _text), "dataset": ("text", _text), "model": ("text", _text),
+    "hidden": ("a list of positive integers", lambda v: isinstance(v, list) and all(map(_positive_int, v))),
+    "weight": ("a finite positive number or null", lambda v: v is None or (
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0)),
+}
+
+
+def check_train_config(path: Path, cfg: dict) -> None:
+    """A network run's ``config.json`` holds the settings the reports read, each of its type (RecordError)."""
+    for key, (what, ok) in TRAIN_FIELDS.items():
+        if key in cfg and not ok(cfg[key]):
+            raise RecordError(f"{path}: {key} = {cfg[key]!r} is not {what}; the record is damaged (delete the run "
+                              "folder and rerun it)")
+
+
 def check_complete(d: Path, rows: list[dict]) -> str:
     """'' when a finished run's metrics hold its schedule once; otherwise what is wrong."""
     cfg = read_json(d / "config.json")
-    if not isinstance(cfg, dict):
-        raise RecordError(f"{d / 'config.json'}: expected a JSON object")
+    if cfg.get("kind") == "train":
+        check_train_config(d / "config.json", cfg)
     try:
         key, _ = scheduled(cfg)
     except NoSchedule:
