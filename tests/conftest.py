@@ -1,7 +1,12 @@
+import os
 import re
 
 import numpy as np
 import pytest
+
+# tests rewrite data fixtures in place, faster than a file's timestamp moves: the decoded-data cache (keyed by
+# the files' stat) stays off, except in the tests of the cache itself (tests/nets/test_decoded_cache.py)
+os.environ["IWTHEORY_NO_DECODED_CACHE"] = "1"
 
 
 @pytest.fixture

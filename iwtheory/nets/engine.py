@@ -446,12 +446,24 @@ class Stack:
     def _implicit_bias(self, logits_train: torch.Tensor, y: torch.Tensor) -> dict:
         """Per model: the parameter norm; the angle between its parameter vector and its unweighted partner's;
         for a homogeneous net the normalised margin min_n y_n f(x_n) / |theta|^L on the training set."""
-        theta = torch.cat([p.detach().reshape(self.M, -1).to(torch.float64) for p in self.params], dim=1)
+        # every parameter written once into one float64 buffer (a cat of converted copies made two passes),
+        # then normalised in place: the same arithmetic on the same rows, so the same bits, in half the time
+        if getattr(self, "_theta", None) is None:
+            self._theta = torch.empty(self.M, sum(p.numel() // self.M for p in self.params), dtype=torch.float64,
+                                      device=self.device)
+        at = 0
+        for p in self.params:
+            n = p.numel() // self.M
+            shape = (self.M, p.shape[0] // self.M, *p.shape[1:])  # model-major first axis, split: always a view
+            self._theta[:, at:at + n].view(shape).copy_(p.detach().view(shape))
+            at += n
+        theta = self._theta
         norm = theta.norm(dim=1)
         part = torch.as_tensor([max(k, 0) for k in self.partner], device=theta.device)
-        u = theta / norm[:, None].clamp_min(1e-300)
+        u = theta.div_(norm[:, None].clamp_min(1e-300))
+        v = u[part]
         # 2 atan2(|u - v|, |u + v|): exact for small angles, where arccos of a dot product keeps only ~1e-8 rad
-        ang = 2 * torch.atan2((u - u[part]).norm(dim=1), (u + u[part]).norm(dim=1))
+        ang = 2 * torch.atan2((u - v).norm(dim=1), v.add_(u).norm(dim=1))
         out = {"param_norm": norm, "angle_unweighted": ang}
         if self.degree is not None:
             m_min = (y * logits_train).to(torch.float64).min(dim=1).values

@@ -19,7 +19,7 @@ from iwtheory.runs.locks import hold_runs
 from iwtheory.runs.records import Run, check_out, mark_quick
 from iwtheory.theory import seeds
 from iwtheory.theory.data import MAX_POINTS, bl_toy
-from iwtheory.theory.dynamics import log_grid
+from iwtheory.theory.windows import log_grid
 
 RULES = ("constant", "loss_scaled")
 

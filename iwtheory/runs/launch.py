@@ -27,10 +27,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from iwtheory.runs.config import ConfigError, config_hash, load_study, load_toml
-from iwtheory.runs.inside import InsideConfig, run_inside
 from iwtheory.runs.progress import progress as progress_bar
 from iwtheory.runs.records import Run, check_out
-from iwtheory.runs.theory import TheoryConfig, run_cells, run_theory
 from iwtheory.runs.train import (
     TrainConfig,
     drop_finished_checkpoints,
@@ -160,6 +158,8 @@ def _train_unit(cfgs, out, members, device, data_dir, download, threads, arrays=
 
 
 def _theory_unit(cfg, out, indices, threads):
+    from iwtheory.runs.theory import run_cells
+
     _set_threads(threads)
     return run_cells(cfg, out, indices, wait=math.inf)
 
@@ -248,9 +248,14 @@ def distributed_train(client, cfgs, out, data_dir=None, device: str | None = Non
 def load_experiment(path: str | Path, runner: str, quick: bool = False, overrides: list[str] = (),
                     regimes: list[str] | None = None):
     """An experiment config for ``runner`` (theory, inside: one config; train: the study's list of regimes)."""
+    # each runner's module loads here, on first use: a `train` start then never imports the theory solvers
     if runner == "theory":
+        from iwtheory.runs.theory import TheoryConfig
+
         return load_toml(path, TheoryConfig, quick=quick, overrides=overrides)
     if runner == "inside":
+        from iwtheory.runs.inside import InsideConfig
+
         return load_toml(path, InsideConfig, quick=quick, overrides=overrides)
     if runner == "train":
         return load_study(path, TrainConfig, quick=quick, overrides=overrides, regimes=regimes)
@@ -272,8 +277,12 @@ class Serial:
     def run(self, runner: str, cfg, out, data_dir=None, device=None, download=None, progress: bool = True) -> int:
         """Run experiment ``cfg`` (as ``load_experiment`` gives it); return the number of runs it names."""
         if runner == "theory":
+            from iwtheory.runs.theory import run_theory
+
             return len(run_theory(cfg, out, progress=progress, wait=self.wait))
         if runner == "inside":
+            from iwtheory.runs.inside import run_inside
+
             return len(run_inside(cfg, out, progress=progress, wait=self.wait))
         return len(run_study(cfg, out, data_dir=data_dir, device=device, download=download, progress=progress,
                              wait=self.wait))

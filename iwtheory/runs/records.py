@@ -23,12 +23,16 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from iwtheory.runs.config import ConfigError, config_hash
 from iwtheory.runs.files import read_regular
 from iwtheory.runs.schedule import NoSchedule, ScheduleError, schedule_gaps, scheduled
+
+if TYPE_CHECKING:  # pandas loads where records are read into tables, not on every `train` start
+    import pandas as pd
 
 
 class RecordError(ValueError):
@@ -403,6 +407,8 @@ def load(path: str | Path, experiment: str | None = None, finished_only: bool = 
     ``finished_only`` is False, in which case a ``done`` column tells them apart. With ``check``,
     a finished run whose metrics miss or repeat a scheduled epoch is a RecordError naming it.
     """
+    import pandas as pd
+
     frames = []
     for d in run_dirs(path):
         is_done = (d / "done").exists()
@@ -443,6 +449,8 @@ def load(path: str | Path, experiment: str | None = None, finished_only: bool = 
 
 def load_summaries(path: str | Path, experiment: str | None = None) -> pd.DataFrame:
     """summary.json of every finished run (one row each), with its config hash."""
+    import pandas as pd
+
     rows = []
     for d in run_dirs(path):
         s = d / "summary.json"

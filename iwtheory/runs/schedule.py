@@ -10,8 +10,7 @@ import math
 
 import numpy as np
 
-from iwtheory.theory.dynamics import log_grid
-from iwtheory.theory.windows import late_start
+from iwtheory.theory.windows import late_start, log_grid
 
 
 def log_epochs(epochs: int, dense: int, points: int) -> list[int]:

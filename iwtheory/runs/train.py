@@ -11,10 +11,8 @@ resuming or extending a sweep with other data is refused.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-import numpy as np
 
 from iwtheory.nets.names import PARTNER_FIELDS
 from iwtheory.runs.checkpoints import checkpoint_header
@@ -73,7 +71,7 @@ def array_task(cfg: TrainConfig, arrays=None):
 def build_task(cfg: TrainConfig, data_dir: str | None = None, download: bool | None = None, arrays=None):
     """Read the dataset and build the task with its probe sets."""
     from iwtheory.nets.data import make_task, points_task, synthetic_images
-    from iwtheory.nets.readers import load_images
+    from iwtheory.nets.readers import load_images, source_fingerprint
 
     if cfg.dataset == "arrays":
         return array_task(cfg, arrays)
@@ -97,17 +95,6 @@ def build_task(cfg: TrainConfig, data_dir: str | None = None, download: bool | N
                      max_test=cfg.max_test)
     task.source = source_fingerprint(images)
     return task
-
-
-def source_fingerprint(images) -> str:
-    """SHA-256 (16 hex digits) of a whole dataset (both splits): what every regime of a study draws its task
-    from, so regimes run at different times can be checked to share it."""
-    h = hashlib.sha256(images.name.encode())
-    for a in (images.x_train, images.y_train, images.x_test, images.y_test):
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.shape}{a.dtype}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
 
 
 def resolve_device(name: str) -> str:

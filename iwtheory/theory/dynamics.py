@@ -22,6 +22,7 @@ from iwtheory.theory.checks import NotSeparableError, check_weights, margins_mat
 from iwtheory.theory.geometry import angle
 from iwtheory.theory.losses import Loss, get_loss
 from iwtheory.theory.maxmargin import max_margin
+from iwtheory.theory.windows import log_grid  # noqa: F401  (re-exported: where the grid once lived)
 
 
 @dataclass
@@ -140,16 +141,6 @@ def layer_diagnostics(layers: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]
 
 
 # ---- recording ------------------------------------------------------------------------
-
-def log_grid(t_max: float, n: int, t_min: float = 1.0, integer: bool = False) -> np.ndarray:
-    """0 followed by ``n`` log-spaced points in [t_min, t_max] (unique integers if ``integer``)."""
-    if not t_max > t_min:
-        raise ValueError(f"t_max ({t_max}) must exceed t_min ({t_min})")
-    g = np.geomspace(t_min, t_max, n)
-    if integer:
-        g = np.unique(np.round(g).astype(np.int64))
-    return np.concatenate([[0], g])
-
 
 class _Recorder:
     def __init__(self, Z, c, loss, w_hat, depth, offsets=0.0):

@@ -48,16 +48,18 @@ Non-separable data raises NotSeparableError; every limit reports a KKT residual.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.optimize import minimize
 
-from iwtheory.theory import dynamics, seeds
+from iwtheory.theory import seeds
 from iwtheory.theory.checks import check_weights, class_weights, margins_matrix
-from iwtheory.theory.dynamics import log_grid
 from iwtheory.theory.geometry import safe_norm, unit
 from iwtheory.theory.losses import EXPONENTIAL, LOGISTIC, LOSSES, Loss, get_loss, polynomial
-from iwtheory.theory.maxmargin import MaxMargin, max_margin
+from iwtheory.theory.windows import log_grid
+
+if TYPE_CHECKING:
+    from iwtheory.theory.maxmargin import MaxMargin
 
 ADJUSTED = ("la", "vs", "vs_softmax", "label_margin", "ldam")  # the class-dependent losses
 LIMIT_LOSSES = LOSSES + ADJUSTED                      # every loss name the package knows
@@ -234,6 +236,8 @@ def cosine_limit(X, y, weights=None, margin=(0.0, 0.0), s: float = 30.0, base: s
 
     d0 = Z.mean(axis=0)  # the risk is finite on any data: separable or not, the ball holds a minimiser
     d0 = d0 / max(float(safe_norm(d0)), 1e-12)
+    from scipy.optimize import minimize  # here, not at import: the network runner reads this module's tables
+
     r = minimize(risk, d0, jac=True, method="SLSQP",
                  constraints=[{"type": "ineq", "fun": lambda d: 4.0 - d @ d, "jac": lambda d: -2 * d}],
                  options={"ftol": 1e-16, "maxiter": 1000})
@@ -307,6 +311,8 @@ def polynomial_limit(Z: np.ndarray, c: np.ndarray, alpha: float, v0: np.ndarray,
 
 def limit(X, y, loss: str = "logistic", weights=None, power: float = 1.0, **loss_params) -> Limit:
     """The limit direction of gradient descent (and flow) for ``loss`` on separable data; see the module."""
+    from iwtheory.theory.maxmargin import max_margin  # scipy's solvers load on first use, not at import
+
     if loss not in LIMIT_LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose one of {LIMIT_LOSSES}")
     Z = margins_matrix(X, y)
@@ -353,5 +359,7 @@ def simulate(X, y, loss: str = "logistic", weights=None, method: str = "flow", p
         base, a, b = polynomial(params.get("alpha", 1.0)), np.ones(len(c)), None
     else:
         base, a, b = affine_form(loss, y, **params)
+    from iwtheory.theory import dynamics
+
     fn = dynamics.gradient_flow if method == "flow" else dynamics.gradient_descent
     return fn(X * a[:, None], y, weights=c, loss=base, offsets=b, **kw)

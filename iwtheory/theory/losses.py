@@ -7,12 +7,25 @@ margins are ~230 and -l' ~ 1e-100, a ratio that only stays exact in log space.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
 from iwtheory.theory.checks import check_weights
+
+
+
+@functools.cache
+def _special():
+    import scipy.special  # 0.1 s to load: the network runner imports this module only for its tables
+
+    return scipy.special
+
+
+def expit(x):
+    """scipy.special.expit, with scipy.special loaded on first use."""
+    return _special().expit(x)
 
 _LOG1P_EXP_M1 = float(np.log1p(np.exp(-1.0)))  # logistic loss at m = 1
 

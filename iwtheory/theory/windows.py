@@ -22,3 +22,13 @@ def in_late_window(t) -> np.ndarray:
     """A mask over ``t`` (recorded epochs or times, any order): those in the last tenth of their span."""
     t = np.asarray(t, dtype=float)
     return t >= late_start(t.min(), t.max())
+
+
+def log_grid(t_max: float, n: int, t_min: float = 1.0, integer: bool = False) -> np.ndarray:
+    """0 followed by ``n`` log-spaced points in [t_min, t_max] (unique integers if ``integer``)."""
+    if not t_max > t_min:
+        raise ValueError(f"t_max ({t_max}) must exceed t_min ({t_min})")
+    g = np.geomspace(t_min, t_max, n)
+    if integer:
+        g = np.unique(np.round(g).astype(np.int64))
+    return np.concatenate([[0], g])
