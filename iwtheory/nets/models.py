@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iwtheory.nets.names import MLP_HIDDEN
+from iwtheory.nets.names import MAX_CNN_WIDTH, MLP_HIDDEN
 from iwtheory.theory import seeds
 
 
@@ -39,17 +39,30 @@ def _bl_trunk(x, convs, bns):
 
 # ---- plain models -----------------------------------------------------------------------
 
+BLCNN_CONVS, BLCNN_FCS = (64, 64, 128, 128, 128), (512, 128)
+
+
+def blcnn_widths(width: float = 1.0) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The B&L CNN's convolution channels and hidden fully connected widths at width factor ``width``."""
+    if not (isinstance(width, (int, float)) and 0 < width <= MAX_CNN_WIDTH):
+        raise ValueError(f"the B&L CNN's width factor must lie in (0, {MAX_CNN_WIDTH}]; got {width!r}")
+    return tuple(max(1, round(k * width)) for k in BLCNN_CONVS), tuple(max(1, round(k * width)) for k in BLCNN_FCS)
+
+
 class BLCNN(nn.Module):
     """Byrd & Lipton's CNN: 3x3 valid convs 64, 64, pool, 128, 128, 128, pool; FC 512, 128, 1.
 
     ``batchnorm`` adds batch norm after each convolution; ``dropout`` acts after each hidden
-    fully connected layer. Adapts to the input's channels and size.
+    fully connected layer. Adapts to the input's channels and size. ``width`` scales every convolution's
+    channels and both hidden fully connected layers together (rounded, at least 1): 1 is the paper's net,
+    0.25 a net two CPU cores can train (``blcnn_widths``).
     """
 
-    def __init__(self, in_shape=(3, 32, 32), dropout: float = 0.0, batchnorm: bool = False):
+    def __init__(self, in_shape=(3, 32, 32), dropout: float = 0.0, batchnorm: bool = False, width: float = 1.0):
         super().__init__()
         c, h, w = in_shape
-        chans = [c, 64, 64, 128, 128, 128]
+        convs, fcs = blcnn_widths(width)
+        chans = [c, *convs]
         self.convs = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], 3, bias=not batchnorm) for i in range(5))
         self.bns = nn.ModuleList(nn.BatchNorm2d(chans[i + 1]) for i in range(5)) if batchnorm else None
         for i in range(5):
@@ -58,9 +71,9 @@ class BLCNN(nn.Module):
                 h, w = h // 2, w // 2
         if h < 1 or w < 1:
             raise ValueError(f"input {in_shape} is too small for the B&L CNN (needs at least 22x22)")
-        self.fc1 = nn.Linear(128 * h * w, 512)
-        self.fc2 = nn.Linear(512, 128)
-        self.out = nn.Linear(128, 1)
+        self.fc1 = nn.Linear(chans[-1] * h * w, fcs[0])
+        self.fc2 = nn.Linear(fcs[0], fcs[1])
+        self.out = nn.Linear(fcs[1], 1)
         self.dropout = float(dropout)
 
     def features(self, x, gen=None):
@@ -171,12 +184,17 @@ PLAIN = {"bl_cnn": BLCNN, "mlp": MLP, "resnet": ResNet}
 
 
 def make_plain(name: str, in_shape, dropout: float = 0.0, batchnorm: bool = False, seed: int | None = None,
-               hidden=None, head: str = "linear", bias: bool = True):
+               hidden=None, head: str = "linear", bias: bool = True, width: float = 1.0):
     """A plain model by name; ``seed`` fixes its initialisation (torch's default init); ``hidden`` sets
-    the MLP's widths, ``head`` its last layer (linear, or the cosine classifier LDAM trains)."""
+    the MLP's widths, ``head`` its last layer (linear, or the cosine classifier LDAM trains), ``width`` the
+    B&L CNN's width factor."""
     if name not in PLAIN:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(PLAIN)}")
     kw = dict(dropout=dropout, batchnorm=batchnorm)
+    if width != 1.0:
+        if name != "bl_cnn":
+            raise ValueError(f"a width factor is a setting of the B&L CNN; the {name} has its own widths")
+        kw["width"] = width
     if head != "linear":
         if name != "mlp":
             raise ValueError(f"a {head} head is an MLP setting; the {name} has a linear one")

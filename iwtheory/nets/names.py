@@ -11,6 +11,7 @@ WEIGHT_NORMS = ("none", "mean")
 # a net's unweighted partner: the model with weight 1 that agrees with it in these (a run's seed and settings)
 PARTNER_FIELDS = ("seed", "lr", "weight_decay", "dropout")
 MLP_HIDDEN = (512, 128)  # the MLP's hidden widths when a config names none
+MAX_CNN_WIDTH = 4.0  # the B&L CNN's largest width factor (models.blcnn_widths): 4x the paper's channels
 
 
 def mlp_widths(cfg: dict) -> list[int]:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from iwtheory.nets.names import DATASETS, MLP_HIDDEN, MODELS, PRECISIONS, WEIGHT_NORMS
+from iwtheory.nets.names import DATASETS, MAX_CNN_WIDTH, MLP_HIDDEN, MODELS, PRECISIONS, WEIGHT_NORMS
 from iwtheory.runs.config import ConfigError, check_distinct, check_kwargs
 from iwtheory.theory.limits import COSINE, LIMIT_LOSSES, LOSS_PARAMS, class_coefficients, resolve_params
 
@@ -28,7 +28,7 @@ AXES = {"powers": "power", "class_weights": "class_weight", "vectors": "vector"}
 # "package.module:attribute": a factory (seed -> nn.Module) or a data loader in an importable module
 _DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 SPEC = re.compile(f"^{_DOTTED}:{_DOTTED}$")
-BUILTIN_ONLY = ("hidden", "linear", "batchnorm", "bias")
+BUILTIN_ONLY = ("hidden", "linear", "batchnorm", "bias", "width")
 # Ranges a config's values are checked against before anything is allocated (beyond them a run overflows,
 # underflows to zero or cannot fit in memory; none is a setting anybody trains with).
 WEIGHT_RANGE = (1e-8, 1e8)
@@ -92,6 +92,7 @@ class TrainConfig:
     vectors: list[str] = field(default_factory=list)  # explicit weight vectors of the task, by name ("uniform" too)
     hidden: list[int] = field(default_factory=list)  # MLP widths (empty: the MLP's default, MLP_HIDDEN)
     linear: bool = False           # an MLP without hidden layers (hidden must then be empty)
+    width: float = 1.0             # the B&L CNN's width factor: channels and FC widths scaled together
     batchnorm: bool = False
     bias: bool = True              # False: an MLP without biases, positively homogeneous (recorded only if False)
     dropouts: list[float] = field(default_factory=lambda: [0.0])
@@ -119,7 +120,7 @@ class TrainConfig:
     max_models: int = 108
     checkpoint_every: int = 1      # epochs between checkpoints ...
     checkpoint_seconds: float = 0.0  # ... and at least this many seconds (a checkpoint of a small stack costs an epoch)
-    eval_chunk: int = 1000
+    eval_chunk: int = 0            # images per evaluation pass (0: the engine sizes it, nets.engine.EVAL_BYTES)
     synthetic: dict = field(default_factory=dict)  # synthetic_images() or bl_toy() arguments
 
     def validate(self) -> None:
@@ -206,7 +207,8 @@ class TrainConfig:
              f"{need_bytes / 2**30:.1f} GiB for its parameters, gradients and momentum, more than half this "
              f"machine's {memory_bytes() / 2**30:.0f} GiB; lower max_models or the widths")
         need(all(0 <= p < 1 for p in self.dropouts), f"dropout rates must lie in [0, 1); got {self.dropouts}")
-        for key in ("epochs", "batch_size", "max_models", "checkpoint_every", "eval_chunk", "eval_points",
+        need(self.eval_chunk >= 0, f"eval_chunk must be >= 0 (0: sized by the engine); got {self.eval_chunk}")
+        for key in ("epochs", "batch_size", "max_models", "checkpoint_every", "eval_points",
                     "record_points", "n_feature_images"):
             need(getattr(self, key) >= 1, f"{key} must be at least 1; got {getattr(self, key)}")
         for key in ("eval_dense", "eval_tail", "max_test", "max_other", "noise_count", "n_pos", "n_neg",
@@ -223,6 +225,9 @@ class TrainConfig:
         need(not (self.hidden or self.linear) or self.model == "mlp" or self.custom_model,
              "hidden and linear are MLP settings")
         need(not (self.hidden and self.linear), "a linear model has no hidden widths")
+        need(isinstance(self.width, (int, float)) and not isinstance(self.width, bool)
+             and 0 < self.width <= MAX_CNN_WIDTH, f"width must lie in (0, {MAX_CNN_WIDTH}]; got {self.width!r}")
+        need(self.width == 1.0 or self.model == "bl_cnn", "width is a setting of the B&L CNN (bl_cnn)")
         need(not (self.batchnorm and self.model == "mlp" and self.linear), "a linear model has no batch norm")
         if self.dataset in ("synthetic", "bl_toy"):
             from iwtheory.nets.data import synthetic_images
@@ -240,6 +245,8 @@ class TrainConfig:
         base["kind"] = "train"
         if not base.pop("bias"):  # with biases (the default) the key stays out, so earlier runs keep their hashes
             base["bias"] = False
+        if base["width"] == 1.0:  # the paper's width: the key stays out, as for bias
+            base.pop("width")
         if not base["model_args"]:  # likewise a factory's arguments: in the cell only when given
             base.pop("model_args")
         if self.custom_model:

@@ -21,7 +21,7 @@ def task():
 def reference_loop(task, member, s: EngineSettings, epochs: int):
     """A plain single-model loop: torch.optim.SGD, the module's own dropout, a hand-written weighted risk."""
     model = make_plain(s.model, task.shape, dropout=member.dropout, batchnorm=s.batchnorm, seed=member.seed,
-                       hidden=s.hidden).double()
+                       hidden=s.hidden, width=s.width).double()
     opt = torch.optim.SGD(model.parameters(), lr=member.lr, momentum=s.momentum, weight_decay=member.weight_decay)
     order = torch.Generator().manual_seed(member.seed + ORDER_OFFSET)
     drop = torch.Generator().manual_seed(member.seed + DROPOUT_OFFSET)
@@ -41,17 +41,19 @@ def reference_loop(task, member, s: EngineSettings, epochs: int):
     return model
 
 
-@pytest.mark.parametrize("model, batchnorm, dropouts, hidden", [
-    ("bl_cnn", True, (0.0, 0.3, 0.5), None),
-    ("bl_cnn", False, (0.2, 0.0, 0.0), None),
-    ("mlp", False, (0.0, 0.5, 0.1), None),
-    ("mlp", True, (0.0, 0.5, 0.1), (12, 8)),
-    ("mlp", False, (0.0, 0.0, 0.0), ()),
-    ("resnet", True, (0.0, 0.0, 0.0), None),
+@pytest.mark.parametrize("model, batchnorm, dropouts, hidden, width", [
+    ("bl_cnn", True, (0.0, 0.3, 0.5), None, 1.0),
+    ("bl_cnn", False, (0.2, 0.0, 0.0), None, 1.0),
+    ("bl_cnn", True, (0.0, 0.3, 0.0), None, 0.25),   # the CPU width: every layer narrower, stacked alike
+    ("mlp", False, (0.0, 0.5, 0.1), None, 1.0),
+    ("mlp", True, (0.0, 0.5, 0.1), (12, 8), 1.0),
+    ("mlp", False, (0.0, 0.0, 0.0), (), 1.0),
+    ("resnet", True, (0.0, 0.0, 0.0), None, 1.0),
 ])
-def test_stacked_models_follow_their_single_model_trajectories(task, model, batchnorm, dropouts, hidden):
+def test_stacked_models_follow_their_single_model_trajectories(task, model, batchnorm, dropouts, hidden, width):
     # fp64 on both sides: fp32 grouped convolutions accumulate in another order than single ones
-    s = EngineSettings(model=model, batchnorm=batchnorm, batch_size=16, momentum=0.9, precision="fp64", hidden=hidden)
+    s = EngineSettings(model=model, batchnorm=batchnorm, batch_size=16, momentum=0.9, precision="fp64", hidden=hidden,
+                       width=width)
     members = [Member(4.0, 0, 0.05, 0.0, dropouts[0], wneg=0.5), Member(0.25, 1, 0.02, 5e-3, dropouts[1]),
                Member(1.0, 2, 0.1, 1e-3, dropouts[2], wneg=2.0)]
     stack = Stack(members, task, s)
@@ -60,13 +62,15 @@ def test_stacked_models_follow_their_single_model_trajectories(task, model, batc
     for m, mem in enumerate(members):
         ref = reference_loop(task, mem, s, epochs=2)
         got = unstack_member(stack.net, m, make_plain(model, task.shape, dropout=mem.dropout,
-                                                      batchnorm=batchnorm, hidden=hidden).double())
+                                                      batchnorm=batchnorm, hidden=hidden, width=width).double())
         for (name, a), b in zip(ref.state_dict().items(), got.state_dict().values()):
             err = (b - a).abs().max().item()
             assert err <= 1e-9 + 1e-8 * a.abs().max().item(), f"model {m}, tensor {name}: max error {err:.2e}"
         # and the models really moved
         init = make_plain(model, task.shape, dropout=mem.dropout, batchnorm=batchnorm, seed=mem.seed,
-                          hidden=hidden).double()
+                          hidden=hidden, width=width).double()
+        if width != 1.0:  # the narrow net is the one that was trained
+            assert got.convs[0].out_channels == round(64 * width) and got.fc2.out_features == round(128 * width)
         assert not torch.allclose(next(init.parameters()), next(got.parameters()))
 
 
@@ -203,3 +207,37 @@ def test_a_stack_leaves_the_process_wide_tf32_settings_as_it_found_them(task, pr
         assert seen and all(s == (precision == "tf32") for s in seen)  # inside: the stack's own setting
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_the_cnn_width_factor_scales_every_layer_and_stays_out_of_paper_width_hashes():
+    from iwtheory.nets.models import BLCNN, blcnn_widths
+    from iwtheory.runs.config import ConfigError
+    from iwtheory.runs.train_config import TrainConfig
+
+    convs, fcs = blcnn_widths(0.25)
+    net = BLCNN((3, 32, 32), width=0.25)
+    assert [c.out_channels for c in net.convs] == [16, 16, 32, 32, 32] == list(convs)
+    assert (net.fc1.out_features, net.fc2.out_features) == (128, 32) == fcs
+    full = sum(p.numel() for p in BLCNN((3, 32, 32)).parameters())
+    assert sum(p.numel() for p in net.parameters()) < full / 10
+    paper = TrainConfig(name="a", model="bl_cnn", dataset="synthetic").cells()[0]
+    narrow = TrainConfig(name="a", model="bl_cnn", dataset="synthetic", width=0.25).cells()[0]
+    assert "width" not in paper and narrow["width"] == 0.25
+    for bad in (dict(model="mlp", width=0.5), dict(model="bl_cnn", width=0.0), dict(model="bl_cnn", width=8.0)):
+        with pytest.raises(ConfigError, match="width"):
+            TrainConfig(name="a", dataset="synthetic", **bad).validate()
+    with pytest.raises(ValueError, match="width factor"):
+        make_plain("mlp", (3, 32, 32), width=0.5)
+
+
+def test_a_cnn_evaluates_in_cache_sized_chunks_with_the_same_metrics(task):
+    members = [Member(4.0, 0, 0.05, 0.0, 0.0), Member(1.0, 1, 0.05, 0.0, 0.0)]
+    auto = Stack(members, task, EngineSettings(model="bl_cnn", width=0.5, precision="fp64"))
+    whole = Stack(members, task, EngineSettings(model="bl_cnn", width=0.5, precision="fp64", eval_chunk=1000))
+    assert 16 <= auto.eval_chunk() < len(auto.x_eval) <= whole.eval_chunk()  # several passes against one
+    a, b = auto.evaluate(), whole.evaluate()
+    for ra, rb in zip(a, b):
+        for k, v in rb.items():
+            assert (v is None and ra[k] is None) or abs(ra[k] - v) <= 1e-9 * max(1.0, abs(v)), k
+    mlp = Stack(members, task, EngineSettings(model="mlp"))
+    assert mlp.eval_chunk() == 1000  # an MLP's activations are small: one pass, as before
