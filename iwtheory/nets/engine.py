@@ -43,11 +43,71 @@ def tf32(on: bool):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
+def _flushing() -> bool:
+    """Whether this process flushes subnormal floats to zero now (torch has a setter and no getter)."""
+    return float(torch.tensor([1e-39], dtype=torch.float32) * 1.0) == 0.0
+
+
+@functools.cache
+def _each_thread():
+    """A function running a Python callable once on every thread of torch's OpenMP pool (through torch's own
+    libgomp), or None where that library is not there (another build). FTZ/DAZ is a register of each thread, set
+    at its creation from its creator's: torch.set_flush_denormal alone reaches the calling thread only."""
+    import ctypes
+    import os
+
+    path = os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp.so.1")
+    if not os.path.isfile(path):
+        return None
+    try:
+        lib = ctypes.CDLL(path)
+        run = lib.GOMP_parallel
+    except (OSError, AttributeError):
+        return None
+    callback = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+    run.argtypes, run.restype = [callback, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint], None
+
+    def each(fn) -> None:
+        cb = callback(lambda _data: fn())
+        run(cb, None, torch.get_num_threads(), 0)
+    return each
+
+
+def set_flush_denormal(on: bool) -> bool:
+    """Flush subnormals to zero (or not) on every CPU thread torch computes on; False (and nothing changed) where
+    the pool cannot be reached with more than one thread: threads that disagreed would make results depend on
+    how work is split."""
+    each = _each_thread() if torch.get_num_threads() > 1 else (lambda fn: fn())
+    if each is None:
+        return False
+    each(lambda: torch.set_flush_denormal(on))
+    return True
+
+
+@contextlib.contextmanager
+def flushed(on: bool):
+    """Subnormal floats flushed to zero (FTZ/DAZ, a CPU setting of the whole thread) for the computation inside,
+    and the process's setting back after. Measured on the study's MLPs on a CPU: from about epoch 40, 12% of the
+    momentum entries were subnormal and every epoch ran 4x slower (62 -> 270 ms); flushed, the epochs stay at
+    58 ms. A subnormal float32 is below 1.2e-38: a loss term of that size moves no parameter that matters."""
+    if not on:
+        yield
+        return
+    was = _flushing()
+    if was or not set_flush_denormal(True):
+        yield
+        return
+    try:
+        yield
+    finally:
+        set_flush_denormal(was)
+
+
 def _in_precision(method):
-    """A Stack method run under its precision's global torch settings (``tf32``)."""
+    """A Stack method run under its precision's global torch settings (``tf32``, ``flushed``)."""
     @functools.wraps(method)
     def wrapped(self, *args, **kwargs):
-        with tf32(self.s.precision == "tf32"):
+        with tf32(self.s.precision == "tf32"), flushed(self.s.flush_denormal and self.device.type == "cpu"):
             return method(self, *args, **kwargs)
     return wrapped
 
@@ -103,6 +163,7 @@ class EngineSettings:
     precision: str = "fp32"        # fp32 | tf32 | bf16 (GPU speed) | fp64 (CPU reference)
     channels_last: bool = False
     compile: bool = False
+    flush_denormal: bool = True    # subnormal floats flushed to zero on a CPU (``flushed``): 4x faster late epochs
     eval_chunk: int = 0            # images per evaluation pass; 0: sized by activation memory (eval_chunk())
 
 

@@ -83,6 +83,8 @@ def render(results_dir: Path, experiments: Path | None = None) -> dict[str, str]
     experiments = experiments or r.resolve().parents[1] / "experiments"
     pop = r / "population_speed.json"
     pop_text = "\n\n" + _block(population_block, pop) if pop.is_file() else ""
+    roof = r / "roofline.json"
+    roof_text = _block(roofline_block, roof) + "\n\n" if roof.is_file() else ""
     claims = _load_json(r / "claims.json")
     problems = claims_problems(claims)
     if problems:
@@ -95,8 +97,36 @@ def render(results_dir: Path, experiments: Path | None = None) -> dict[str, str]
     return {"results": _block(results_block, r / "claims.json", claims),
             "timings": _block(timings_block, r / "reproduce.json"),
             "experiments": runtimes,
-            "bench": _block(bench_block, r / "study_speed.json") + "\n\n" + _block(cnn_block, r / "cnn_throughput.json")
-            + pop_text}
+            "bench": roof_text + _block(bench_block, r / "study_speed.json") + "\n\n"
+            + _block(cnn_block, r / "cnn_throughput.json") + pop_text}
+
+
+def roofline_block(b: dict) -> str:
+    """The roofline benchmark: the machine's rates at the step's own shapes, the engine's, the lean loops'."""
+    hw, big = b["hardware"], b["large_gflops"]
+    rows = [f"`experiments/benchmarks/roofline.py` ({hw['processor']}, {hw['cpus']} CPUs, {hw['threads']} threads, "
+            f"torch {hw['torch']}; least of {b['rounds']} rounds, all measured in one run of {b['seconds'] / 60:.1f} "
+            f"min). A large batched matmul runs at {big['bmm_8x1024']:.0f} GFLOP/s here and a large convolution at "
+            f"{big['conv_64x56x56']:.0f}. *Own shapes*: the matmuls or convolutions of one training step, each "
+            "timed alone; *roof*: those plus the SGD update timed alone; *loops*: the same steps written as a user "
+            "would (x faster: engine time against theirs inverted); *end to end*: the lean loop's time for the "
+            "extra epochs of a longer `iwtheory train` (with the same evaluations) over the command's:", "",
+            "| stack | models | own-shape GFLOP/s | engine GFLOP/s | engine / own shapes | roof ms/step | engine "
+            "ms/step | engine / roof | engine vs loops (x faster) | end to end |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in b["shapes"].values():
+        loops = ", ".join(f"{k} {v:.2f}" for k, v in r["engine_over_loops"].items())
+        e2e = r.get("end_to_end")
+        e2e = f"{e2e['ratio']:.2f} ({e2e['epochs'][0]} vs {e2e['epochs'][1]} epochs)" if e2e else "not run"
+        rows.append(f"| {r['layers']}, {r['train_images']} images | {r['models']} | {r['own_shape_gflops']:.0f} | "
+                    f"{r['engine_train_gflops']:.0f} | {r['engine_share_of_own_shape']:.2f} | "
+                    f"{r['roof_ms_per_step']:.2f} | {r['engine_ms_per_step']:.2f} | {r['engine_share_of_roof']:.2f} | "
+                    f"{loops} | {e2e} |")
+    st = b["startup"]
+    rows += ["", f"Start-up of `iwtheory train` (the study, interpreter start to its first training step, epoch 0's "
+                 f"evaluation included): {st['first_step_s']:.2f} s, against {st['import_torch_s']:.2f} s for "
+                 f"`import torch` alone in the same run (+{st['over_torch_s']:.2f} s)."]
+    return "\n".join(rows)
 
 
 def population_block(b: dict) -> str:

@@ -241,3 +241,33 @@ def test_a_cnn_evaluates_in_cache_sized_chunks_with_the_same_metrics(task):
             assert (v is None and ra[k] is None) or abs(ra[k] - v) <= 1e-9 * max(1.0, abs(v)), k
     mlp = Stack(members, task, EngineSettings(model="mlp"))
     assert mlp.eval_chunk() == 1000  # an MLP's activations are small: one pass, as before
+
+
+def test_training_flushes_subnormals_on_every_thread_and_restores_the_process_setting(task):
+    """Subnormal momentum made the study's late epochs 4x slower; the flush must reach every thread of torch's
+    pool (a setting of the calling thread alone leaves the pool's other threads unflushed)."""
+    from iwtheory.nets import engine
+
+    each = engine._each_thread()
+    if each is None:
+        pytest.skip("this torch build has no libgomp to reach its pool's threads")
+
+    def threads_flushing() -> list[bool]:
+        flags = []
+        each(lambda: flags.append(engine._flushing()))
+        return flags
+
+    assert not any(threads_flushing())
+    seen = []
+    stack = Stack([Member(4.0, 0, 0.05, 0.0, 0.0)], task, EngineSettings(model="mlp", hidden=(8,)))
+    hook = stack.net.register_forward_hook(lambda *_: seen.append(threads_flushing()))
+    stack.train_epoch()
+    stack.evaluate()
+    hook.remove()
+    assert seen and all(all(f) and len(f) == torch.get_num_threads() for f in seen), seen[:2]
+    assert not any(threads_flushing()), "the process's setting was not restored"
+    off = Stack([Member(4.0, 0, 0.05, 0.0, 0.0)], task, EngineSettings(model="mlp", hidden=(8,), flush_denormal=False))
+    seen.clear()
+    off.net.register_forward_hook(lambda *_: seen.append(threads_flushing()))
+    off.train_epoch()
+    assert seen and not any(any(f) for f in seen)

@@ -1,0 +1,442 @@
+"""The engine against this machine's limit: matmul and convolution rates, the engine's achieved GFLOP/s, the
+loops a user would write, the study end to end, and start-up, all measured in one run.
+
+command:  python experiments/benchmarks/roofline.py [--shapes mlp_study,mlp_wide,cnn] [--rounds 3]
+          [--json results/cpu/roofline.json]
+runtime:  printed by the benchmark (about 4 minutes on 2 CPU cores)
+
+For each shape (a stack of the study's models on its own task, ``SHAPES``):
+
+- FLOPs are counted from the layers' shapes (forward hooks on one plain model, one image): a training step
+  costs B (3 F - F_1) per model (forward, weight gradients, input gradients except the first layer's), an
+  evaluation pass N F per model.
+- **own-shape rate**: the batched matmuls (MLP) or grouped convolutions (CNN) of one training step, each layer's
+  forward and backward timed alone on tensors of the step's own shapes; **large**: one large batched matmul
+  and one large convolution.
+- **engine**: ``Stack.train_epoch`` in this process (GFLOP/s of its training steps, and their share of the
+  own-shape rate); ``Stack.evaluate`` beside one forward pass of the same images.
+- **lean loops**, the same SGD steps on the same task: for an MLP, batched matmuls with a hand-written backward
+  and in-place momentum (no autograd); for a CNN, one plain module per model with ``torch.optim.SGD``; for both,
+  ``torch.func.vmap`` of ``grad`` over stacked parameters. Ratios are engine time / loop time per step inverted
+  (> 1: the engine is faster).
+- **end to end**: the real ``iwtheory train`` command at two lengths (start-up cancels in the difference)
+  against the fastest lean loop doing the same steps and the same evaluation forward passes at the same
+  scheduled epochs, also at both lengths.
+- **start-up**: time from interpreter start to the first training step of ``iwtheory train`` against
+  ``import torch`` alone, both in fresh processes, least of the rounds.
+
+Rounds are interleaved and the least time of each path is used (the machine is shared: absolute times drift,
+ratios measured side by side do not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from iwtheory.nets.engine import Stack
+from iwtheory.nets.models import BConv2d, BLinear, make_plain
+from iwtheory.runs.config import load_study
+from iwtheory.runs.fit import engine_setup
+from iwtheory.runs.schedule import train_epochs
+from iwtheory.runs.train import TrainConfig, build_task
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "experiments" / "study_fashion.toml"
+SHAPES = {  # overrides of study_fashion.toml [none]
+    "mlp_study": [],  # the study's own stack: 30 MLPs 784-128-64-1, 320 training images
+    "mlp_wide": ["hidden=[256,64]", "n_pos=250", "n_neg=250", "weights=[0.0625,0.25,1.0,4.0,16.0]",
+                 "seeds=[0,1,2]"],  # 15 MLPs 784-256-64-1, 400 training images
+    "cnn": ["model=bl_cnn", "hidden=[]", "width=0.25", "seeds=[0,1,2]"],  # 9 B&L CNNs at width 0.25
+}
+END_TO_END_EPOCHS = {"mlp_study": (10, 60), "mlp_wide": (10, 60), "cnn": (4, 12)}
+
+
+def least(fn, rounds: int) -> float:
+    """The least wall time of ``rounds`` calls of ``fn`` (after one warm-up call)."""
+    fn()
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+# ---- FLOPs from shapes ------------------------------------------------------------------
+
+def layer_flops(model: torch.nn.Module, x: torch.Tensor) -> list[float]:
+    """Forward FLOPs per image of each conv and linear layer of a plain ``model`` on one image ``x``, in order."""
+    out = []
+
+    def hook(m, inp, y):
+        if isinstance(m, torch.nn.Conv2d):
+            out.append(2.0 * y[0].numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1])
+        else:
+            out.append(2.0 * m.in_features * m.out_features)
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d,
+                                                                                      torch.nn.Linear))]
+    with torch.no_grad():
+        model.eval()
+        model(x)
+    for h in hooks:
+        h.remove()
+    return out
+
+
+# ---- rates at the step's own shapes, and at a large size -------------------------------------
+
+def own_shape_seconds(stack: Stack, rounds: int) -> float:
+    """Seconds of the matmuls or convolutions of one training step, each timed alone as one ATen call on
+    tensors of the step's own shapes: per layer the forward, the weight gradient and (not for the first layer,
+    as in training) the input gradient. No autograd, no bias, no activation: the machine's rate at these shapes."""
+    shapes: list[tuple[torch.nn.Module, torch.Size]] = []
+    hooks = [m.register_forward_hook(lambda m, inp, _y: shapes.append((m, inp[0].shape)))
+             for m in stack.net.modules() if isinstance(m, (BLinear, BConv2d))]
+    idx = torch.arange(stack.s.batch_size).expand(stack.M, -1)
+    stack.train_step(idx)  # one step records each layer's input shape
+    for h in hooks:
+        h.remove()
+    for p in stack.params:
+        p.grad = None
+    total = 0.0
+    for i, (m, shape) in enumerate(shapes):
+        x = torch.randn(shape, dtype=stack.dtype)
+        w = m.weight.detach()
+        if isinstance(m, BLinear):
+            wt = w.transpose(1, 2)  # (M, in, out), as the forward reads it
+            y = torch.bmm(x, wt)
+            calls = [lambda x=x, wt=wt: torch.bmm(x, wt),
+                     lambda x=x, y=y: torch.bmm(x.transpose(1, 2), y)]
+            if i:
+                calls.append(lambda y=y, w=w: torch.bmm(y, w))
+        else:
+            groups = 1 if x.shape[1] == m.cin else m.M
+            y = F.conv2d(x, w, None, m.stride, m.padding, groups=groups)
+            mask = [i > 0, True, False]
+            calls = [lambda x=x, w=w, g=groups: F.conv2d(x, w, None, m.stride, m.padding, groups=g),
+                     lambda x=x, y=y, w=w, g=groups, mask=mask: torch.ops.aten.convolution_backward(
+                         y, x, w, None, list(m.stride), list(m.padding), [1, 1], False, [0, 0], g, mask)]
+        for c in calls:
+            total += least(c, rounds * 5)
+    return total
+
+
+def large_rates(rounds: int) -> dict:
+    """GFLOP/s of one large batched matmul and one large convolution (forward)."""
+    a, b = torch.randn(8, 1024, 1024), torch.randn(8, 1024, 1024)
+    mm = 2.0 * 8 * 1024 ** 3 / least(lambda: torch.bmm(a, b), rounds) / 1e9
+    x, w = torch.randn(32, 64, 56, 56), torch.randn(64, 64, 3, 3)
+    conv_flops = 2.0 * 32 * 64 * 54 * 54 * 64 * 9
+    conv = conv_flops / least(lambda: F.conv2d(x, w), rounds) / 1e9
+    return {"bmm_8x1024": mm, "conv_64x56x56": conv}
+
+
+# ---- lean loops ----------------------------------------------------------------------------
+
+class LeanMLP:
+    """Batched matmuls with a hand-written backward and in-place momentum, the study's logistic loss."""
+
+    def __init__(self, stack: Stack, dims: list[int], seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.M, self.stack = stack.M, stack
+        self.W = [torch.randn(self.M, a, b, generator=g) / a ** 0.5 for a, b in zip(dims, dims[1:])]
+        self.b = [torch.zeros(self.M, 1, b) for b in dims[1:]]
+        self.v = [torch.zeros_like(p) for p in self.W + self.b]
+        self.x = stack.x_train.reshape(len(stack.task.y_train), -1)
+        self.x_eval = stack.x_eval.reshape(len(stack.x_eval), -1)
+        self.gens = [torch.Generator().manual_seed(s) for s in range(self.M)]
+
+    def forward(self, h):
+        zs, hs = [], [h]
+        for i, (w, b) in enumerate(zip(self.W, self.b)):
+            z = torch.baddbmm(b, hs[-1], w)
+            zs.append(z)
+            if i < len(self.W) - 1:
+                hs.append(F.relu(z))
+        return zs, hs
+
+    def epoch(self) -> None:
+        st = self.stack
+        n, B, lr, mom = len(st.task.y_train), st.s.batch_size, st.members[0].lr, st.s.momentum
+        perms = torch.stack([torch.randperm(n, generator=g) for g in self.gens])
+        for k in range(n // B):
+            idx = perms[:, k * B:(k + 1) * B]
+            zs, hs = self.forward(self.x[idx])
+            y, c = st.task.y_train[idx], st.c_train.gather(1, idx)
+            d = (-y * c * torch.sigmoid(-y * zs[-1][..., 0]) / B)[..., None]
+            grads = [None] * (2 * len(self.W))
+            for i in range(len(self.W) - 1, -1, -1):
+                grads[i] = torch.bmm(hs[i].transpose(1, 2), d)
+                grads[len(self.W) + i] = d.sum(1, keepdim=True)
+                if i:
+                    d = torch.bmm(d, self.W[i].transpose(1, 2)).mul_(zs[i - 1] > 0)
+            for p, v, g in zip(self.W + self.b, self.v, grads):
+                v.mul_(mom).add_(g)
+                p.add_(v, alpha=-lr)
+
+    def evaluate(self) -> None:
+        with torch.no_grad():
+            zs, _ = self.forward(self.x_eval.expand(self.M, -1, -1))
+            parts = torch.split(zs[-1][..., 0] > 0, self.stack.eval_sizes, dim=1)
+            torch.stack([p.float().mean(1) for p in parts if p.shape[1]]).numpy().tolist()
+
+
+class PlainLoop:
+    """One plain module per model, torch.optim.SGD with momentum, the weighted logistic risk."""
+
+    def __init__(self, stack: Stack, settings):
+        self.stack = stack
+        self.models = [make_plain(settings.model, stack.task.shape, seed=m.seed, hidden=settings.hidden,
+                                  width=settings.width) for m in stack.members]
+        self.opts = [torch.optim.SGD(m.parameters(), lr=mem.lr, momentum=settings.momentum)
+                     for m, mem in zip(self.models, stack.members)]
+        self.gens = [torch.Generator().manual_seed(s) for s in range(stack.M)]
+
+    def epoch(self) -> None:
+        st = self.stack
+        n, B = len(st.task.y_train), st.s.batch_size
+        for m, (model, opt, g) in enumerate(zip(self.models, self.opts, self.gens)):
+            model.train()
+            perm = torch.randperm(n, generator=g)
+            for k in range(n // B):
+                idx = perm[k * B:(k + 1) * B]
+                y = st.task.y_train[idx]
+                loss = (st.c_train[m, idx] * F.softplus(-y * model(st.x_train[idx]))).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+    def evaluate(self) -> None:
+        with torch.no_grad():
+            for model in self.models:
+                model.eval()
+                out = torch.cat([model(self.stack.x_eval[i:i + 100]) for i in range(0, len(self.stack.x_eval), 100)])
+                torch.split(out > 0, self.stack.eval_sizes)
+
+
+class VmapLoop:
+    """torch.func: stacked parameters, vmap of grad of a functional call, momentum with foreach ops."""
+
+    def __init__(self, stack: Stack, settings):
+        from torch.func import functional_call, grad, stack_module_state, vmap
+
+        self.stack = stack
+        models = [make_plain(settings.model, stack.task.shape, seed=m.seed, hidden=settings.hidden,
+                             width=settings.width) for m in stack.members]
+        params, _ = stack_module_state(models)
+        self.params = {k: v.detach() for k, v in params.items()}  # plain tensors: the update is in place
+        self.names = list(self.params)
+        self.v = [torch.zeros_like(p) for p in self.params.values()]
+        base = models[0].to("meta")
+        self.lr, self.mom = stack.members[0].lr, settings.momentum
+
+        def risk(params, x, y, c):
+            return (c * F.softplus(-y * functional_call(base, params, (x,)))).mean()
+        self.step_grad = vmap(grad(risk))
+        self.fwd = vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, None))
+        self.gens = [torch.Generator().manual_seed(s) for s in range(stack.M)]
+
+    def epoch(self) -> None:
+        st = self.stack
+        n, B = len(st.task.y_train), st.s.batch_size
+        perms = torch.stack([torch.randperm(n, generator=g) for g in self.gens])
+        for k in range(n // B):
+            idx = perms[:, k * B:(k + 1) * B]
+            g = self.step_grad(self.params, st.x_train[idx], st.task.y_train[idx], st.c_train.gather(1, idx))
+            grads = [g[k] for k in self.names]
+            ps = list(self.params.values())
+            torch._foreach_mul_(self.v, self.mom)
+            torch._foreach_add_(self.v, grads)
+            torch._foreach_add_(ps, self.v, alpha=-self.lr)
+
+    def evaluate(self) -> None:
+        with torch.no_grad():
+            for i in range(0, len(self.stack.x_eval), 100):
+                self.fwd(self.params, self.stack.x_eval[i:i + 100])
+
+
+# ---- end to end and start-up ------------------------------------------------------------------
+
+def command_seconds(overrides: list[str], epochs: int) -> float:
+    """Wall time of ``iwtheory train`` on the shape for ``epochs`` epochs into a fresh records folder."""
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, "-m", "iwtheory", "train", str(CONFIG), "--regime", "none", "--out", out,
+               "--no-progress", "--set", f"epochs={epochs}"]
+        for o in overrides:
+            cmd += ["--set", o]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - t0
+
+
+FIRST_STEP = """
+import os, sys, time
+t0 = time.perf_counter()
+import iwtheory.nets.engine as engine
+def first(self):
+    print(f"{time.perf_counter() - t0:.6f}", flush=True)
+    os._exit(0)
+engine.Stack.train_epoch = first
+from iwtheory import cli
+sys.argv = ["iwtheory", "train", sys.argv[1], "--regime", "none", "--out", sys.argv[2], "--no-progress"]
+cli.main()
+"""
+IMPORT_TORCH = "import time; t0 = time.perf_counter(); import torch; print(f'{time.perf_counter() - t0:.6f}')"
+
+
+def startup(rounds: int) -> dict:
+    """Seconds from interpreter start to the first training step of `train`, and to the end of `import torch`."""
+    first, torch_only = [], []
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory() as out:
+            r = subprocess.run([sys.executable, "-c", FIRST_STEP, str(CONFIG), out], capture_output=True, text=True,
+                               cwd=ROOT, check=True)
+            first.append(float(r.stdout.strip().splitlines()[-1]))
+        r = subprocess.run([sys.executable, "-c", IMPORT_TORCH], capture_output=True, text=True, check=True)
+        torch_only.append(float(r.stdout.strip()))
+    return {"first_step_s": min(first), "import_torch_s": min(torch_only), "over_torch_s": min(first) - min(torch_only)}
+
+
+def describe(settings, task) -> str:
+    """The architecture in words: MLP widths, or the CNN's width factor and channels."""
+    if settings.model == "mlp":
+        return "MLP " + "-".join(map(str, [task.x_train[0].numel(), *settings.hidden, 1]))
+    from iwtheory.nets.models import blcnn_widths
+
+    convs, fcs = blcnn_widths(settings.width)
+    return f"B&L CNN x{settings.width:g} ({'-'.join(map(str, convs))}, FC {'-'.join(map(str, fcs))})"
+
+
+# ---- one shape ------------------------------------------------------------------------------
+
+def measure(name: str, rounds: int, end_to_end: bool) -> dict:
+    overrides = SHAPES[name]
+    (cfg,) = load_study(CONFIG, TrainConfig, regimes=["none"], overrides=overrides)
+    task = build_task(cfg)
+    settings, members = engine_setup(cfg, cfg.cells(), task)
+    stack = Stack(members, task, settings, "cpu")
+    M, B, n = stack.M, settings.batch_size, len(task.y_train)
+    steps = n // B
+    plain = make_plain(settings.model, task.shape, hidden=settings.hidden, width=settings.width)
+    per_layer = layer_flops(plain, stack.x_train[:1])
+    F_img = sum(per_layer)
+    step_flops = M * B * (3 * F_img - per_layer[0])
+    eval_flops = M * len(stack.x_eval) * F_img
+
+    own = own_shape_seconds(stack, rounds)
+    engine_epoch = least(stack.train_epoch, rounds)
+    engine_eval = least(stack.evaluate, rounds)
+    loops = {}
+    if settings.model == "mlp":
+        loops["batched matmuls"] = LeanMLP(stack, [task.x_train[0].numel(), *cfg.hidden_widths, 1])
+    else:
+        loops["plain modules"] = PlainLoop(stack, settings)
+    loops["torch.func vmap"] = VmapLoop(stack, settings)
+    loop_epoch = {k: least(v.epoch, rounds) for k, v in loops.items()}
+    loop_eval = {k: least(v.evaluate, rounds) for k, v in loops.items()}
+    lean = min(loop_epoch, key=loop_epoch.get)
+    res = {
+        "models": M, "batch": B, "train_images": n, "eval_images": len(stack.x_eval),
+        "params_per_model": sum(p.numel() for p in plain.parameters()),
+        "layers": describe(settings, task),
+        "gflop_per_step": step_flops / 1e9, "gflop_per_eval": eval_flops / 1e9,
+        "own_shape_gflops": step_flops / own / 1e9,
+        "engine_train_gflops": step_flops * steps / engine_epoch / 1e9,
+        "engine_ms_per_step": 1e3 * engine_epoch / steps,
+        "engine_eval_s": engine_eval,
+        "loops_ms_per_step": {k: 1e3 * v / steps for k, v in loop_epoch.items()},
+        "loops_eval_s": loop_eval,
+        "engine_over_loops": {k: v / engine_epoch for k, v in loop_epoch.items()},
+        "lean_loop": lean,
+    }
+    # the SGD update touches every parameter (gradient read, momentum read and written, weights read and
+    # written): memory-bound, it is the step's other roof; timed alone at the stack's own parameter shapes
+    ps = [p.detach().clone() for p in stack.params]
+    gs, bs = [torch.randn_like(p) for p in ps], [torch.zeros_like(p) for p in ps]
+
+    def update():
+        for p, g, b in zip(ps, gs, bs):
+            torch.add(g, b, alpha=settings.momentum, out=b)
+            p.add_(b, alpha=-1e-9)
+    res["update_ms_alone"] = 1e3 * least(update, rounds * 5)
+    res["roof_ms_per_step"] = 1e3 * own + res["update_ms_alone"]
+    res["engine_share_of_roof"] = res["roof_ms_per_step"] / res["engine_ms_per_step"]
+    res["engine_share_of_own_shape"] = res["engine_train_gflops"] / res["own_shape_gflops"]
+    res["lean_share_of_own_shape"] = step_flops * steps / loop_epoch[lean] / 1e9 / res["own_shape_gflops"]
+    if end_to_end:
+        short, long = END_TO_END_EPOCHS[name]
+        evals = {e: len(train_epochs({**cfg.cells()[0], "epochs": e})[0]) for e in (short, long)}
+        eng = {e: min(command_seconds(overrides, e) for _ in range(max(1, rounds - 1))) for e in (short, long)}
+        lean_s = {e: e * loop_epoch[lean] + evals[e] * loop_eval[lean] for e in (short, long)}
+        res["end_to_end"] = {"epochs": [short, long], "evaluations": [evals[short], evals[long]],
+                             "engine_s": [eng[short], eng[long]], "lean_s": [lean_s[short], lean_s[long]],
+                             "ratio": (lean_s[long] - lean_s[short]) / (eng[long] - eng[short])}
+    return res
+
+
+def hardware() -> dict:
+    return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "python": platform.python_version(),
+            "torch": torch.__version__, "numpy": np.__version__}
+
+
+def table(results: dict) -> str:
+    lines = ["| shape | models | own-shape GFLOP/s | engine GFLOP/s | engine / own | lean / own | roof ms/step "
+             "(matmuls + update, each alone) | engine ms/step | engine / roof | engine vs loops (x faster) | "
+             "end to end (lean / engine time) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        loops = ", ".join(f"{k} {v:.2f}" for k, v in r["engine_over_loops"].items())
+        e2e = f"{r['end_to_end']['ratio']:.2f}" if "end_to_end" in r else "-"
+        lines.append(f"| {name} ({r['layers']}) | {r['models']} | {r['own_shape_gflops']:.1f} | "
+                     f"{r['engine_train_gflops']:.1f} | {r['engine_share_of_own_shape']:.2f} | "
+                     f"{r['lean_share_of_own_shape']:.2f} | {r['roof_ms_per_step']:.2f} | "
+                     f"{r['engine_ms_per_step']:.2f} | {r['engine_share_of_roof']:.2f} | {loops} | {e2e} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shapes", default=",".join(SHAPES))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-end-to-end", action="store_true", help="skip the `iwtheory train` commands")
+    ap.add_argument("--json", default=None, help="also write the measurements here (the README reads "
+                                                 "results/cpu/roofline.json)")
+    args = ap.parse_args()
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    t0 = time.perf_counter()
+    shapes = [s for s in args.shapes.split(",") if s]
+    unknown = sorted(set(shapes) - set(SHAPES))
+    if unknown:
+        ap.error(f"unknown shapes {unknown}; choose from {sorted(SHAPES)}")
+    large = large_rates(args.rounds)
+    out = {"hardware": hardware(), "rounds": args.rounds, "large_gflops": large,
+           "shapes": {s: measure(s, args.rounds, not args.no_end_to_end) for s in shapes},
+           "startup": startup(args.rounds)}
+    out["seconds"] = time.perf_counter() - t0
+    hw = out["hardware"]
+    print(f"{hw['processor']}, {hw['cpus']} CPUs, {hw['threads']} threads, torch {hw['torch']}")
+    print("large batched matmul {bmm_8x1024:.1f} GFLOP/s, large convolution {conv_64x56x56:.1f} GFLOP/s".format(
+        **out["large_gflops"]))
+    print(table(out["shapes"]))
+    s = out["startup"]
+    print(f"start-up: first training step at {s['first_step_s']:.2f} s, import torch {s['import_torch_s']:.2f} s "
+          f"(+{s['over_torch_s']:.2f} s)")
+    print(f"benchmark took {out['seconds']:.0f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

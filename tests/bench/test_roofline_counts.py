@@ -1,0 +1,32 @@
+"""The roofline benchmark's FLOP counts, against counts written out by hand from the layers' shapes: its GFLOP/s
+are only as honest as these."""
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from iwtheory.nets.models import make_plain
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def roofline():
+    spec = importlib.util.spec_from_file_location("roofline", ROOT / "experiments" / "benchmarks" / "roofline.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_an_mlps_flops_are_two_per_weight_per_image():
+    mlp = make_plain("mlp", (1, 28, 28), hidden=(128, 64))
+    assert roofline().layer_flops(mlp, torch.zeros(1, 1, 28, 28)) == [2 * 784 * 128, 2 * 128 * 64, 2 * 64]
+
+
+def test_a_cnns_flops_follow_its_output_maps():
+    net = make_plain("bl_cnn", (1, 28, 28), width=0.25)  # convs 16-16-32-32-32 (3x3 valid), FC 128-32-1
+    got = roofline().layer_flops(net, torch.zeros(1, 1, 28, 28))
+    # 28 -> 26 -> 24, pool 12 -> 10 -> 8 -> 6, pool 3: 32 * 3 * 3 = 288 features
+    want = [2 * 16 * 26 * 26 * 1 * 9, 2 * 16 * 24 * 24 * 16 * 9, 2 * 32 * 10 * 10 * 16 * 9,
+            2 * 32 * 8 * 8 * 32 * 9, 2 * 32 * 6 * 6 * 32 * 9, 2 * 288 * 128, 2 * 128 * 32, 2 * 32]
+    assert got == want
