@@ -85,6 +85,8 @@ def render(results_dir: Path, experiments: Path | None = None) -> dict[str, str]
     pop_text = "\n\n" + _block(population_block, pop) if pop.is_file() else ""
     roof = r / "roofline.json"
     roof_text = _block(roofline_block, roof) + "\n\n" if roof.is_file() else ""
+    scale = r / "scaling.json"
+    scale_text = "\n\n" + _block(scaling_block, scale) if scale.is_file() else ""
     claims = _load_json(r / "claims.json")
     problems = claims_problems(claims)
     if problems:
@@ -98,7 +100,7 @@ def render(results_dir: Path, experiments: Path | None = None) -> dict[str, str]
             "timings": _block(timings_block, r / "reproduce.json"),
             "experiments": runtimes,
             "bench": roof_text + _block(bench_block, r / "study_speed.json") + "\n\n"
-            + _block(cnn_block, r / "cnn_throughput.json") + pop_text}
+            + _block(cnn_block, r / "cnn_throughput.json") + pop_text + scale_text}
 
 
 def roofline_block(b: dict) -> str:
@@ -126,6 +128,33 @@ def roofline_block(b: dict) -> str:
     rows += ["", f"Start-up of `iwtheory train` (the study, interpreter start to its first training step, epoch 0's "
                  f"evaluation included): {st['first_step_s']:.2f} s, against {st['import_torch_s']:.2f} s for "
                  f"`import torch` alone in the same run (+{st['over_torch_s']:.2f} s)."]
+    return "\n".join(rows)
+
+
+def scaling_block(b: dict) -> str:
+    """How the engines' times grow, with the log-log exponent between consecutive sizes."""
+    hw, ex = b["hardware"], b["exponents"]
+
+    def cells(rows, key, fmt):
+        return ", ".join(f"{r['size']}: {fmt(r[key])}" for r in rows)
+
+    def growth(e):
+        return ", ".join(f"{v:.2f}" for v in e)
+    rows = [f"`experiments/benchmarks/scaling.py` ({hw['machine']}, {hw['cpus']} CPUs, torch {hw['torch']}, numpy "
+            f"{hw['numpy']}; least of {b['rounds']} rounds). Growth k: time ~ size^k between consecutive sizes "
+            "(k = 1: doubling the size doubles the time; per model-step, k = 0 in M: more models in a stack cost "
+            "nothing each). Figure: `results/cpu/scaling.png`.", "",
+            "| engine | against | size: time | k |", "|---|---|---|---|"]
+    labels = {"models": "models M in one stack", "width": "first hidden width (10 seeds x 3 weights)",
+              "images": "training images"}
+    for k, rows_ in b["network"].items():
+        rows.append(f"| MLP ms per model-step | {labels.get(k, k)} | "
+                    f"{cells(rows_, 'ms_per_model_step', lambda v: f'{v:.3f}')} | {growth(ex['network_' + k])} |")
+    for k, rows_ in b["theory"].items():
+        name, axis = k.split("_vs_")
+        against = "points n (d = 10)" if axis == "n" else "dimension d (n = 1000)"
+        rows.append(f"| `{name}` seconds | {against} | {cells(rows_, 'seconds', lambda v: f'{v:.3g}')} | "
+                    f"{growth(ex[k])} |")
     return "\n".join(rows)
 
 
