@@ -10,7 +10,7 @@ Each time is the least of ``rounds`` after a warm-up. Growth is stated as the ex
 consecutive sizes (log-log slope): k = 1 means doubling the size doubles the time; for the network engine the
 time is per model-step, so k = 0 in M means stacking more models costs nothing per model. The network shapes
 are the study's (study_fashion.toml [none]: MLP 784-128-64-1, 320 training images, batch 16) with one factor
-changed at a time; the theory data are two Gaussians 6 apart (``theory.data.gaussian_mixture``).
+changed at a time; the theory data are two unit Gaussians 12 apart, separable at n = 10^4
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from iwtheory.theory.asymptotics import asymptotic_offset
 from iwtheory.theory.data import gaussian_mixture
 from iwtheory.theory.dynamics import gradient_flow
 from iwtheory.theory.maxmargin import max_margin
+from roofline import least  # the benchmark beside this one (run as a script, its folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "experiments" / "study_fashion.toml"
@@ -41,16 +42,6 @@ WIDTHS = [32, 128, 512]
 IMAGES = [80, 160, 320, 640]   # training images (n_pos = n_neg = images / 2 / (1 - val_fraction))
 POINTS = [100, 1000, 10000]
 DIMS = [10, 100, 1000]
-
-
-def least(fn, rounds: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def model_step_ms(overrides: list[str], rounds: int) -> tuple[int, float]:
@@ -95,7 +86,7 @@ def theory(rounds: int) -> dict:
             out[f"{name}_vs_{axis}"] = []
         for size in grid:
             n, d = (size, 10) if axis == "n" else (1000, size)
-            ds = gaussian_mixture(n=n, d=d, separation=6.0, seed=0)
+            ds = gaussian_mixture(n=n, d=d, separation=12.0, seed=0)
             w = np.where(ds.y > 0, 4.0, 1.0)
             mm = max_margin(ds.X, ds.y)
             calls = {"max_margin": lambda: max_margin(ds.X, ds.y),

@@ -271,8 +271,10 @@ def _record(stack, group, epoch: int, record_epochs: set[int]) -> None:
             f, w, b = (t[m].cpu().numpy() for t in feats)
             fault_point("features")
             tmp = r.dir / (name + ".tmp")
+            # uncompressed: zlib saved 0.4% of a features file (48,129 against 48,308 bytes) for 0.3 s of zlib in a
+            # 40-epoch run of the study (profiled)
             with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, features=f, labels=stack.task.y_train[stack.feature_idx.to(
+                np.savez(fh, features=f, labels=stack.task.y_train[stack.feature_idx.to(
                     stack.device)].cpu().numpy(), weight=w, bias=b, epoch=epoch)
             os.replace(tmp, r.dir / name)
             row["features"] = name

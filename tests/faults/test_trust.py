@@ -299,3 +299,18 @@ def test_a_regime_sweeping_two_learning_rates_is_reported_not_a_pandas_error(tmp
     for cmd in ("tables", "figures", "claims"):
         assert cli.main([cmd, "--runs", out, "--out", str(tmp_path / cmd), "--no-gpu-results"]) == 0, cmd
     assert "several values of lr" in capsys.readouterr().out
+
+
+def test_a_features_file_that_is_a_fifo_or_a_link_is_named_not_waited_on(tmp_path):
+    from iwtheory.runs.records import read_features
+
+    good = tmp_path / "good.npz"
+    np.savez(good, features=np.zeros((3, 2)), labels=np.ones(3), weight=np.zeros(2), bias=np.zeros(1), epoch=4)
+    assert read_features(good)["features"].shape == (3, 2)
+    fifo = tmp_path / "epoch_00004.npz"
+    os.mkfifo(fifo)
+    link = tmp_path / "epoch_00008.npz"
+    link.symlink_to(good)
+    for bad in (fifo, link):
+        with pytest.raises(RecordError, match="not a regular features file"):
+            read_features(bad)
