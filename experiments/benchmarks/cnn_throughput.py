@@ -155,7 +155,7 @@ def main() -> None:
     for prec in precisions:
         for M in models:
             s = EngineSettings(batch_size=BATCH, precision=prec, channels_last=args.channels_last,
-                               compile=args.compile, eval_chunk=500)
+                               compile=args.compile)  # evaluation chunks sized by the engine
             members = [Member(2.0 ** (k % 9 - 4), k, 1e-3) for k in range(M)]
             stack = Stack(members, task, s, device)
             n = len(task.y_train)
