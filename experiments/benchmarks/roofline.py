@@ -51,6 +51,7 @@ from iwtheory.runs.config import load_study
 from iwtheory.runs.fit import engine_setup
 from iwtheory.runs.schedule import train_epochs
 from iwtheory.runs.train import TrainConfig, build_task
+from study_speed import engine_seconds  # the benchmark beside this one: the real command, timed
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "experiments" / "study_fashion.toml"
@@ -271,18 +272,6 @@ class VmapLoop:
 
 # ---- end to end and start-up ------------------------------------------------------------------
 
-def command_seconds(overrides: list[str], epochs: int) -> float:
-    """Wall time of ``iwtheory train`` on the shape for ``epochs`` epochs into a fresh records folder."""
-    with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "iwtheory", "train", str(CONFIG), "--regime", "none", "--out", out,
-               "--no-progress", "--set", f"epochs={epochs}"]
-        for o in overrides:
-            cmd += ["--set", o]
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-        return time.perf_counter() - t0
-
-
 FIRST_STEP = """
 import os, sys, time
 t0 = time.perf_counter()
@@ -380,7 +369,8 @@ def measure(name: str, rounds: int, end_to_end: bool) -> dict:
     if end_to_end:
         short, long = END_TO_END_EPOCHS[name]
         evals = {e: len(train_epochs({**cfg.cells()[0], "epochs": e})[0]) for e in (short, long)}
-        eng = {e: min(command_seconds(overrides, e) for _ in range(max(1, rounds - 1))) for e in (short, long)}
+        eng = {e: min(engine_seconds(CONFIG, "none", e, overrides) for _ in range(max(1, rounds - 1)))
+               for e in (short, long)}
         lean_s = {e: e * loop_epoch[lean] + evals[e] * loop_eval[lean] for e in (short, long)}
         res["end_to_end"] = {"epochs": [short, long], "evaluations": [evals[short], evals[long]],
                              "engine_s": [eng[short], eng[long]], "lean_s": [lean_s[short], lean_s[long]],

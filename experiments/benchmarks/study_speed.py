@@ -36,11 +36,14 @@ from iwtheory.runs.train import TrainConfig, build_task, class_weight_pair
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def engine_seconds(config: Path, regime: str, epochs: int) -> float:
-    """Wall time of the real command for ``epochs`` epochs into a fresh records folder."""
+def engine_seconds(config: Path, regime: str, epochs: int, overrides: list[str] = ()) -> float:
+    """Wall time of the real command for ``epochs`` epochs into a fresh records folder (``overrides``: more
+    ``--set`` settings)."""
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "iwtheory", "train", str(config), "--regime", regime, "--set",
                f"epochs={epochs}", "--out", out, "--no-progress"]
+        for o in overrides:
+            cmd += ["--set", o]
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         return time.perf_counter() - t0

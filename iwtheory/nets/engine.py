@@ -255,6 +255,8 @@ class Stack:
         self.eval_sizes = [len(x) for x in parts]
         self.x_eval = self._shared(torch.cat(parts))
         self.epoch = 0
+        self._chunk: int | None = None            # eval_chunk(), sized on first use (one forward pass)
+        self._theta: torch.Tensor | None = None   # _implicit_bias's float64 buffer, allocated on first use
         if factory is not None:
             self._check_outputs()
         if s.compile:
@@ -433,7 +435,7 @@ class Stack:
         than in chunks of 50."""
         if self.s.eval_chunk:
             return self.s.eval_chunk
-        if getattr(self, "_chunk", None) is None:
+        if self._chunk is None:
             if self.flat_input or self.device.type != "cpu":
                 self._chunk = 1000
             else:
@@ -538,7 +540,7 @@ class Stack:
         for a homogeneous net the normalised margin min_n y_n f(x_n) / |theta|^L on the training set."""
         # every parameter written once into one float64 buffer (a cat of converted copies made two passes),
         # then normalised in place: the same arithmetic on the same rows, so the same bits, in half the time
-        if getattr(self, "_theta", None) is None:
+        if self._theta is None:
             self._theta = torch.empty(self.M, sum(p.numel() // self.M for p in self.params), dtype=torch.float64,
                                       device=self.device)
         at = 0

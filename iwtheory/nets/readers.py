@@ -160,14 +160,20 @@ def read_cifar_py_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return x.reshape(-1, 3, 32, 32), y
 
 
+def cifar10_layouts(root: Path) -> list[tuple[Path, list[str], object]]:
+    """(folder, file names, reader) of CIFAR-10's two official layouts under ``root`` (or ``root`` being one)."""
+    out = []
+    for sub, suffix, reader in (("cifar-10-batches-bin", ".bin", read_cifar_bin_file),
+                                ("cifar-10-batches-py", "", read_cifar_py_file)):
+        names = [f"data_batch_{k}{suffix}" for k in range(1, 6)] + [f"test_batch{suffix}"]
+        out.append((root / sub if (root / sub).is_dir() else root, names, reader))
+    return out
+
+
 def read_cifar10(root: str | Path) -> ImageData:
     """CIFAR-10 from ``root`` holding cifar-10-batches-bin/ or cifar-10-batches-py/ (or being one)."""
     root = Path(root)
-    for sub, names, reader in (
-            ("cifar-10-batches-bin", [f"data_batch_{k}.bin" for k in range(1, 6)] + ["test_batch.bin"],
-             read_cifar_bin_file),
-            ("cifar-10-batches-py", [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"], read_cifar_py_file)):
-        d = root / sub if (root / sub).is_dir() else root
+    for d, names, reader in cifar10_layouts(root):
         if all((d / n).is_file() for n in names):
             parts = [reader(d / n) for n in names]
             xtr = np.concatenate([p[0] for p in parts[:5]])
@@ -346,9 +352,7 @@ def source_files(name: str, root: Path) -> list[Path]:
     if name == "fashion_mnist":
         names = [root / f for f in FASHION_FILES.values()]
     else:
-        names = [root / sub / f for sub in ("cifar-10-batches-bin", "cifar-10-batches-py", ".")
-                 for f in [*(f"data_batch_{k}" for k in range(1, 6)), "test_batch"]
-                 for f in (f, f + ".bin")]
+        names = [d / n for d, layout, _ in cifar10_layouts(root) for n in layout]
     return [f for f in names if f.is_file()]
 
 
@@ -410,12 +414,16 @@ def read_cached(name: str, root: Path) -> ImageData:
     d.fingerprint = source_fingerprint(d)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        tmp = tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False)
+    except OSError:
+        return d
+    try:
+        with tmp:
             np.savez(tmp, x_train=d.x_train, y_train=d.y_train, x_test=d.x_test, y_test=d.y_test,
                      meta=np.array(json.dumps({"name": name, "classes": list(d.classes),
                                                "fingerprint": d.fingerprint})))
         os.replace(tmp.name, path)
     except OSError:
-        with contextlib.suppress(OSError, NameError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp.name)
     return d

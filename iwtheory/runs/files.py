@@ -13,7 +13,8 @@ import stat
 from pathlib import Path
 
 MiB = 2**20
-CAPS = {"metrics": 512 * MiB, "json": 16 * MiB, "config": 4 * MiB, "snapshot": 16 * MiB}
+CAPS = {"metrics": 512 * MiB, "json": 16 * MiB, "config": 4 * MiB, "snapshot": 16 * MiB,
+        "features": 256 * MiB}  # a run's features file: a few hundred images' features (48 KB in the study)
 
 
 def _kind(mode: int) -> str:

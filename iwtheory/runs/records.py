@@ -13,12 +13,12 @@ middle of a write leaves), which a resume drops with a warning.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import re
 import signal
-import stat
 import sys
 import tempfile
 import zipfile
@@ -470,20 +470,12 @@ def missing_runs(root: str | Path, hashes: list[str]) -> dict[str, list[str]]:
     return {"absent": absent, "unfinished": unfinished}
 
 
-FEATURES_MAX_BYTES = 2**28  # a run's features file holds a few hundred images' features: 48 KB in the study
-
-
 def read_features(path: str | Path) -> dict[str, np.ndarray]:
-    """One saved features file (penultimate features, labels, last layer), or RecordError naming it. Only a regular
-    file of at most FEATURES_MAX_BYTES is opened (a FIFO would block np.load, a link could lead anywhere)."""
+    """One saved features file (penultimate features, labels, last layer), or RecordError naming it; read through
+    ``read_regular`` (a FIFO would block np.load, a link could lead anywhere)."""
+    data = read_regular(path, "features", RecordError)
     try:
-        st = os.lstat(path)
-    except OSError as e:
-        raise RecordError(f"{path}: not a readable features file ({type(e).__name__}: {e})") from None
-    if not stat.S_ISREG(st.st_mode) or st.st_size > FEATURES_MAX_BYTES:
-        raise RecordError(f"{path}: not a regular features file of at most {FEATURES_MAX_BYTES} bytes")
-    try:
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
             out = {k: z[k] for k in ("features", "labels", "weight", "bias", "epoch")}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         raise RecordError(f"{path}: not a readable features file ({type(e).__name__}: {e})") from None

@@ -2,6 +2,7 @@
 are only as honest as these."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import torch
@@ -12,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def roofline():
-    spec = importlib.util.spec_from_file_location("roofline", ROOT / "experiments" / "benchmarks" / "roofline.py")
+    bench = ROOT / "experiments" / "benchmarks"
+    if str(bench) not in sys.path:  # as when run as a script: it imports the benchmark beside it
+        sys.path.insert(0, str(bench))
+    spec = importlib.util.spec_from_file_location("roofline", bench / "roofline.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -312,5 +312,5 @@ def test_a_features_file_that_is_a_fifo_or_a_link_is_named_not_waited_on(tmp_pat
     link = tmp_path / "epoch_00008.npz"
     link.symlink_to(good)
     for bad in (fifo, link):
-        with pytest.raises(RecordError, match="not a regular features file"):
+        with pytest.raises(RecordError, match="not a regular file; refusing to read it"):
             read_features(bad)
