@@ -232,6 +232,7 @@ class Stack:
         self.lr_scalar = members[0].lr if len({m.lr for m in members}) == 1 else None
         self.wd_scalar = members[0].weight_decay if len({m.weight_decay for m in members}) == 1 else None
         self.lr_p = [self.per_param(lr, p) for p in self.params]
+        self.lr_factor = 1.0  # the schedule's multiple of every member's learning rate (set by the caller)
         self.wd_p = [self.per_param(wd, p) for p in self.params]
         # (M, N) weights of every training and validation example, per member
         self.c_train = self._weights(members, self.task.y_train, "example_weights")
@@ -371,19 +372,24 @@ class Stack:
                 elif self.wd_scalar:
                     buf.add_(p, alpha=self.wd_scalar)
                 if not self.all_active:  # a diverged model's weights stay frozen (models share nothing)
-                    p.copy_(torch.where(self.per_param(self.active, p), p - lr * buf, p))
+                    p.copy_(torch.where(self.per_param(self.active, p), p - (lr * self.lr_factor) * buf, p))
                 elif self.lr_scalar is None:
-                    p.addcmul_(lr, buf, value=-1.0)
+                    p.addcmul_(lr, buf, value=-self.lr_factor)
                 else:
-                    p.add_(buf, alpha=-self.lr_scalar)
+                    p.add_(buf, alpha=-self.lr_scalar * self.lr_factor)
         return risk.detach()
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """floor(N / batch size): the optimisation steps of one epoch (static shapes)."""
+        return len(self.task.y_train) // self.s.batch_size
 
     @_in_precision
     def train_epoch(self) -> torch.Tensor:
         """One epoch for every model; returns each model's mean training risk over the epoch."""
         n, B = len(self.task.y_train), self.s.batch_size
         perms = torch.stack([torch.randperm(n, generator=g) for g in self.order_gens]).to(self.device)
-        steps = n // B
+        steps = self.steps_per_epoch
         total = torch.zeros(self.M, device=self.device)
         self.net.train()
         for k in range(steps):

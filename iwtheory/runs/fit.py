@@ -21,7 +21,7 @@ from iwtheory.runs.checkpoints import consistency, read_checkpoint, set_aside, w
 from iwtheory.runs.config import config_hash
 from iwtheory.runs.progress import progress as progress_bar
 from iwtheory.runs.records import SWEEP, RecordError, Run, fault_point, identity, mark_quick, read_json
-from iwtheory.runs.schedule import train_epochs
+from iwtheory.runs.schedule import lr_factor, train_epochs
 
 _warned_features: set[str] = set()
 
@@ -222,6 +222,7 @@ def _train_epochs(cfg, group, stack, ckpt: Path, meta: dict, dev: str, eval_set:
                        initial=stack.epoch, enabled=progress)
     last_checkpoint = time.monotonic()
     while stack.epoch < cfg.epochs:
+        stack.lr_factor = lr_factor(stack.epoch, cfg.epochs, cfg.lr_decay)
         stack.train_epoch()
         e = stack.epoch
         if e in eval_set:
@@ -264,7 +265,8 @@ def _record(stack, group, epoch: int, record_epochs: set[int]) -> None:
     for m, (r, c, active) in enumerate(group):
         if not active:
             continue
-        row = {"epoch": epoch, **metrics[m], "diverged": stack.diverged_epoch[m] >= 0}
+        row = {"epoch": epoch, "step": epoch * stack.steps_per_epoch, **metrics[m],
+               "diverged": stack.diverged_epoch[m] >= 0}
         if feats is not None:
             name = f"features/epoch_{epoch:05d}.npz"
             (r.dir / "features").mkdir(exist_ok=True)

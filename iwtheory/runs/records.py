@@ -348,6 +348,9 @@ def check_rows(d: Path, rows: list[dict]) -> None:
         if h != d.name:
             whose = f"belongs to run {h!r}" if h is not None else "names no run (no config_hash)"
             raise RecordError(f"{d / 'metrics.jsonl'} line {i}: {whose}, not {d.name}")
+        step = r.get("step")
+        if step is not None and not (isinstance(step, int) and not isinstance(step, bool) and step >= 0):
+            raise RecordError(f"{d / 'metrics.jsonl'} line {i}: step = {step!r} is not a count of steps")
         if r.get("diverged"):
             continue
         for k in _SHARES:

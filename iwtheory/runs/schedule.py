@@ -38,6 +38,16 @@ def train_epochs(cfg: dict) -> tuple[list[int], list[int]]:
     return sorted(evals), record
 
 
+def lr_factor(done: int, epochs: int, decay: float) -> float:
+    """The multiple of the learning rate for the epoch after ``done`` epochs: 1, then over the last ``decay``
+    share of the ``epochs`` (rounded to whole epochs, D of them) a linear fall, (epochs - done) / D, reaching
+    1 / D in the last epoch. ``decay = 0``: constant."""
+    span = int(round(decay * epochs))
+    if span <= 0:
+        return 1.0
+    return min(1.0, (epochs - done) / span)
+
+
 class NoSchedule(ValueError):
     """A run of a kind this package does not schedule (records of another tool)."""
 

@@ -78,9 +78,12 @@ def build_task(cfg: TrainConfig, data_dir: str | None = None, download: bool | N
     if cfg.dataset == "bl_toy":
         p = dict(cfg.synthetic)
         n_test = p.pop("n_test", 1000)
+        # a draw of the toy: its training points from seed + 2 subsample_seed, its test points from the next seed
+        # (draw 0 is the toy's own seed and seed + 1, as before draws existed)
+        p["seed"] = p.get("seed", 0) + 2 * cfg.subsample_seed
         # the generator checks separability with its bias feature; the MLP has biases of its own
         train = bl_toy(bias=True, **p)
-        test = bl_toy(bias=True, **{**p, "seed": p.get("seed", 0) + 1, "n_per_class": max(1, n_test // 2)})
+        test = bl_toy(bias=True, **{**p, "seed": p["seed"] + 1, "n_per_class": max(1, n_test // 2)})
         return points_task(train.X[:, :2], train.y, test.X[:, :2], test.y, noise_count=cfg.noise_count,
                            noise_seed=cfg.subsample_seed, val_fraction=cfg.val_fraction, split_seed=cfg.subsample_seed)
     if cfg.dataset == "synthetic":
@@ -186,8 +189,9 @@ def run_study(cfgs: list[TrainConfig], out: str | Path = "runs", data_dir: str |
     for members in groups:
         ci, k = members[0]
         key = stack_key(cfgs[ci].cells()[k])
-        if key not in tasks:  # one read of the data per distinct task
-            tasks = {key: build_task(cfgs[ci], data_dir, download, arrays)}
+        if key not in tasks:  # one read of the data per distinct task (a draw of it: the cells' subsample_seed)
+            tasks = {key: build_task(cfgs[ci].for_draw(cfgs[ci].cells()[k]["subsample_seed"]), data_dir, download,
+                                     arrays)}
         run_group(cfgs, out, members, dev, task=tasks[key], progress=progress, interrupt=interrupt, wait=wait,
                   factory=factory)
     drop_finished_checkpoints(out)
@@ -223,7 +227,7 @@ def run_group(cfgs: list[TrainConfig], out: str | Path, members: list[tuple[int,
     out = Path(out)
     cells = [cfg.cells() for cfg in cfgs]
     all_group = [(Run(out, cells[ci][k]), cells[ci][k]) for ci, k in members]
-    cfg = cfgs[members[0][0]]
+    cfg = cfgs[members[0][0]].for_draw(cells[members[0][0]][members[0][1]]["subsample_seed"])
     with hold_runs(out, [r.hash for r, _ in all_group], wait=wait):
         group = [(r, c) for r, c in all_group if not r.done]
         if not group:

@@ -3,6 +3,7 @@ allocated) and the resolved cells it sweeps. The runner that trains them is ``ru
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import itertools
@@ -23,6 +24,7 @@ ENGINEERING = ("name", "description", "source", "data_dir", "download", "device"
 # (``data`` names where the arrays are read from: like ``data_dir``, not what they are. Their fingerprint is in
 # every run's config.json, and a sweep refuses other data than its runs were trained on.)
 SWEEP = ("weights", "seeds", "lrs", "weight_decays", "dropouts")
+DRAWS = ("fixed", "seed")
 # The other weightings' sweep axes (a user's task): each makes its cells' weighting key instead of ``weights``.
 AXES = {"powers": "power", "class_weights": "class_weight", "vectors": "vector"}
 # "package.module:attribute": a factory (seed -> nn.Module) or a data loader in an importable module
@@ -81,6 +83,8 @@ class TrainConfig:
     val_fraction: float = 0.0      # share of each class held out for validation (early stopping)
     label_noise: float = 0.0       # share of the training labels flipped (a non-separable control)
     subsample_seed: int = 0        # subsampling, validation split, label noise, probe subsets, noise images
+    draws: str = "fixed"           # fixed: every seed trains on the draw of subsample_seed | seed: seed s on its own
+                                   # draw, subsample_seed + s (so the seeds' spread includes the data's)
     max_test: int = 0              # at most this many of the task's test images (0: all)
     max_other: int = 2000
     noise_count: int = 1000
@@ -102,6 +106,7 @@ class TrainConfig:
     lrs: list[float] = field(default_factory=lambda: [0.1])
     weight_decays: list[float] = field(default_factory=lambda: [0.0])
     momentum: float = 0.9
+    lr_decay: float = 0.0          # share of the last epochs over which the learning rate falls linearly (0: constant)
     batch_size: int = 16
     epochs: int = 10
     loss: str = "logistic"
@@ -184,6 +189,8 @@ class TrainConfig:
             except (TypeError, ValueError) as e:
                 raise ConfigError(f"{self.name}: loss_params: {e}") from None
         need(self.weight_power > 0, f"weight_power must be positive; got {self.weight_power}")
+        need(self.draws in DRAWS, f"draws must be one of {DRAWS} (fixed: one draw of the data for every seed; seed: "
+             f"each seed its own); got {self.draws!r}")
         need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}")
         need(self.weight_norm in WEIGHT_NORMS, f"weight_norm must be one of {WEIGHT_NORMS}")
         for key in SWEEP:
@@ -220,6 +227,8 @@ class TrainConfig:
         need(0 <= self.val_fraction < 1, f"val_fraction must lie in [0, 1); got {self.val_fraction}")
         need(0 <= self.label_noise < 0.5, f"label_noise must lie in [0, 0.5); got {self.label_noise}")
         need(0 <= self.momentum < 1, f"momentum must lie in [0, 1); got {self.momentum}")
+        need(isinstance(self.lr_decay, (int, float)) and not isinstance(self.lr_decay, bool)
+             and 0 <= self.lr_decay <= 1, f"lr_decay must lie in [0, 1]; got {self.lr_decay!r}")
         need(self.poly_alpha > 0, f"poly_alpha must be positive; got {self.poly_alpha}")
         need(all(h >= 1 for h in self.hidden), f"hidden widths must be positive; got {self.hidden}")
         need(not (self.hidden or self.linear) or self.model == "mlp" or self.custom_model,
@@ -243,10 +252,13 @@ class TrainConfig:
         base = {k: v for k, v in asdict(self).items() if k not in ENGINEERING and k not in SWEEP and k not in AXES}
         base["experiment"] = self.name
         base["kind"] = "train"
+        draws = base.pop("draws")  # the cells' subsample_seed says which draw each trains on
         if not base.pop("bias"):  # with biases (the default) the key stays out, so earlier runs keep their hashes
             base["bias"] = False
         if base["width"] == 1.0:  # the paper's width: the key stays out, as for bias
             base.pop("width")
+        if not base["lr_decay"]:  # a constant learning rate: likewise
+            base.pop("lr_decay")
         if not base["model_args"]:  # likewise a factory's arguments: in the cell only when given
             base.pop("model_args")
         if self.custom_model:
@@ -254,9 +266,22 @@ class TrainConfig:
         swept = next((k for k in AXES if getattr(self, k)), None)
         axis = ([(AXES[swept], list(v) if isinstance(v, list) else v) for v in getattr(self, swept)] if swept
                 else [("weight", w) for w in self.weights])
-        return [dict(base, **{k: v}, seed=s, lr=lr, weight_decay=wd, dropout=p)
+        return [dict(base, **{k: v}, seed=s, lr=lr, weight_decay=wd, dropout=p,
+                     subsample_seed=self.draw_of(s) if draws == "seed" else self.subsample_seed)
                 for (k, v), s, lr, wd, p in itertools.product(axis, self.seeds, self.lrs,
                                                               self.weight_decays, self.dropouts)]
+
+    def draw_of(self, seed: int) -> int:
+        """The ``subsample_seed`` a model of this seed trains on: its own draw with ``draws = "seed"``."""
+        return self.subsample_seed + int(seed) if self.draws == "seed" else self.subsample_seed
+
+    def for_draw(self, subsample_seed: int) -> "TrainConfig":
+        """This config with one draw of the data (a cell's ``subsample_seed``): what a stack's task is built from."""
+        if subsample_seed == self.subsample_seed and self.draws == "fixed":
+            return self
+        out = copy.copy(self)
+        out.subsample_seed, out.draws = int(subsample_seed), "fixed"
+        return out
 
     @property
     def custom_model(self) -> bool:

@@ -18,8 +18,9 @@ def task():
     return make_task(synthetic_images(n_train=120, n_test=60, shape=(3, 24, 24), seed=0), noise_count=20)
 
 
-def reference_loop(task, member, s: EngineSettings, epochs: int):
-    """A plain single-model loop: torch.optim.SGD, the module's own dropout, a hand-written weighted risk."""
+def reference_loop(task, member, s: EngineSettings, epochs: int, lr_at=None):
+    """A plain single-model loop: torch.optim.SGD, the module's own dropout, a hand-written weighted risk;
+    ``lr_at(epoch)``: the learning rate of each epoch (torch's own param-group setting)."""
     model = make_plain(s.model, task.shape, dropout=member.dropout, batchnorm=s.batchnorm, seed=member.seed,
                        hidden=s.hidden, width=s.width).double()
     opt = torch.optim.SGD(model.parameters(), lr=member.lr, momentum=s.momentum, weight_decay=member.weight_decay)
@@ -27,7 +28,9 @@ def reference_loop(task, member, s: EngineSettings, epochs: int):
     drop = torch.Generator().manual_seed(member.seed + DROPOUT_OFFSET)
     n, B = len(task.y_train), s.batch_size
     model.train()
-    for _ in range(epochs):
+    for e in range(epochs):
+        if lr_at is not None:
+            opt.param_groups[0]["lr"] = lr_at(e)
         perm = torch.randperm(n, generator=order)
         for k in range(n // B):
             idx = perm[k * B:(k + 1) * B]
@@ -72,6 +75,27 @@ def test_stacked_models_follow_their_single_model_trajectories(task, model, batc
         if width != 1.0:  # the narrow net is the one that was trained
             assert got.convs[0].out_channels == round(64 * width) and got.fc2.out_features == round(128 * width)
         assert not torch.allclose(next(init.parameters()), next(got.parameters()))
+
+
+def test_a_decaying_learning_rate_follows_torchs_own_schedule(task):
+    from iwtheory.runs.schedule import lr_factor
+
+    assert [lr_factor(e, 10, 0.4) for e in range(10)] == [1, 1, 1, 1, 1, 1, 1.0, 0.75, 0.5, 0.25]
+    assert lr_factor(3, 10, 0.0) == 1.0
+    s = EngineSettings(model="mlp", hidden=(12,), batch_size=16, momentum=0.9, precision="fp64")
+    members = [Member(4.0, 0, 0.05, 1e-3), Member(1.0, 1, 0.02)]
+    stack = Stack(members, task, s)
+    for e in range(4):
+        stack.lr_factor = lr_factor(e, 4, 0.5)
+        stack.train_epoch()
+    for m, mem in enumerate(members):
+        ref = reference_loop(task, mem, s, 4, lr_at=lambda e, lr=mem.lr: lr * lr_factor(e, 4, 0.5))
+        const = reference_loop(task, mem, s, 4)
+        got = unstack_member(stack.net, m, make_plain("mlp", task.shape, hidden=(12,)).double())
+        for a, b, c in zip(ref.state_dict().values(), got.state_dict().values(), const.state_dict().values()):
+            assert (b - a).abs().max().item() <= 1e-9 + 1e-8 * a.abs().max().item()
+        assert any((b - c).abs().max().item() > 1e-6 for b, c in zip(got.state_dict().values(),
+                                                                       const.state_dict().values()))
 
 
 def test_a_model_does_not_depend_on_its_stack_mates(task):

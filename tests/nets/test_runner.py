@@ -147,3 +147,44 @@ def test_regimes_are_override_tables(tmp_path):
     p.write_text('name = "s"\n[regimes.a]\nwieghts = [1.0]\n')
     with pytest.raises(ConfigError, match=r"\[regimes.a\]: unknown key\(s\) \['wieghts'\]"):
         load_study(p, TrainConfig)
+
+
+def test_each_seed_draws_its_own_data_and_keeps_the_numbers_of_its_draw(tmp_path):
+    base = dict(CFG, model="mlp", hidden=[16], seeds=[0, 1], dropouts=[0.0], n_pos=8, n_neg=8, val_fraction=0.25, batch_size=4,
+                epochs=3)
+    fixed, per_seed = TrainConfig(**base), TrainConfig(**base, draws="seed")
+    for cfg in (fixed, per_seed):
+        cfg.validate()
+    assert [c["subsample_seed"] for c in per_seed.cells()] == [c["seed"] for c in per_seed.cells()]
+    assert {c["subsample_seed"] for c in fixed.cells()} == {0}
+    # seed 0's own draw is the fixed design's draw: the same runs, by name
+    same = {c["seed"]: c for c in fixed.cells()}
+    from iwtheory.runs.config import config_hash
+    assert {config_hash(c) for c in per_seed.cells() if c["seed"] == 0} == \
+        {config_hash(c) for c in fixed.cells() if c["seed"] == 0}
+    assert same  # (both sweeps name two weights per seed)
+    run_train(per_seed, tmp_path / "per", progress=False)
+    run_train(fixed, tmp_path / "fixed", progress=False)
+    a, b = frame(tmp_path / "per"), frame(tmp_path / "fixed")
+    # a model's numbers never depend on its stack mates: seed 0 trains on the same draw either way
+    pd.testing.assert_frame_equal(a[a.seed == 0].reset_index(drop=True), b[b.seed == 0].reset_index(drop=True))
+    # seed 1 trains on other images: other data, other numbers
+    fps = {}
+    for d in (tmp_path / "per").iterdir():
+        if (d / "config.json").is_file():
+            c = json.loads((d / "config.json").read_text())
+            fps.setdefault(c["seed"], set()).add(c["data_fingerprint"])
+    assert len(fps[0]) == len(fps[1]) == 1 and fps[0] != fps[1]
+    s1a = a[(a.seed == 1) & (a.epoch == 3)].sort_values("weight").train_loss.to_numpy()
+    s1b = b[(b.seed == 1) & (b.epoch == 3)].sort_values("weight").train_loss.to_numpy()
+    assert not np.allclose(s1a, s1b)
+
+
+def test_draws_and_the_learning_rate_decay_are_checked_and_named_in_a_run_only_when_used():
+    with pytest.raises(ConfigError, match="draws must be one of"):
+        TrainConfig(**dict(CFG, draws="per_seed")).validate()
+    for bad in (-0.1, 1.5, True, "0.4"):
+        with pytest.raises(ConfigError, match="lr_decay must lie in"):
+            TrainConfig(**dict(CFG, lr_decay=bad)).validate()
+    assert "lr_decay" not in TrainConfig(**CFG).cells()[0]
+    assert TrainConfig(**dict(CFG, lr_decay=0.4)).cells()[0]["lr_decay"] == 0.4
