@@ -12,16 +12,19 @@ batch order across weights and across regimes of one architecture).
 
 *Early* is a number of optimisation steps: the first ``EARLY_STEPS`` (the 2-D toy: ``TOY_EARLY_STEPS``).
 *Late* is a state: a net has separated its training data at the first evaluated epoch from which its
-training accuracy (eval mode) stays 1; the late window of a seed starts at ``K_LATE`` times the latest
-separation epoch among the nets compared, and must hold ``MIN_LATE_POINTS`` evaluated epochs. A weight's
-late effect is the mean of Delta over that window; its *oriented* version multiplies it by sign(log w) so
-that an effect in the weights' direction is positive.
+training accuracy (eval mode) stays 1; the late window of a seed starts ``LATE_SPAN_STEPS`` optimisation steps
+after the latest separation epoch among the nets compared (counted from separation, not from epoch 0), and must
+hold ``MIN_LATE_POINTS`` evaluated epochs. Where that premise fails, the value reported is over every seed's last
+tenth of training, labelled so, and the verdict is inconclusive. A weight's late effect is the mean of Delta over
+that window; its *oriented* version multiplies it by sign(log w) so that an effect in the weights' direction is
+positive.
 
-Statistics: means over seeds with their standard errors; differences between regimes are paired by seed.
-"k SE" is read with Student's t: the quantile of t with n - 1 degrees of freedom whose tail equals the
-normal k-sigma tail (3 SE: one-sided 0.13%). Multiplicity: each of the 16 verdicts (C1-C12 and C2b, N1-N3)
-is a two-sided statement at that level; a Bonferroni bound over all of them puts the chance of any false
-decisive verdict at most 16 x 0.27% = 4.3%.
+Statistics: means over seeds with their standard errors; differences between regimes are paired by seed. Each
+seed draws its own data (``draws = "seed"``), so the SEs include the data draw. "k SE" is read with Student's t:
+the quantile of t with n - 1 degrees of freedom whose tail equals the normal k-sigma tail. Every entry names the
+one-sided tests its verdict rests on (``tests``) and the bound they put on the chance that a decisive verdict is
+false (``error_bound``); ``multiplicity`` sums them over the verdicts actually given (Bonferroni) and lists the
+verdicts that also rest on point rules, which bound nothing.
 
 N1-N3 read the long runs of homogeneous nets (``iwtheory.runs.inside``), recorded along flow time t: the
 *approach window* runs from the first recorded t at or after K_LATE x the latest separation time of the nets
@@ -44,7 +47,8 @@ from iwtheory.theory.windows import in_late_window
 K_SE = 3.0             # "by >= 3 SE"
 Z_SE = 2.0             # "within 2 SE"
 MIN_SEEDS = 10         # behind every network claim
-K_LATE = 2.0           # the late window starts at K_LATE x the separation epoch
+K_LATE = 2.0           # the long runs' approach window starts at K_LATE x the separation time (flow time)
+LATE_SPAN_STEPS = 1000  # a network's late window starts this many optimisation steps after its separation
 MIN_LATE_POINTS = 2    # evaluated epochs a late window must hold
 EARLY_STEPS = 200      # "early": the first 200 optimisation steps
 TOY_EARLY_STEPS = 10   # the 2-D toy trains full batch: its first 10 steps
@@ -54,13 +58,16 @@ C2_RATIO = 0.2         # late |Delta| at most this share of the largest early |D
 MARGIN = 0.03          # equivalence margin: C5, C7's small-lambda end, C8's correction
 C9_REL = 0.05          # fitted vs predicted angle constant
 C11_REL = 0.1          # SGD: weighted vs duplicated mean final angle, relative to the weighted one
+N1_MARGIN = 0.02       # rad: an asymptotic angle to the unweighted net within this counts as reaching it
 N2_REL = 0.05          # normalised margins: weighted vs unweighted, relative to the unweighted one
+KKT_POINT = 0.05       # a KKT residual below this is called a KKT point (``nets.longrun.kkt_measures``)
 N3_EXPONENT = -1.0     # the linear theory's law: angle ~ K (log t)^-1
 N3_MARGIN = 0.5        # equivalence margin on that exponent
 PROBE_NAMES = {p.column: p.symbol for p in PROBE_SETS}
 SEPARATES = "every net separates its training data (training accuracy 1 in eval mode) and stays separated " \
-            f"through a late window from {K_LATE:g} x its seed's latest separation epoch, with >= {MIN_LATE_POINTS} " \
-            "evaluated epochs in it"
+            f"through a late window from {LATE_SPAN_STEPS} steps after its seed's latest separation epoch, with >= " \
+            f"{MIN_LATE_POINTS} evaluated epochs in it"
+PREMISE_FAILED_WINDOW = "the last tenth of training, over every seed (the premise is not met: no late window)"
 
 
 @dataclass(frozen=True)
@@ -149,13 +156,18 @@ def threshold_verdict(value: float, se: float, theta: float, n: int, k: float = 
     return "inconclusive"
 
 
-def exceeds_verdict(diff: float, se: float, n: int, k: float = K_SE, min_seeds: int = MIN_SEEDS) -> str:
-    """'diff > 0 by k SE': holds; fails when the estimate is not above 0 at all; inconclusive between."""
+def exceeds_verdict(diff: float, se: float, n: int, k: float = K_SE, min_seeds: int = MIN_SEEDS,
+                    margin: float = MARGIN) -> str:
+    """'diff > 0': holds when above 0 by k SE (t); fails when shown smaller than the smallest effect that counts,
+    ``margin`` (diff + 2 SE < margin, t); inconclusive between. (An estimate merely at or below 0 is not a
+    decision: with a true effect just above 0 it happens half the time.)"""
     if n < min_seeds or not np.isfinite(diff) or not np.isfinite(se):
         return "inconclusive"
-    if diff <= 0:
+    if diff - q(k, n) * se > 0:
+        return "holds"
+    if diff + q(Z_SE, n) * se < margin:
         return "fails"
-    return "holds" if diff >= q(k, n) * se else "inconclusive"
+    return "inconclusive"
 
 
 def equivalence_verdict(diff: float, se: float, n: int, margin: float = MARGIN, k: float = Z_SE,
@@ -230,32 +242,51 @@ def separation(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def steps_per_epoch(df: pd.DataFrame) -> int:
+    """The optimisation steps of one epoch of the runs ``df`` (from their records' ``step`` column); a ValueError
+    when the records hold no step count or their runs disagree (two regimes' records mixed)."""
+    if "step" not in df or df.step.isna().all():
+        raise ValueError("the records hold no optimisation step count ('step'): they were written by an older "
+                         "version; rerun them")
+    d = df[(df.epoch > 0) & df.step.notna()]
+    spe = set((d.step.astype(float) / d.epoch.astype(float)).round(9))
+    if len(spe) != 1 or not float(next(iter(spe))).is_integer():
+        raise ValueError(f"runs with different steps per epoch ({sorted(spe)[:4]}) read as one regime")
+    return max(1, int(next(iter(spe))))
+
+
 def late_starts(df: pd.DataFrame) -> tuple[dict, dict]:
-    """(seed -> first epoch of its late window, premise). The window starts at K_LATE x the latest separation
-    epoch among the seed's nets; a seed with a net that never separates gets the last tenth of training
-    (so a value can still be reported) and the premise is then not met."""
+    """(seed -> first epoch of its late window, premise). The window starts LATE_SPAN_STEPS optimisation steps
+    after the latest separation epoch among the seed's nets and must hold MIN_LATE_POINTS evaluations. When the
+    premise is not met (a net never separates, or a seed has no window), every seed's window is the last tenth
+    of training, and the premise says so (``window``): a value is still reported, labelled, never decisive."""
     sep = separation(df)
     epochs = np.asarray(sorted(df.epoch.unique()), dtype=float)
     last = epochs.max() if epochs.size else float("nan")
     tenth = float(late_window(epochs).min()) if epochs.size else float("nan")
+    span = int(np.ceil(LATE_SPAN_STEPS / steps_per_epoch(df))) if len(df) else 0
     starts, short = {}, []
     for s, g in sep.groupby("seed"):
         latest = g.separation_epoch.max()
         if g.separation_epoch.isna().any() or not np.isfinite(latest):
-            starts[int(s)] = tenth
+            short.append(int(s))
             continue
-        start = K_LATE * max(latest, 1.0)
-        starts[int(s)] = start
-        if np.sum(epochs >= start) < MIN_LATE_POINTS:
+        starts[int(s)] = float(latest + span)
+        if np.sum(epochs >= starts[int(s)]) < MIN_LATE_POINTS:
             short.append(int(s))
     n_sep = int(sep.separation_epoch.notna().sum())
-    premise = {"statement": SEPARATES, "met": bool(len(sep) and n_sep == len(sep) and not short),
+    met = bool(len(sep) and n_sep == len(sep) and not short)
+    if not met:
+        starts = {int(s): tenth for s in sep.seed.unique()}
+    premise = {"statement": SEPARATES, "met": met,
                "value": float(sep.final_train_acc.min()) if len(sep) else None,
                "measure": "lowest final training accuracy (eval mode)",
                "nets": int(len(sep)), "separated": n_sep,
                "latest_separation_epoch": float(sep.separation_epoch.max()) if n_sep else None,
                "median_separation_epoch": float(sep.separation_epoch.median()) if n_sep else None,
-               "last_epoch": float(last), "seeds_without_late_window": short}
+               "late_span_epochs": span, "last_epoch": float(last), "seeds_without_late_window": sorted(short),
+               "window": f"from {LATE_SPAN_STEPS} steps ({span} epochs) after each seed's latest separation epoch"
+               if met else PREMISE_FAILED_WINDOW}
     return starts, premise
 
 
@@ -335,8 +366,30 @@ def monotone_in_weight(per_seed: pd.DataFrame) -> tuple[bool, str]:
     return True, "non-decreasing within 2 SE (t, paired)"
 
 
+def tail(k: float) -> float:
+    """The one-sided normal tail beyond k sigma: the chance that a "k SE" test (t quantiles with this tail)
+    decides wrongly at the boundary of its hypothesis."""
+    return float(stats.norm.sf(k))
+
+
+def error_bound(verdict: str, tests: dict | None) -> float | None:
+    """The chance that this decisive verdict is false, bounded from the one-sided "k SE" tests it rests on
+    (``tests``: the k of each test behind "holds", and behind "fails"; None for a point rule, which bounds
+    nothing): a "holds" that needs every test to pass is false with probability at most the largest tail among
+    them; a "fails" that any one test can give, at most the sum of their tails. 0 for a deterministic
+    computation (no sampling: ``{"deterministic": True}``); None when a point rule is involved."""
+    if verdict not in ("holds", "fails") or tests is None:
+        return None
+    if tests.get("deterministic"):
+        return 0.0
+    ks = tests.get(verdict, [None])
+    if not ks or any(k is None for k in ks):
+        return None
+    return max(tail(k) for k in ks) if verdict == "holds" else sum(tail(k) for k in ks)
+
+
 def _entry(cid: str, statistic: str, value, se, n, rule: str, verdict: str, premise: dict | None = None,
-           threshold: dict | None = None, **details) -> dict:
+           threshold: dict | None = None, tests: dict | None = None, **details) -> dict:
     clean = lambda x: None if x is None or (isinstance(x, float) and not np.isfinite(x)) else x  # noqa: E731
     if premise is not None and not premise["met"] and verdict != "inconclusive":
         details["verdict_before_premise"] = verdict
@@ -344,7 +397,21 @@ def _entry(cid: str, statistic: str, value, se, n, rule: str, verdict: str, prem
     return {"id": cid, "statement": CLAIMS[cid].statement, "statistic": statistic, "value": clean(value),
             "se": clean(se), "n_seeds": int(n), "rule": rule, "verdict": verdict,
             "premise": premise or {"statement": CLAIMS[cid].premise, "met": True, "value": None},
-            "threshold": threshold, "details": details}
+            "threshold": threshold, "tests": tests, "error_bound": error_bound(verdict, tests), "details": details}
+
+
+def multiplicity(entries: list[dict]) -> dict:
+    """What the decisive verdicts of ``entries`` risk together, computed from the rules they rest on: how many
+    are decisive, how many rest only on k-SE tests (or deterministic computations), and the Bonferroni bound
+    on the chance that any of those is false (the sum of their ``error_bound``); the claims whose decisive
+    verdicts also rest on a point rule (no error bound) are listed apart."""
+    decisive = [e for e in entries if e.get("verdict") in ("holds", "fails")]
+    bounded = [e for e in decisive if e.get("error_bound") is not None]
+    return {"decisive": len(decisive), "bounded": len(bounded),
+            "bound": float(sum(e["error_bound"] for e in bounded)),
+            "bounded_claims": [e["id"] for e in bounded],
+            "point_rule_claims": [e["id"] for e in decisive if e.get("error_bound") is None],
+            "levels": {e["id"]: e["error_bound"] for e in bounded}}
 
 
 def _threshold(name: str, value: float, decide, lo: float, hi: float) -> dict:
@@ -389,6 +456,9 @@ def c1(df: pd.DataFrame, steps_per_epoch: int, metric: str = "frac_pos_test", ci
                   "fails if F is not monotone or the spread is below it by 2 SE; inconclusive if every seed's spread "
                   "is saturated at 1", verdict, premise,
                   _threshold("spread threshold", C1_SPREAD, decide, 0.0, 1.0),
+                  # holds: the spread test, and no dip found (absence of a dip: a point rule); fails: the spread
+                  # test or any neighbouring pair's dip test
+                  {"holds": [Z_SE, None], "fails": [Z_SE] * len(t.columns)},
                   monotone=how, saturated=saturated(spread), rank_correlation_F_log_w=float(rho),
                   early_F={f"{w:g}": float(v) for w, v in t.mean().items()})
 
@@ -414,6 +484,7 @@ def c2(df: pd.DataFrame, steps_per_epoch: int, metric: str = "frac_pos_test", ci
                   f"holds if late |Delta| <= {C2_LEVEL} (or within 2 SE of 0) for most weights and the mean late "
                   f"|Delta| <= {C2_RATIO} x the largest early |Delta| (first {EARLY_STEPS} steps); fails otherwise",
                   decide(C2_LEVEL), premise, _threshold("faded level", C2_LEVEL, decide, 0.0, 0.2),
+                  {"holds": [None], "fails": [None]},  # a level and a ratio of point estimates
                   largest_early=peak, late_starts={str(k): v for k, v in starts.items()},
                   late_by_weight={f"{w:g}": {"mean": m, "se": s} for w, (m, s, _) in st.items()})
 
@@ -437,7 +508,7 @@ def c2b(control: pd.DataFrame, none: pd.DataFrame) -> dict:
                   "noisy labels it cannot separate", value, se, n,
                   f"holds if it exceeds max({C2_LEVEL}, the unregularised late effect) by 3 SE (t); fails if it is "
                   "below by 3 SE", decide(K_SE), premise, _threshold("SE multiple", K_SE, decide, 0.0, 10.0),
-                  none_late=float(ref.mean()))
+                  {"holds": [K_SE], "fails": [K_SE]}, none_late=float(ref.mean()))
 
 
 def probe_name(metric: str) -> str:
@@ -461,7 +532,7 @@ def c3(df: pd.DataFrame, steps_per_epoch: int, metrics: tuple[str, ...] = ("frac
                   ("holds if C1 and C2 both hold on S_out and on S_noise; fails if either fails on either") if default
                   else f"holds if C1 and C2 both hold on each of {names}; fails if either fails on one",
                   combine(list(verdicts.values())), late["premise"],
-                  late["threshold"], sub_verdicts=verdicts,
+                  late["threshold"], {"holds": [None], "fails": [None]}, sub_verdicts=verdicts,
                   values={k: v["value"] for k, v in subs.items()})
 
 
@@ -494,9 +565,10 @@ def c4(l2: pd.DataFrame, none: pd.DataFrame) -> dict:
     return _entry("C4", f"late spread Delta(w_max) - Delta(w_min) with weight decay {lam:g}, minus the unregularised "
                   "one (paired by seed)", diff, se, n,
                   "holds if late F is monotone in w and the spread exceeds the unregularised spread by 3 SE (t); "
-                  "fails if it does not exceed it at all or F is not monotone", decide(K_SE),
+                  f"fails if F is not monotone or the excess is shown below {MARGIN} (2 SE)", decide(K_SE),
                   _both(p_l2, p_0, ", with and without weight decay"),
                   _threshold("SE multiple", K_SE, decide, 0.0, 10.0),
+                  {"holds": [K_SE, None], "fails": [Z_SE] * len(per_seed.columns)},
                   weight_decay=lam, spread_l2=float(s_l2.mean()), spread_none=float(s_0.mean()), monotone=how)
 
 
@@ -515,7 +587,7 @@ def c5(dropout: pd.DataFrame, none: pd.DataFrame) -> dict:
     return _entry("C5", "oriented late Delta on S_in with dropout minus without regularisation (paired by seed)",
                   diff, se, n, f"equivalence: holds if |difference| + 2 SE (t) <= {MARGIN}; fails if |difference| - "
                   f"2 SE > {MARGIN}", decide(MARGIN), _both(pa, pb, ", with and without dropout"),
-                  _threshold("equivalence margin", MARGIN, decide, 0.0, 0.3),
+                  _threshold("equivalence margin", MARGIN, decide, 0.0, 0.3), {"holds": [Z_SE], "fails": [Z_SE]},
                   dropout_late=float(a.mean()), none_late=float(b.mean()), dropout=float(dropout.dropout.max()))
 
 
@@ -532,9 +604,9 @@ def c6(bn: pd.DataFrame, none: pd.DataFrame, steps_per_epoch: int) -> dict:
 
     return _entry("C6", "oriented late Delta on S_in with batch norm minus without regularisation (paired by seed)",
                   diff, se, n, "holds if it exceeds 0 by 3 SE (t) and the batch-norm nets' late effect is below their "
-                  f"early effect (first {EARLY_STEPS} steps) by 3 SE; fails if either is not above 0",
+                  f"early effect (first {EARLY_STEPS} steps) by 3 SE; fails if either is shown below {MARGIN} (2 SE)",
                   decide(K_SE), _both(pa, pb, ", with and without batch norm"),
-                  _threshold("SE multiple", K_SE, decide, 0.0, 10.0),
+                  _threshold("SE multiple", K_SE, decide, 0.0, 10.0), {"holds": [K_SE, K_SE], "fails": [Z_SE, Z_SE]},
                   batchnorm_late=float(a.mean()), none_late=float(b.mean()), batchnorm_early=float(early.mean()),
                   early_minus_late=drop, early_minus_late_se=se_drop)
 
@@ -570,7 +642,7 @@ def c7(l2: pd.DataFrame, none: pd.DataFrame) -> dict:
                   f"3 SE (t) from the smallest to the largest lambda, and at the smallest lambda is within {MARGIN} "
                   "of lambda = 0 (equivalence, 2 SE); fails if it decreases or the smallest lambda is clearly away "
                   "from lambda = 0 (>= 3 values of lambda)", decide(K_SE), premise,
-                  _threshold("SE multiple", K_SE, decide, 0.0, 10.0),
+                  _threshold("SE multiple", K_SE, decide, 0.0, 10.0), {"holds": [K_SE, Z_SE, None], "fails": [None]},
                   late_by_lambda={f"{lam:g}": {"mean": float(s.mean()), "se": mean_se(s.to_numpy())[1]}
                                   for lam, s in zip([0.0] + lams, series)},
                   smallest_minus_none=near, smallest_minus_none_se=se_near)
@@ -593,23 +665,38 @@ def c8(sub: pd.DataFrame, none: pd.DataFrame, ratio: float) -> dict:
         same = equivalence_verdict(d2, se2, n2, margin)
         return combine([shift, same])
 
-    return _entry("C8", f"late F on S_in: subsampled (r = {ratio:g}) minus balanced, both unweighted (paired)",
-                  d1, se1, n, f"holds if that difference is away from 0 by 3 SE (t) and the correcting weight 1/r = "
-                  f"{w_fix:g} moves late F by at most {MARGIN} (equivalence, 2 SE); fails if the correction moves it "
-                  "by more, or subsampling does not move it", decide(MARGIN),
+    # the correction measured for what it is, beside the equivalence verdict: its size in SEs and whether it moves
+    # late F back toward the balanced nets' (the correcting direction is the sign of balanced - subsampled)
+    toward = bool(np.sign(d2) == -np.sign(d1)) if d1 and d2 else False
+    z2 = abs(d2) / se2 if se2 and np.isfinite(se2) and se2 > 0 else float("nan")
+    return _entry("C8", f"late F on S_in: subsampled (r = {ratio:g}) minus balanced, both unweighted (paired); "
+                  f"beside it, the correction: late F with the weight 1/r = {w_fix:g} minus without (paired)",
+                  d1, se1, n, f"holds if subsampling moves late F by 3 SE (t) and the correcting weight 1/r = "
+                  f"{w_fix:g} moves it by at most {MARGIN} (equivalence, 2 SE); fails if the correction moves it "
+                  f"by more, or subsampling is shown to move it by less than {MARGIN}", decide(MARGIN),
                   _both(p_sub, p_bal, ", balanced and subsampled"),
                   _threshold("equivalence margin", MARGIN, decide, 0.0, 0.3),
-                  correction_shift=d2, correction_se=se2, ratio=ratio,
+                  {"holds": [K_SE, Z_SE], "fails": [Z_SE, Z_SE]},
+                  correction_shift=d2, correction_se=se2, correction_in_se=z2,
+                  correction_toward_balanced=toward, ratio=ratio,
                   late_F={"balanced": float(f_bal.mean()), "subsampled": float(f_sub.mean()),
                           "subsampled_weighted": float(f_fix.mean())})
 
 
-def early_stopped(df: pd.DataFrame, loss: str = "val_loss_weighted") -> pd.DataFrame:
-    """Per run (seed, weight): F on S_in and test accuracy at the epoch of its best validation loss."""
+# Where early stopping stops, fixed before the study: each net at the epoch of its best weighted validation loss
+# (the risk it is trained on) and at the epoch of its best validation accuracy (the earliest of ties)
+STOP_RULES = {"weighted validation loss": ("val_loss_weighted", "min"), "validation accuracy": ("val_acc", "max")}
+
+
+def early_stopped(df: pd.DataFrame, rule: str = "weighted validation loss") -> pd.DataFrame:
+    """Per run (seed, weight): F on S_in and test accuracy at the epoch a stopping rule of ``STOP_RULES`` picks."""
+    if rule not in STOP_RULES:
+        raise ValueError(f"unknown stopping rule {rule!r}; known: {sorted(STOP_RULES)}")
+    col, best = STOP_RULES[rule]
     rows = []
     for (s, w), g in df.groupby(["seed", "weight"]):
-        g = g.dropna(subset=[loss])
-        r = g.loc[g[loss].idxmin()]
+        g = g.dropna(subset=[col]).sort_values("epoch")
+        r = g.loc[g[col].idxmin() if best == "min" else g[col].idxmax()]
         rows.append({"seed": s, "weight": w, "epoch": int(r.epoch), "F": float(r.frac_pos_test),
                      "test_acc": float(r.test_acc) if "test_acc" in r else float("nan")})
     return pd.DataFrame(rows)
@@ -622,26 +709,46 @@ def early_stopped_deltas(es: pd.DataFrame) -> pd.DataFrame:
 
 
 def c12(none: pd.DataFrame) -> dict:
-    es = early_stopped(none)
-    a = oriented(early_stopped_deltas(es))
+    """Under each stopping rule of STOP_RULES: the oriented Delta of the early-stopped nets minus the late one;
+    the claim holds only if it holds under both (its verdict says what it rests on)."""
     b, premise = _oriented_late(none)
-    diff, se, n = paired(a, b)
     starts = late_starts(none)[0]
     late_acc = _in_window(none, starts).groupby("seed").test_acc.mean()
-    stop_acc = es.groupby("seed").test_acc.mean()
-    cost, cost_se, _ = paired(late_acc, stop_acc)
+    rules = {}
+    for name, (col, _) in STOP_RULES.items():
+        if col not in none or none[col].isna().all():
+            continue
+        es = early_stopped(none, name)
+        a = oriented(early_stopped_deltas(es))
+        diff, se, n = paired(a, b)
+        stop_acc = es.groupby("seed").test_acc.mean()
+        cost, cost_se, _ = paired(late_acc, stop_acc)
+        rules[name] = {"difference": diff, "se": se, "seeds": n, "verdict": exceeds_verdict(diff, se, n),
+                       "early_stopped_effect": float(a.mean()), "median_stop_epoch": float(es.epoch.median()),
+                       "test_acc_at_stop": float(stop_acc.mean()), "accuracy_cost": cost,
+                       "accuracy_cost_se": cost_se}
+    if not rules:
+        raise ValueError("no validation metrics to stop early on")
+    worst = min(rules, key=lambda r: rules[r]["difference"])
 
     def decide(k: float) -> str:
-        return exceeds_verdict(diff, se, n, k=k)
+        return combine([exceeds_verdict(r["difference"], r["se"], r["seeds"], k=k) for r in rules.values()])
 
-    return _entry("C12", "oriented Delta on S_in at each net's epoch of best (weighted) validation loss, minus the "
-                  "late Delta (paired by seed)", diff, se, n,
-                  "holds if it exceeds the unregularised late effect by 3 SE (t); fails if it does not exceed it; the "
-                  "test accuracy given up by stopping early is reported beside it", decide(K_SE), premise,
-                  _threshold("SE multiple", K_SE, decide, 0.0, 10.0),
-                  early_stopped_effect=float(a.mean()), late_effect=float(b.mean()),
-                  median_stop_epoch=float(es.epoch.median()), test_acc_at_stop=float(stop_acc.mean()),
-                  test_acc_late=float(late_acc.mean()), accuracy_cost=cost, accuracy_cost_se=cost_se)
+    verdict = decide(K_SE)
+    rests = "; ".join(f"{r['verdict']} stopping at the best {name}" for name, r in rules.items())
+    first = rules[next(iter(rules))]
+    return _entry("C12", "oriented Delta on S_in of each net stopped early minus its late Delta (paired by seed), "
+                  f"under each stopping rule ({', '.join('best ' + r for r in rules)}); value: the smaller",
+                  rules[worst]["difference"], rules[worst]["se"], rules[worst]["seeds"],
+                  "holds if under every stopping rule it exceeds the unregularised late effect by 3 SE (t); fails if "
+                  f"under one it is shown below {MARGIN} (2 SE); the test accuracy given up by stopping early is "
+                  "reported beside it", verdict, premise, _threshold("SE multiple", K_SE, decide, 0.0, 10.0),
+                  {"holds": [K_SE] * len(rules), "fails": [Z_SE] * len(rules)},
+                  rests_on=rests, by_stopping_rule=rules, smallest_under=worst,
+                  early_stopped_effect=first["early_stopped_effect"], late_effect=float(b.mean()),
+                  median_stop_epoch=first["median_stop_epoch"], test_acc_at_stop=first["test_acc_at_stop"],
+                  test_acc_late=float(late_acc.mean()), accuracy_cost=first["accuracy_cost"],
+                  accuracy_cost_se=first["accuracy_cost_se"])
 
 
 # ---- the 2-D toy MLP and the theory claims ------------------------------------------------------------------
@@ -667,6 +774,7 @@ def c10(toy: pd.DataFrame, steps_per_epoch: int) -> dict:
                   f"holds if the early difference exceeds {C1_SPREAD} by 2 SE (t) and the late one is within "
                   f"{C2_LEVEL} (or 2 SE) of 0; fails if either fails", decide(C1_SPREAD), premise,
                   _threshold("early spread threshold", C1_SPREAD, decide, 0.0, 1.0),
+                  {"holds": [Z_SE, None], "fails": [Z_SE, None]},  # the late part is a level or 2 SE: a point rule
                   early_difference=e, early_se=se_e, early_epochs=last, saturated=saturated(spread))
 
 
@@ -686,7 +794,8 @@ def c9(records: pd.DataFrame, summaries: pd.DataFrame, constants: pd.DataFrame |
                   "against the predicted K_c", worst, None, 1,
                   f"holds if every weighting's angle decreases toward 0 and its fitted K is within {C9_REL:.0%} of "
                   "K_c; fails otherwise (deterministic: no seeds)", decide(C9_REL), None,
-                  _threshold("relative tolerance", C9_REL, decide, 0.0, 0.5), by_weighting=rows)
+                  _threshold("relative tolerance", C9_REL, decide, 0.0, 0.5), {"deterministic": True},
+                  by_weighting=rows)
 
 
 def gd_identity(records: pd.DataFrame) -> float:
@@ -731,7 +840,8 @@ def c11(records: pd.DataFrame, summaries: pd.DataFrame) -> dict:
                   "minus SGD with the integer weights (largest over weights)", worst[0], worst[1], worst[2],
                   f"equivalence: holds if |relative difference| + 2 SE (t) <= {C11_REL} for every weight; fails if "
                   f"|relative difference| - 2 SE > {C11_REL} for one", decide(C11_REL), premise,
-                  _threshold("relative margin", C11_REL, decide, 0.0, 1.0), by_weight=by_weight,
+                  _threshold("relative margin", C11_REL, decide, 0.0, 1.0),
+                  {"holds": [Z_SE], "fails": [Z_SE] * len(values)}, by_weight=by_weight,
                   gd_identity_relative_difference=gd_rel)
 
 
@@ -768,34 +878,53 @@ def angles_by_weight(df: pd.DataFrame) -> tuple[np.ndarray, dict, dict]:
     return window, premise, tables
 
 
+def asymptote_fit(t: np.ndarray, angle: np.ndarray) -> tuple[float, float]:
+    """(a_inf, K) of angle = a_inf + K / log t, least squares over the points given (t > 1): where the angle is
+    going, and how fast. a_inf = 0 is the linear theory's 1 / log t; a_inf > 0 a plateau."""
+    ok = (t > 1.0) & np.isfinite(angle)
+    if ok.sum() < 2:
+        return float("nan"), float("nan")
+    K, a = np.polyfit(1.0 / np.log(t[ok]), angle[ok], 1)
+    return float(a), float(K)
+
+
 def n1(df: pd.DataFrame) -> dict:
-    """Per weight: the angle to the unweighted net of the same seed at the start of the approach window minus
-    at its end (positive: approaching), paired by seed."""
+    """Per weight: where the angle to the unweighted net of the same seed is going, a_inf of angle = a_inf +
+    K / log t fitted per seed over the approach window, tested against 0 with an equivalence margin."""
     window, premise, tables = angles_by_weight(df)
     by_weight, values = {}, []
     for w, a in tables.items():
-        d, se, n = mean_se((a[window[0]] - a[window[-1]]).to_numpy())
-        by_weight[f"{w:g}"] = {"angle_start": float(a[window[0]].mean()), "angle_end": float(a[window[-1]].mean()),
-                               "decrease": d, "se": se, "seeds": n}
-        values.append((d, se, n))
-    worst = min(values, key=lambda v: v[0]) if values else (float("nan"), float("nan"), 0)
-
-    def decide(k: float) -> str:
-        return combine([exceeds_verdict(d, se, n, k) for d, se, n in values]) if values else "inconclusive"
-
-    return _entry("N1", "decrease of the angle (rad) between a weighted net's parameter direction and the "
-                  "unweighted net's of the same seed, from the start of the approach window to its end (smallest "
-                  "over weights)", worst[0], worst[1], worst[2],
-                  "holds if the decrease exceeds 0 by 3 SE (t) for every weight; fails if its mean is not above 0 for "
-                  "one", decide(K_SE), premise, _threshold("k SE", K_SE, decide, 0.0, 6.0), by_weight=by_weight,
+        fits = [asymptote_fit(window, a.loc[s, window].to_numpy(float)) for s in a.index]
+        m, se, n = mean_se([f[0] for f in fits])
+        k_m, k_se, _ = mean_se([f[1] for f in fits])
+        start, end = float(a[window[0]].mean()), float(a[window[-1]].mean())
+        by_weight[f"{w:g}"] = {"asymptote": m, "se": se, "seeds": n, "K": k_m, "K_se": k_se,
+                               "angle_start": start, "angle_end": end, "end_over_start": end / start if start else None,
+                               "inverse_log_ratio": float(np.log(window[0]) / np.log(window[-1]))}
+        values.append((m, se, n))
+    worst, decide = equivalent_per_weight(values)
+    return _entry("N1", "asymptotic angle (rad) a_inf between a weighted net's parameter direction and the unweighted "
+                  "net's of the same seed: angle = a_inf + K / log t fitted per seed over the approach window "
+                  "(farthest from 0 over weights)", worst[0], worst[1], worst[2],
+                  f"equivalence: holds if a_inf + 2 SE (t) <= {N1_MARGIN} rad for every weight (the directions meet); "
+                  f"fails if a_inf - 2 SE > {N1_MARGIN} for one (a plateau: they settle apart)", decide(N1_MARGIN),
+                  premise, _threshold("margin (rad)", N1_MARGIN, decide, 0.0, 0.5),
+                  {"holds": [Z_SE], "fails": [Z_SE] * len(values)}, by_weight=by_weight,
                   window=[float(window[0]), float(window[-1])] if len(window) else None)
 
 
 def n2(df: pd.DataFrame) -> dict:
-    """Per weight: |gamma_w - gamma_1| / gamma_1 at the last flow time, gamma the normalised margin."""
+    """Per weight: |gamma_w - gamma_1| / gamma_1 at the last flow time, gamma the normalised margin; with the
+    horizon: the first recorded t from which the equivalence holds at every later one."""
     window, premise = inside_window(df)
     nm = by_seed_and_t(df, "normalised_margin")
     by_weight, values = {}, []
+
+    def gaps_at(t: float) -> list[tuple[float, float, int]]:
+        at = nm.xs(t, level="t")
+        return [mean_se(((at[w] - at[1.0]).abs() / at[1.0]).to_numpy()) for w in nm.columns if w != 1.0]
+
+    horizon = None
     if len(window):
         last = nm.xs(window[-1], level="t")
         for w in [c for c in nm.columns if c != 1.0]:
@@ -804,12 +933,19 @@ def n2(df: pd.DataFrame) -> dict:
             by_weight[f"{w:g}"] = {"relative_gap": m, "se": se, "seeds": n, "margin_weighted": float(last[w].mean()),
                                    "margin_unweighted": float(last[1.0].mean())}
             values.append((m, se, n))
+        times = np.sort(nm.index.get_level_values("t").unique())
+        holding = [equivalent_per_weight(gaps_at(t))[1](N2_REL) == "holds" for t in times]
+        k = len(holding)
+        while k > 0 and holding[k - 1]:
+            k -= 1
+        horizon = float(times[k]) if k < len(holding) else None
     worst, decide = equivalent_per_weight(values)  # the gaps are >= 0: the farthest is the largest
     return _entry("N2", "relative gap |gamma_w - gamma_1| / gamma_1 of the normalised margins at the last flow time "
                   "(largest over weights)", worst[0], worst[1], worst[2],
                   f"equivalence: holds if the gap + 2 SE (t) <= {N2_REL} for every weight; fails if the gap - 2 SE > "
-                  f"{N2_REL} for one", decide(N2_REL), premise, _threshold("relative margin", N2_REL, decide, 0.0, 1.0),
-                  by_weight=by_weight)
+                  f"{N2_REL} for one; the horizon is the first recorded t from which it holds at every later one",
+                  decide(N2_REL), premise, _threshold("relative margin", N2_REL, decide, 0.0, 1.0),
+                  {"holds": [Z_SE], "fails": [Z_SE] * len(values)}, by_weight=by_weight, holds_from_t=horizon)
 
 
 def approach_exponent(t: np.ndarray, angle: np.ndarray) -> float:
@@ -825,8 +961,11 @@ def seed_exponents(window: np.ndarray, angles: pd.DataFrame) -> list[float]:
     return [approach_exponent(window, angles.loc[s, window].to_numpy(float)) for s in angles.index]
 
 
-def n3(df: pd.DataFrame) -> dict:
-    """Per weight: the exponent k of angle ~ (log t)^k over the approach window, per seed, against -1."""
+def n3(df: pd.DataFrame, n1_entry: dict | None = None) -> dict:
+    """The rate of the approach: measured only where the directions meet (N1 holds), as the exponent k of
+    angle ~ (log t)^k over the approach window, per seed, against -1. Where N1 finds a plateau the claim fails
+    as a plateau (there is no approach to give a rate); where N1 cannot tell, neither can this."""
+    n1_entry = n1(df) if n1_entry is None else n1_entry
     window, premise, tables = angles_by_weight(df)
     by_weight, values = {}, []
     for w, a in tables.items():
@@ -834,11 +973,29 @@ def n3(df: pd.DataFrame) -> dict:
         by_weight[f"{w:g}"] = {"exponent": m, "se": se, "seeds": n}
         values.append((m - N3_EXPONENT, se, n))
     worst, decide = equivalent_per_weight(values)
+    plateau = n1_entry["verdict"] == "fails"
+    verdict = decide(N3_MARGIN) if n1_entry["verdict"] == "holds" else "fails" if plateau else "inconclusive"
+    rule = (f"only where N1 finds the directions meeting: equivalence, holds if |k + 1| + 2 SE (t) <= {N3_MARGIN} for "
+            f"every weight, fails if |k + 1| - 2 SE > {N3_MARGIN} for one; where N1 finds a plateau it fails as a "
+            "plateau (no approach, no rate); where N1 is inconclusive, inconclusive")
     return _entry("N3", "exponent k of angle ~ (log t)^k over the approach window, minus the linear theory's -1 "
-                  "(farthest over weights)", worst[0], worst[1], worst[2],
-                  f"equivalence: holds if |k + 1| + 2 SE (t) <= {N3_MARGIN} for every weight; fails if |k + 1| - 2 SE "
-                  f"> {N3_MARGIN} for one", decide(N3_MARGIN), premise,
-                  _threshold("margin on k", N3_MARGIN, decide, 0.0, 3.0), by_weight=by_weight)
+                  "(farthest over weights)", worst[0], worst[1], worst[2], rule, verdict, premise,
+                  _threshold("margin on k", N3_MARGIN, decide, 0.0, 3.0) if not plateau else None,
+                  {"holds": [Z_SE], "fails": [Z_SE] * len(values)} if not plateau else n1_entry.get("tests"),
+                  by_weight=by_weight, plateau=plateau, asymptote=n1_entry["value"], asymptote_se=n1_entry["se"])
+
+
+def kkt_summary(df: pd.DataFrame) -> dict:
+    """The long runs' last records: per weight the mean KKT residual and alignment cos(theta, -grad R), and
+    whether every net sits at a KKT point (residual below KKT_POINT): what the paper may call its end states."""
+    if "kkt_residual" not in df or df.kkt_residual.isna().all():
+        return {}
+    last = df.sort_values("t").groupby("config_hash").tail(1)
+    out = {f"{w:g}": {"kkt_residual": float(g.kkt_residual.mean()), "kkt_residual_max": float(g.kkt_residual.max()),
+                      "alignment": float(g.alignment.mean()), "alignment_min": float(g.alignment.min())}
+           for w, g in last.groupby("weight")}
+    return {"by_weight": out, "t": float(last.t.max()), "kkt_points": bool((last.kkt_residual < KKT_POINT).all()),
+            "threshold": KKT_POINT}
 
 
 def separation_summary(df: pd.DataFrame, by: str = "variant") -> pd.DataFrame:
@@ -859,13 +1016,16 @@ def separation_summary(df: pd.DataFrame, by: str = "variant") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def decidable(sep: pd.DataFrame, by: str = "variant") -> list[str]:
+def decidable(sep: pd.DataFrame, by: str = "variant", baselines: dict | None = None) -> list[str]:
     """The network claims a study's records can decide: every regime a claim reads is there and meets the
-    separation premise (``separation_summary``)."""
+    separation premise (``separation_summary``); ``baselines``: regime -> the matched regime it is compared with
+    instead of none."""
     met = {str(v).split()[0]: bool(m) for v, m in zip(sep[by], sep.premise_met)}
     out = []
     for c in CLAIMS.values():
         regimes = [e.split(":", 1)[1] for e in c.experiments if e.startswith("study:")]
+        if baselines and len(regimes) == 2 and regimes[1] == "none" and regimes[0] in baselines:
+            regimes[1] = baselines[regimes[0]]
         if regimes and all(met.get(r, False) for r in regimes if r != "noise") and \
                 ("noise" not in regimes or "noise" in met):
             out.append(c.id)

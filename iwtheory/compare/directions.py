@@ -76,7 +76,9 @@ def feature_angle_rows(cfg: dict, run: str, saved: list[dict]) -> pd.DataFrame:
 def final_feature_limit(cfg: dict, summary: dict, run: str, z: dict) -> dict:
     """For one CNN run at its last saved epoch ``z``: the last layer's angle to the limit its loss predicts for its
     own penultimate features, trained with the run's own class weights."""
-    params = {"alpha": cfg.get("poly_alpha", 1.0)} if cfg["loss"] == "polynomial" else dict(cfg.get("loss_params", {}))
+    # the parameters the run trained with: its summary's where the config drew them from its data (counts = "train")
+    params = {"alpha": cfg.get("poly_alpha", 1.0)} if cfg["loss"] == "polynomial" else \
+        dict(summary.get("loss_params") or cfg.get("loss_params", {}))
     r = feature_limit(z["features"], z["labels"], z["weight"], z["bias"], cfg["loss"],
                       summary.get("class_weights", [cfg["weight"], 1.0]), **params)
     return {"config_hash": run, "epoch": int(z["epoch"]), **r}

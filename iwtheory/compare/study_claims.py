@@ -24,6 +24,10 @@ from iwtheory.compare import claims as C
 
 NOT_APPLICABLE = "not applicable"
 BASELINE = "none"
+# the unregularised nets of every seed on one draw of the data: beside ``none`` (each seed its own draw) it splits
+# the seeds' spread of C1, C2, C3 and C12 into the part the data draw adds and the rest
+ONE_DRAW = "one_draw"
+DRAW_CLAIMS = ("C1", "C2", "C3", "C12")
 COMPARED = {"C2b": "noise", "C4": "l2", "C5": "dropout", "C6": "batchnorm", "C7": "l2", "C8": "subsample"}
 NETWORK = ("C1", "C2", "C2b", "C3", "C4", "C5", "C6", "C7", "C8", "C12")
 
@@ -64,10 +68,23 @@ def classes_in(df: pd.DataFrame) -> int:
     return len(ks) if ks else 2
 
 
+def draw_part(entry: dict, one_draw: dict) -> dict:
+    """The data draw's part of a claim's SE: the claim measured on every seed's own draw (``entry``) and on one
+    draw for every seed (``one_draw``). Their variances over seeds are the total and the within-draw one; the
+    between-draw share of the variance is 1 - within / total (0 when the one draw's spread is the larger)."""
+    se, se1 = entry.get("se"), one_draw.get("se")
+    share = None
+    if se and se1 is not None and np.isfinite(se) and np.isfinite(se1) and se > 0:
+        share = float(max(0.0, 1.0 - (se1 / se) ** 2))
+    return {"value_own_draws": entry.get("value"), "se_own_draws": se, "value_one_draw": one_draw.get("value"),
+            "se_one_draw": se1, "verdict_one_draw": one_draw.get("verdict"), "between_draw_variance_share": share}
+
+
 def network_claims(df: pd.DataFrame, steps_per_epoch: int, n_classes: int | None = None,
-                   subsample_ratio: float | None = None) -> dict[str, dict]:
+                   subsample_ratio: float | None = None, baselines: dict | None = None) -> dict[str, dict]:
     """Every network claim's entry for one experiment's records ``df`` (one row per run and evaluated epoch);
-    ``n_classes`` defaults to what the records are of (``classes_in``)."""
+    ``n_classes`` defaults to what the records are of (``classes_in``). ``baselines``: regime -> the regime its
+    claims compare with (a matched unregularised arm, the config's ``baseline``); ``none`` where not given."""
     n_classes = classes_in(df) if n_classes is None else n_classes
     if "vector" in df and df.vector.notna().any():
         why = ("explicit weight vectors have no order for the claims' weight axis; each vector's effect Delta against "
@@ -94,28 +111,42 @@ def network_claims(df: pd.DataFrame, steps_per_epoch: int, n_classes: int | None
         why = (f"the {BASELINE} regime holds several values of {', '.join(mixed)}; the claims compare one setting "
                "per regime: give each its own regime")
         return {cid: not_applicable(cid, why) for cid in NETWORK}
-    out["C1"] = measure("C1", C.c1, none, steps_per_epoch)
-    out["C2"] = measure("C2", C.c2, none, steps_per_epoch)
     others = tuple(c for c in df.columns if c.startswith("frac_pos_") and c != "frac_pos_test"
                    and df[c].notna().any())
-    out["C3"] = measure("C3", C.c3, none, steps_per_epoch, others) if others else \
-        not_applicable("C3", "no probe set besides test (off-distribution inputs)")
-    if "val_loss_weighted" in none and none.val_loss_weighted.notna().any():
-        out["C12"] = measure("C12", C.c12, none)
-    else:
-        out["C12"] = not_applicable("C12", "no validation split (val_fraction = 0)")
+    has_val = "val_loss_weighted" in none and none.val_loss_weighted.notna().any()
+
+    def baseline_claims(base: pd.DataFrame) -> dict[str, dict]:
+        got = {"C1": measure("C1", C.c1, base, steps_per_epoch), "C2": measure("C2", C.c2, base, steps_per_epoch)}
+        got["C3"] = measure("C3", C.c3, base, steps_per_epoch, others) if others else \
+            not_applicable("C3", "no probe set besides test (off-distribution inputs)")
+        got["C12"] = measure("C12", C.c12, base) if has_val else \
+            not_applicable("C12", "no validation split (val_fraction = 0)")
+        return got
+
+    out.update(baseline_claims(none))
+    if ONE_DRAW in regimes:
+        for cid, e in baseline_claims(C.variant(df, ONE_DRAW)).items():
+            if out[cid]["verdict"] != NOT_APPLICABLE:
+                out[cid]["details"]["data_draw"] = draw_part(out[cid], e)
+    baselines = baselines or {}
     for cid, reg in COMPARED.items():
         if reg not in regimes:
             out[cid] = not_applicable(cid, f"no {reg} regime")
             continue
-        other = C.variant(df, reg)
+        base_name = baselines.get(reg) or BASELINE
+        if base_name not in regimes:
+            out[cid] = not_applicable(cid, f"no {base_name} regime (the matched baseline of {reg})")
+            continue
+        other, base = C.variant(df, reg), C.variant(df, base_name)
         if cid == "C6":
-            out[cid] = measure(cid, C.c6, other, none, steps_per_epoch)
+            out[cid] = measure(cid, C.c6, other, base, steps_per_epoch)
         elif cid == "C8":
-            out[cid] = measure(cid, C.c8, other, none, float(subsample_ratio)) if subsample_ratio else \
+            out[cid] = measure(cid, C.c8, other, base, float(subsample_ratio)) if subsample_ratio else \
                 not_applicable(cid, "the subsample regime's ratio of kept positives is not known")
         else:
-            out[cid] = measure(cid, {"C2b": C.c2b, "C4": C.c4, "C5": C.c5, "C7": C.c7}[cid], other, none)
+            out[cid] = measure(cid, {"C2b": C.c2b, "C4": C.c4, "C5": C.c5, "C7": C.c7}[cid], other, base)
+        if out[cid]["verdict"] != NOT_APPLICABLE:
+            out[cid]["details"]["baseline"] = base_name
     if note:
         for e in out.values():
             e["details"]["weight_axis"] = note

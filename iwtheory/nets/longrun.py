@@ -36,6 +36,8 @@ class LongRun:
     train_acc: np.ndarray
     norm: np.ndarray          # |theta|
     normalised_margin: np.ndarray  # min_n y_n f(x_n) / |theta|^L
+    alignment: np.ndarray     # cos(theta, -grad R): 1 where the direction is stationary for the flow
+    kkt_residual: np.ndarray  # how far theta is from a KKT point of the margin problem (``kkt_measures``)
     direction: np.ndarray     # theta / |theta|
     frac_pos: dict            # probe name -> (M, G) share of points called positive
     reached: np.ndarray       # (M,) grid points reached (G when the net got to the end)
@@ -62,6 +64,50 @@ def forward(Ws: list[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
     return h[..., 0]
 
 
+def kkt_measures(Ws: list[torch.Tensor], X: torch.Tensor, y: torch.Tensor, c: torch.Tensor) -> tuple[np.ndarray,
+                                                                                                     np.ndarray]:
+    """Per net: (cos(theta, -grad R), its KKT residual for the margin problem min |theta|^2 s.t. y_n f(x_n) >= 1).
+
+    Scaled to margin 1, theta~ = theta / q_min^(1/L); a KKT point has theta~ = sum_n lam_n grad(y_n f_n)(theta~)
+    with lam >= 0 and lam_n = 0 off the support (q~_n > 1). The residual is the larger of the stationarity part,
+    min over lam >= 0 of |theta~ - J^T lam| / |theta~| (non-negative least squares), and the complementary
+    slackness part, L sum_n lam_n (q~_n - 1) / |theta~|^2: the share of theta~'s squared norm (L sum lam_n q~_n
+    for a homogeneous net) carried by points off the support. 0 at a KKT point; nan for a net that does not
+    separate its data. The two are minimised together: the residual is sqrt(stationarity^2 + slackness^2) at the
+    best lam."""
+    from scipy.optimize import nnls
+
+    M, N = Ws[0].shape[0], X.shape[0]
+    L = len(Ws)
+    params = [W.detach().clone().requires_grad_(True) for W in Ws]
+    rows = []
+    with torch.enable_grad():  # the caller records under no_grad
+        q = y[None, :] * forward(params, X)
+        for n in range(N):  # per-example gradients of every net at once (nets share no parameters)
+            g = torch.autograd.grad(q[:, n].sum(), params, retain_graph=n < N - 1)
+            rows.append(torch.cat([x.reshape(M, -1) for x in g], dim=1))
+    J = torch.stack(rows, dim=1).detach().numpy()          # (M, N, P)
+    theta = torch.cat([W.detach().reshape(M, -1) for W in Ws], dim=1).numpy()
+    q = q.detach().numpy()
+    risk_grad = -(c.numpy() * torch.sigmoid(-torch.as_tensor(q)).numpy())[:, :, None] * J  # d R / d theta per n
+    descent = -risk_grad.mean(axis=1)
+    align = np.einsum("mp,mp->m", theta, descent) / (np.linalg.norm(theta, axis=1) * np.linalg.norm(descent, axis=1))
+    kkt = np.full(M, np.nan)
+    for m in range(M):
+        qmin = q[m].min()
+        if not qmin > 0:
+            continue
+        s = qmin ** (-1.0 / L)
+        th, Jm, qt = theta[m] * s, J[m] * s ** (L - 1), q[m] / qmin  # gradients of an L-homogeneous f scale as s^(L-1)
+        nt = float(np.linalg.norm(th))
+        # both parts in one non-negative least squares (a KKT point zeroes both; lam is not unique without the
+        # slackness row, and a solution that spreads lam off the support would hide a KKT point)
+        A = np.vstack([Jm.T / nt, L * (qt - 1.0)[None, :] / nt ** 2])
+        lam, res = nnls(A, np.r_[th / nt, 0.0])
+        kkt[m] = res
+    return align, kkt
+
+
 def train_long(X, y, weights, seeds, hidden=(16,), t_grid=None, eta: float = 1e-4, rule: str = "loss_scaled",
                init_scale: float = 1.0, max_steps: int = 10**6, probes: dict | None = None,
                init: list[torch.Tensor] | None = None) -> LongRun:
@@ -84,7 +130,8 @@ def train_long(X, y, weights, seeds, hidden=(16,), t_grid=None, eta: float = 1e-
         W.requires_grad_(True)
     probes = {k: torch.as_tensor(np.asarray(v, dtype=np.float64)) for k, v in (probes or {}).items()}
     P = sum(W[0].numel() for W in Ws)
-    rec = {k: np.full((M, G), np.nan) for k in ("t", "steps", "risk", "train_acc", "norm", "normalised_margin")}
+    rec = {k: np.full((M, G), np.nan) for k in ("t", "steps", "risk", "train_acc", "norm", "normalised_margin",
+                                                 "alignment", "kkt_residual")}
     direction = np.full((M, G, P), np.nan)
     frac = {k: np.full((M, G), np.nan) for k in probes}
     t = torch.zeros(M, dtype=torch.float64)
@@ -115,6 +162,7 @@ def train_long(X, y, weights, seeds, hidden=(16,), t_grid=None, eta: float = 1e-
                 theta = torch.cat([W.reshape(M, -1) for W in Ws], dim=1)
                 norm = theta.norm(dim=1)
                 pf = {k: (forward(Ws, v) > 0).double().mean(dim=1) for k, v in probes.items()}
+                align, kkt = kkt_measures(Ws, X, y, c)
                 for m in torch.nonzero(passed).flatten().tolist():
                     # a step may pass several grid points at once: each gets the state after the step
                     while nxt[m] < G and t[m] >= grid[nxt[m]]:
@@ -124,6 +172,7 @@ def train_long(X, y, weights, seeds, hidden=(16,), t_grid=None, eta: float = 1e-
                         rec["train_acc"][m, g] = float(((y * f[m]) > 0).double().mean())
                         rec["norm"][m, g] = float(norm[m])
                         rec["normalised_margin"][m, g] = float((y * f[m]).min() / norm[m] ** L)
+                        rec["alignment"][m, g], rec["kkt_residual"][m, g] = float(align[m]), float(kkt[m])
                         direction[m, g] = (theta[m] / norm[m]).numpy()
                         for k in probes:
                             frac[k][m, g] = float(pf[k][m])

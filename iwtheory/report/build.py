@@ -13,7 +13,7 @@ from iwtheory.report import figures as F
 from iwtheory.report import tables as T
 from iwtheory.report.analysis import Analysis, analyse, study
 from iwtheory.compare.study_claims import weight_axis
-from iwtheory.report.claims import other_experiments, safe_name, write_claims
+from iwtheory.report.claims import baselines, other_experiments, safe_name, write_claims
 from iwtheory.report.latex import escape
 from iwtheory.report.macros import write_macros
 from iwtheory.report.numbers import numbers
@@ -134,7 +134,7 @@ def make_tables(runs_root="runs", out_dir="paper", analysis: Analysis | None = N
             paths.append(T.write(T.separation_table(sep, "tab:separation-cifar", " of the CIFAR-10 study"),
                                  out / "tables" / "separation_cifar.tex"))
             extra_numbers = {**(extra_numbers or {}),
-                             "CifarDecidable": ", ".join(C.decidable(sep)) or "none"}
+                             "CifarDecidable": ", ".join(C.decidable(sep, baselines=baselines(s_))) or "none"}
     if not a.loss_theory.empty or not a.loss_networks.empty:
         paths.append(T.write(T.losses_table(a.loss_theory, a.loss_networks), out / "tables" / "losses.tex"))
     paths.append(write_macros({**numbers(a), **(extra_numbers or {})}, out / "generated" / "numbers.tex"))

@@ -74,9 +74,14 @@ def subsample_ratio(st) -> float | None:
     return float(cfg["n_pos"] / base["n_pos"] if cfg.get("n_pos") and base.get("n_pos") else cfg.get("keep_pos", 1))
 
 
+def baselines(st) -> dict[str, str]:
+    """Regime -> the regime its claims compare with, from the runs' configs (``baseline``; none where unset)."""
+    return {c["regime"]: c["baseline"] for c in st.configs.values() if c.get("baseline")}
+
+
 def study_entries(st) -> dict[str, dict]:
     """The network claims of one CNN/MLP experiment's records (``compare.study_claims``), with its scale."""
-    out = network_claims(st.df, steps_per_epoch(st), subsample_ratio=subsample_ratio(st))
+    out = network_claims(st.df, steps_per_epoch(st), subsample_ratio=subsample_ratio(st), baselines=baselines(st))
     scale = scale_of(st)
     exps = [f"{st.name} [{r}]" for r in sorted(set(st.df.regime))]
     for e in out.values():

@@ -234,7 +234,14 @@ def load_study(path: str | Path, cls, quick: bool = False, overrides: list[str] 
             if f"{name}_{suffix}" in named:
                 raise ConfigError(f"{path}: [variants.{suffix}] makes regime {name}_{suffix}, which a [regimes] "
                                   "table names already")
+            # a regime's matched baseline is the same variant of its baseline regime
+            over = {**over, "baseline": f"{over['baseline']}_{suffix}"} if over.get("baseline") else over
             named[f"{name}_{suffix}"] = (over, vover, f"regimes.{name} x variants.{suffix}")
+    for name, (over, _, where) in named.items():
+        base = over.get("baseline")
+        if base is not None and (base not in named or base == name):
+            raise ConfigError(f"{path} [{where}]: baseline {base!r} names no other regime of the study (it has "
+                              f"{sorted(named)})")
     unknown = sorted(set(regimes or []) - set(named))
     if unknown:
         raise ConfigError(f"{path}: no regime(s) {unknown}; the study has {sorted(named)}")

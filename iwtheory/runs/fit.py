@@ -123,6 +123,17 @@ def member_weights(cell: dict, task, norm: str, power: float) -> dict:
     return {"weight": wpos, "wneg": wneg}
 
 
+def loss_params_for(cfg, task) -> dict:
+    """The binary loss parameters a stack trains with: the config's, with ``counts = "train"`` resolved to the class
+    counts of the training set drawn (the papers' recipe: balanced data is adjusted by nothing)."""
+    from iwtheory.theory.limits import resolve_params
+
+    params = dict(cfg.loss_params)
+    if params.get("counts") == "train":
+        params = resolve_params(cfg.loss, {**params, "counts": tuple(int(n) for n in task.class_counts)})
+    return params
+
+
 def engine_setup(cfg, cells: list[dict], task) -> tuple:
     """(EngineSettings, [Member]) of a stack of ``cells`` of ``cfg`` on ``task``: what the engine is built from."""
     import dataclasses
@@ -132,7 +143,7 @@ def engine_setup(cfg, cells: list[dict], task) -> tuple:
     # every setting the engine shares with the config by name, and the two it names otherwise
     same = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(EngineSettings) if hasattr(cfg, f.name)}
     settings = EngineSettings(**{**same, "hidden": cfg.hidden_widths, "feature_seed": cfg.subsample_seed,
-                                 "loss_params": dict(cfg.loss_params)})
+                                 "loss_params": loss_params_for(cfg, task)})
     members = []
     for c in cells:
         w = member_weights(c, task, cfg.weight_norm, cfg.weight_power)
@@ -249,6 +260,7 @@ def _finish(cfg, group, stack, members, task, fp: str, dev: str, ckpt: Path) -> 
         r.write_summary({**identity(c), "config_hash": r.hash, "epochs": cfg.epochs, "task_sizes": sizes,
                          "diverged_epoch": stack.diverged_epoch[m] if stack.diverged_epoch[m] >= 0 else None,
                          "class_weights": [members[m].weight, members[m].wneg], "data_fingerprint": fp,
+                         **({"loss_params": stack.s.loss_params} if cfg.loss_params.get("counts") == "train" else {}),
                          "device": str(dev), "torch": torch.__version__})
         r.finish()
     fault_point("group-finished")

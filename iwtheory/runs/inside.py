@@ -132,6 +132,7 @@ def run_inside(cfg: InsideConfig, out: str | Path = "runs", progress: bool = Tru
                              "risk": float(res.risk[k, g]), "train_acc": float(res.train_acc[k, g]),
                              "param_norm": float(res.norm[k, g]),
                              "normalised_margin": float(res.normalised_margin[k, g]),
+                             "alignment": float(res.alignment[k, g]), "kkt_residual": float(res.kkt_residual[k, g]),
                              "angle_unweighted": float(ang[k, g]),
                              "frac_pos_test": float(res.frac_pos["test"][k, g]),
                              "frac_pos_noise": float(res.frac_pos["noise"][k, g])})

@@ -71,6 +71,8 @@ class TrainConfig:
     description: str = ""
     source: str = ""               # where the hyperparameters come from
     regime: str = "none"           # label for tables: none | l2 | dropout | batchnorm | subsample | ...
+    baseline: str = ""             # the regime this one's claims compare with (a matched unregularised arm: same
+                                   # widths and schedule); empty: the study's none
     dataset: str = "cifar10"       # one of nets.names.DATASETS
     data_dir: str = ""
     download: bool = False
@@ -134,6 +136,9 @@ class TrainConfig:
                 raise ConfigError(f"{self.name}: {what}")
 
         need(bool(self.name), "name must not be empty")
+        need(isinstance(self.baseline, str) and (not self.baseline or bool(re.fullmatch(r"[a-z][a-z0-9_]*",
+                                                                                       self.baseline))),
+             f"baseline must name a regime (a lower-case identifier); got {self.baseline!r}")
         need(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; choose one of {DATASETS}")
         need(self.model in MODELS or bool(SPEC.match(self.model)) or hasattr(self, "_factory"),
              f"unknown model {self.model!r}; choose one of {MODELS} or name a factory as 'package.module:function'")
@@ -175,17 +180,22 @@ class TrainConfig:
              "layers) has here: use label_margin, the same loss on an unnormalised logit")
         if not isinstance(self.loss_params, dict):
             raise ConfigError(f"{self.name}: loss_params must be a table; got {self.loss_params!r}")
+        # counts = "train": the papers' recipe, the class counts of the training set each run draws (resolved by the
+        # runner from its task); checked here with stand-in counts
+        from_train = self.loss_params.get("counts") == "train"
         try:  # the papers' parameters (counts, priors, tau, gamma, max_m, s) become the binary ones here
-            self.loss_params = resolve_params(self.loss, self.loss_params) if self.loss in LOSS_PARAMS \
-                else self.loss_params
+            params = {**self.loss_params, "counts": (1, 1)} if from_train else self.loss_params
+            resolved = resolve_params(self.loss, params) if self.loss in LOSS_PARAMS else params
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{self.name}: loss_params: {e}") from None
+        if not from_train:
+            self.loss_params = resolved
         allowed = LOSS_PARAMS.get(self.loss, set()) | ({"base"} if self.loss in LOSS_PARAMS else set())
-        need(set(self.loss_params) <= allowed, f"loss_params {sorted(self.loss_params)} do not fit the "
+        need(set(resolved) <= allowed, f"loss_params {sorted(resolved)} do not fit the "
              f"{self.loss} loss (it takes {sorted(allowed) or 'none'}, or its paper's parameters)")
-        if self.loss_params:
+        if resolved:
             try:
-                class_coefficients(self.loss, **{k: v for k, v in self.loss_params.items() if k != "base"})
+                class_coefficients(self.loss, **{k: v for k, v in resolved.items() if k != "base"})
             except (TypeError, ValueError) as e:
                 raise ConfigError(f"{self.name}: loss_params: {e}") from None
         need(self.weight_power > 0, f"weight_power must be positive; got {self.weight_power}")
@@ -259,6 +269,8 @@ class TrainConfig:
             base.pop("width")
         if not base["lr_decay"]:  # a constant learning rate: likewise
             base.pop("lr_decay")
+        if not base["baseline"]:  # the study's none: likewise
+            base.pop("baseline")
         if not base["model_args"]:  # likewise a factory's arguments: in the cell only when given
             base.pop("model_args")
         if self.custom_model:

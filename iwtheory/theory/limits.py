@@ -162,8 +162,9 @@ def from_paper(loss: str, counts=None, priors=None, tau: float = 1.0, gamma: flo
     - ``la`` (Menon et al. 2021, logits z_k + tau log pi_k): iota_y = tau log(pi_y / pi_other).
     - ``vs_softmax`` (Kini et al. 2021, ``VSLoss``: logits z_k / T_k + tau log pi_k with
       T_k = (n_k)^-gamma / min_j (n_j)^-gamma): delta_k = 1 / T_k = (n_k / n_max)^gamma, iota_k = tau log pi_k.
-    - ``vs`` (the one-logit form with the same rules applied per label): delta_y = (n_y / n_max)^gamma,
-      iota_y = tau log(pi_y / pi_other), the additive part of ``vs_softmax`` reduced to one logit.
+    - ``vs`` (the one-logit form with the same rules applied per label, at the logit scale s of Kini et al.'s
+      ``BinaryVSLoss``, 30 in their code): delta_y = s (n_y / n_max)^gamma, iota_y = s tau log(pi_y / pi_other),
+      the additive part of ``vs_softmax`` reduced to one logit; s = 1 is the unscaled form.
     - ``ldam`` and ``label_margin`` (Cao et al. 2019, ``LDAMLoss``): margin_y = max_m n_y^(-1/4) /
       max_k n_k^(-1/4), and s (30 in their code, with the cosine classifier).
     """
@@ -181,8 +182,8 @@ def from_paper(loss: str, counts=None, priors=None, tau: float = 1.0, gamma: flo
         delta = (n / n.max()) ** float(gamma)
         if loss == "vs_softmax":
             return {"delta": tuple(float(x) for x in delta), "iota": tuple(float(x) for x in tau * np.log(pi))}
-        r = float(tau) * float(np.log(pi[0] / pi[1]))
-        return {"delta": tuple(float(x) for x in delta), "iota": (r, -r)}
+        r = float(s) * float(tau) * float(np.log(pi[0] / pi[1]))
+        return {"delta": tuple(float(s) * float(x) for x in delta), "iota": (r, -r)}
     if loss in ("ldam", "label_margin"):
         m = n ** -0.25
         return {"margin": tuple(float(x) for x in float(max_m) * m / m.max()), "s": float(s)}

@@ -1,7 +1,8 @@
 """The claims' rules on records built like the study's: each rule holds, and one realistic change flips it.
 
 Records: F(t; w) = 0.5 + effect(t, log2 w) + per-seed noise, the same on every probe set; every net separates
-at epoch ``sep`` (training accuracy 1 from there on) unless told otherwise; the best validation loss is at epoch 5.
+at epoch ``sep`` (training accuracy 1 from there on) unless told otherwise; the best validation loss is at epoch 5
+and the best validation accuracy at epoch ``best_acc`` (8).
 """
 
 import numpy as np
@@ -11,13 +12,14 @@ import pytest
 from iwtheory.compare import claims as C
 
 WEIGHTS = (1 / 16, 1.0, 16.0)
-EPOCHS = tuple(range(0, 61))
+EPOCHS = tuple(range(0, 121))
 SEEDS = tuple(range(10))
-SPE = 20  # steps per epoch: early = the first 200 steps = epochs 1-10
+SPE = 20  # steps per epoch: early = the first 200 steps = epochs 1-10; late = from 1000 steps (50 epochs) after
+SPAN = 50  # separation
 
 
 def study(effect, seeds=SEEDS, noise=0.002, regime="none", sep=15, wd=0.0, dropout=0.0, seed0=0, unseparated=(),
-          flicker=None):
+          flicker=None, best_acc=8):
     """``unseparated``: (weight, seed) pairs whose nets end at training accuracy 0.99; ``flicker``: an epoch at
     which every net's training accuracy dips below 1 once."""
     rng = np.random.default_rng(seed0)
@@ -31,7 +33,7 @@ def study(effect, seeds=SEEDS, noise=0.002, regime="none", sep=15, wd=0.0, dropo
                 if (w, s) in unseparated or e == flicker:
                     acc = 0.99
                 rows.append(dict(config_hash=f"{regime}-{wd}-{dropout}-{w}-{s}", regime=regime, weight=w, seed=s,
-                                 epoch=e, frac_pos_test=f, frac_pos_other=f, frac_pos_noise=f, train_acc=acc,
+                                 epoch=e, step=e * SPE, val_acc=0.9 - 0.001 * abs(e - best_acc), frac_pos_test=f, frac_pos_other=f, frac_pos_noise=f, train_acc=acc,
                                  weight_decay=wd, dropout=dropout, val_loss_weighted=(e - 5) ** 2 + 1.0,
                                  test_acc=0.8 + 0.001 * min(e, 20)))
     return pd.DataFrame(rows)
@@ -53,13 +55,24 @@ def test_separation_epoch_and_late_window_are_states():
     sep = C.separation(df)
     assert (sep.separation_epoch == 12).all()
     starts, premise = C.late_starts(df)
-    assert set(starts.values()) == {24.0} and premise["met"]
+    # counted from separation: LATE_SPAN_STEPS steps (50 epochs of 20 steps) after it
+    assert C.LATE_SPAN_STEPS == SPAN * SPE
+    assert set(starts.values()) == {12.0 + SPAN} and premise["met"] and premise["late_span_epochs"] == SPAN
+    # the same nets with five times the images per epoch: the span is a number of steps, so a tenth of the epochs
+    five = df.assign(step=df.epoch * SPE * 5)
+    assert set(C.late_starts(five)[0].values()) == {12.0 + SPAN / 5}
     # one net that dips once late re-separates later: the window moves, the premise still holds
     _, p2 = C.late_starts(study(lambda e, lw: fading(e, lw), flicker=20))
     assert p2["met"] and p2["latest_separation_epoch"] == 21
-    # a net that separates too late for a window of two evaluated epochs
-    assert not C.late_starts(study(lambda e, lw: fading(e, lw), sep=30))[0] == {}
-    assert not C.late_starts(study(lambda e, lw: fading(e, lw), sep=30))[1]["met"]
+    # nets that separate too late for a window of two evaluated epochs: no seed is reported from its own window;
+    # every seed's value comes from the last tenth, labelled, and the premise is not met
+    late = study(lambda e, lw: fading(e, lw), sep=75)
+    starts, premise = C.late_starts(late)
+    assert not premise["met"] and premise["window"] == C.PREMISE_FAILED_WINDOW
+    assert set(starts.values()) == {float(C.late_window(late.epoch).min())} and len(starts) == len(SEEDS)
+    # records without a step count cannot say where late begins
+    with pytest.raises(ValueError, match="step"):
+        C.late_starts(df.drop(columns="step"))
 
 
 def test_c1_is_not_saturated_and_flips_with_the_weights_strength():
@@ -91,11 +104,11 @@ def test_c2_fades_keeps_or_has_not_separated():
 
 
 def test_late_is_counted_from_separation_not_from_the_end():
-    # the effect decays with tau = 10 epochs; nets that separate at 10 have a window from 20, where it is still
-    # there: C2 fails; nets that separate at 25 are compared from 50 on, where it has faded: C2 holds
-    slow = lambda e, lw: fading(e, lw, peak=0.3, tau=10.0)  # noqa: E731
+    # the effect decays with tau = 30 epochs; nets that separate at 10 have a window from 60, where it is still
+    # there: C2 fails; nets that separate at 60 are compared from 110 on, where it has faded: C2 holds
+    slow = lambda e, lw: fading(e, lw, peak=0.3, tau=30.0)  # noqa: E731
     assert C.c2(study(slow, sep=10), SPE)["verdict"] == "fails"
-    assert C.c2(study(slow, sep=25), SPE)["verdict"] == "holds"
+    assert C.c2(study(slow, sep=60), SPE)["verdict"] == "holds"
 
 
 def test_c3_combines_the_off_distribution_verdicts():
@@ -218,3 +231,52 @@ def test_c11_is_the_sgd_statement():
     empty = pd.DataFrame(columns=["method", "weight", "duplicate", "t", "w"])
     assert C.c11(empty, runs(0.0))["verdict"] == "holds"
     assert C.c11(empty, runs(0.3))["verdict"] == "fails"  # duplicated points end 30% further from the max margin
+
+
+def test_c12_rests_on_both_stopping_rules():
+    none = study(lambda e, lw: fading(e, lw), noise=0.001)
+    c = C.c12(none)
+    rules = c["details"]["by_stopping_rule"]
+    assert set(rules) == {"weighted validation loss", "validation accuracy"}
+    assert rules["validation accuracy"]["median_stop_epoch"] == 8 and rules["weighted validation loss"]["median_stop_epoch"] == 5
+    assert c["verdict"] == "holds" and "holds stopping at the best validation accuracy" in c["details"]["rests_on"]
+    # stopping at the best validation accuracy late, where the effect has faded: the claim no longer holds, and
+    # says which rule it failed under; the value is the smaller of the two
+    late_acc = study(lambda e, lw: fading(e, lw), noise=0.001, best_acc=100)
+    c = C.c12(late_acc)
+    assert c["verdict"] == "fails" and c["details"]["smallest_under"] == "validation accuracy"
+    assert "fails stopping at the best validation accuracy" in c["details"]["rests_on"]
+    assert c["value"] == pytest.approx(c["details"]["by_stopping_rule"]["validation accuracy"]["difference"])
+
+
+def test_c8_reports_the_correction_it_measures():
+    none = study(lambda e, lw: fading(e, lw), seed0=1)
+    # the correcting weight moves late F by 0.01 toward the balanced nets: inside the margin, but measured
+    nudged = study(lambda e, lw: fading(e, lw, keep=0.0025) - 0.1, regime="subsample", seed0=2, noise=0.001)
+    nudged = nudged.assign(weight=nudged.weight.replace({16.0: 8.0}))
+    c = C.c8(nudged, none, ratio=0.125)
+    d = c["details"]
+    assert c["verdict"] == "holds" and d["correction_shift"] == pytest.approx(0.01, abs=2e-3)
+    assert d["correction_toward_balanced"] and d["correction_in_se"] > 3
+
+
+def test_an_estimate_at_zero_is_not_a_failure_unless_shown_below_the_smallest_effect_that_counts():
+    assert C.exceeds_verdict(-0.001, 0.05, 10) == "inconclusive"  # could be 0.1: no decision
+    assert C.exceeds_verdict(-0.001, 0.002, 10) == "fails"        # shown below 0.03
+    assert C.exceeds_verdict(0.02, 0.002, 10) == "holds"
+    assert C.exceeds_verdict(0.02, 0.006, 10) == "inconclusive"   # above 0, but not by 3 SE, nor below 0.03 by 2
+
+
+def test_the_multiplicity_statement_is_computed_from_the_rules_used():
+    assert C.error_bound("holds", {"holds": [3.0, 2.0], "fails": [2.0]}) == pytest.approx(C.tail(2.0))
+    assert C.error_bound("fails", {"holds": [3.0], "fails": [2.0, 2.0]}) == pytest.approx(2 * C.tail(2.0))
+    assert C.error_bound("holds", {"holds": [3.0, None], "fails": [2.0]}) is None  # a point rule bounds nothing
+    assert C.error_bound("inconclusive", {"holds": [3.0], "fails": [3.0]}) is None
+    assert C.error_bound("holds", {"deterministic": True}) == 0.0
+    none = study(lambda e, lw: fading(e, lw, peak=0.15))
+    entries = [C.c1(none, SPE), C.c2(none, SPE), C.c12(none), C.c5(study(lambda e, lw: fading(e, lw), regime="dropout",
+                                                                       seed0=3, dropout=0.1), none)]
+    m = C.multiplicity(entries)
+    assert m["decisive"] == 4 and m["point_rule_claims"] == ["C1", "C2"]
+    # C12 holds under both rules (3 SE each), C5 holds by equivalence at 2 SE
+    assert m["bound"] == pytest.approx(C.tail(3.0) + C.tail(2.0)) and set(m["bounded_claims"]) == {"C12", "C5"}

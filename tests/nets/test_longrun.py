@@ -86,3 +86,32 @@ def test_nets_stopped_by_the_step_budget_are_kept_and_leave_the_claims_undecided
     assert all(np.isfinite(d).all() for d in s.final_direction)  # the last direction it reached, not a gap
     e = C.n1(load(tmp_path))
     assert not e["premise"]["met"] and e["verdict"] == "inconclusive"
+
+
+def test_the_kkt_residual_is_zero_at_the_max_margin_and_not_elsewhere():
+    from iwtheory.nets.longrun import kkt_measures
+    from iwtheory.theory import max_margin
+
+    ds = bl_toy(n_per_class=15, seed=3, bias=True)
+    X, y = torch.as_tensor(ds.X), torch.as_tensor(ds.y, dtype=torch.float64)
+    w_hat = max_margin(ds.X, ds.y).w
+    c = torch.ones(1, len(y), dtype=torch.float64)
+    # a one-layer net is linear: its KKT points are the max-margin direction, at any scale
+    for scale in (1.0, 40.0):
+        _, kkt = kkt_measures([torch.as_tensor(scale * w_hat)[None, None, :]], X, y, c)
+        assert kkt[0] < 1e-6
+    # another separating direction: near it, but not a KKT point
+    other = w_hat + 0.3 * np.linalg.norm(w_hat) * np.array([0.0, 1.0, 0.0])
+    assert (ds.y * (ds.X @ other)).min() > 0
+    _, kkt = kkt_measures([torch.as_tensor(other)[None, None, :]], X, y, c)
+    assert kkt[0] > 0.05
+    # along gradient flow (logistic, the nets' loss) theta and -grad R line up and the residual falls with 1/log t
+    from iwtheory.theory import gradient_flow
+
+    traj = gradient_flow(ds.X, ds.y, np.ones(len(ds.y)), loss="logistic", t_max=1e30, n_records=7)
+    align, kkt = zip(*(kkt_measures([torch.as_tensor(w)[None, None, :]], X, y, c) for w in traj.w[-3:]))
+    assert align[-1][0] > 0.999 and align[0][0] < align[-1][0]
+    assert kkt[-1][0] < kkt[0][0] < 0.2
+    # a net that does not separate its data has no KKT residual
+    _, kkt = kkt_measures([torch.as_tensor(-w_hat)[None, None, :]], X, y, c)
+    assert np.isnan(kkt[0])

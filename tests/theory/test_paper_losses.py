@@ -117,8 +117,13 @@ def test_the_config_form_of_la_was_not_logit_adjustment():
 def test_paper_parameters_state_their_mapping():
     la = from_paper("la", priors=(0.1, 0.9), tau=2.0)
     assert la["iota"] == pytest.approx((2 * np.log(1 / 9), 2 * np.log(9)))
-    vs = from_paper("vs", counts=(10, 40), gamma=0.5, tau=1.0)
+    vs = from_paper("vs", counts=(10, 40), gamma=0.5, tau=1.0, s=1.0)
     assert vs["delta"] == pytest.approx((0.5, 1.0)) and vs["iota"] == pytest.approx((np.log(0.25), np.log(4)))
+    # by default at BinaryVSLoss's own logit scale (30 in Kini et al.'s code): its arguments for these counts
+    r = np.log(0.25)
+    at_scale = binary_vs(iota_pos=-r, iota_neg=-r, delta_pos=0.5, delta_neg=1.0)
+    for k in ("delta", "iota"):
+        assert from_paper("vs", counts=(10, 40), gamma=0.5, tau=1.0)[k] == pytest.approx(at_scale[k])
     ld = from_paper("ldam", counts=(16, 256), max_m=0.5, s=30)
     assert ld["margin"] == pytest.approx((0.5, 0.25)) and ld["s"] == 30.0
     with pytest.raises(ValueError, match="counts or priors"):
