@@ -91,7 +91,7 @@ def reproduce(out: str | Path = "runs", quick: bool = False, data_dir: str | Non
     if not experiments.is_dir():
         raise FileNotFoundError(f"experiment configs not found at {experiments}; run from a source checkout")
     t0 = time.perf_counter()
-    counts, timings = {}, {}
+    counts, timings, found = {}, {}, {}
     names = THEORY_CONFIGS + INSIDE_CONFIGS  # the long runs are one stack of small nets: always in this process
     if cnn:
         chosen, why = choose_cnn(data_dir, device)
@@ -102,36 +102,72 @@ def reproduce(out: str | Path = "runs", quick: bool = False, data_dir: str | Non
             t = time.perf_counter()
             kind = catalogue.runner(name)
             cfg = load_experiment(experiments / f"{name}.toml", kind, quick=quick)
+            found[name] = finished_runs(kind, cfg, out)
             counts[name] = launch.run(kind, cfg, out, data_dir=data_dir, device=device, progress=progress)
             timings[name] = time.perf_counter() - t
     t_runs = time.perf_counter() - t0
-    found = result_dirs(*((GPU_RESULTS,) if results is None else results))
-    for _, label in found:
+    gpu = result_dirs(*((GPU_RESULTS,) if results is None else results))
+    for _, label in gpu:
         print(f"reading GPU records {label}")
-    analysis = analyse(out, found)  # computed once for figures, tables and claims
+    analysis = analyse(out, gpu)  # computed once for figures, tables and claims
     make_figures(out, paper / "figures", analysis)
     make_claims(out, paper, analysis)
+    n_found, n_all = sum(found.values()), sum(counts.values())
     extra = {**environment(), "RunsMinutes": t_runs / 60, "Quick": "yes" if quick else "no",
              "ReportMinutes": (time.perf_counter() - t0 - t_runs) / 60,
-             "CommandLine": escape(" ".join(["iwtheory", *sys.argv[1:]]) if sys.argv and "iwtheory" in sys.argv[0]
-                                   else "iwtheory reproduce")}
+             "RunsTrained": n_all - n_found, "RunsFound": n_found,
+             "RunsFresh": "fresh" if n_found == 0 else "resumed",
+             "CommandLine": escape(command_line())}
     make_tables(out, paper, analysis, extra_numbers=extra)
     t_report = time.perf_counter() - t0 - t_runs
     t_pdf = time.perf_counter()
     pdf_path = build_pdf(paper) if pdf else None
     t_pdf = time.perf_counter() - t_pdf if pdf_path else None
     write_timings(paper / "generated" / "reproduce.json", timings, t_report, t_pdf, time.perf_counter() - t0,
-                  started_at, quick)
-    return {"runs": counts, "seconds": timings, "pdf": pdf_path}
+                  started_at, quick, {"trained": n_all - n_found, "found_finished": n_found})
+    return {"runs": counts, "seconds": timings, "pdf": pdf_path, "found_finished": found}
+
+
+INTERNAL_FLAGS = {"--started-at": 1}  # flags `make` passes that a reader of the paper never types (and their values)
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as a reader would type it: `iwtheory` and its arguments, internal flags left out."""
+    argv = sys.argv if argv is None else argv
+    if not argv or "iwtheory" not in argv[0]:
+        return "iwtheory reproduce"
+    out, skip = [], 0
+    for a in argv[1:]:
+        if skip:
+            skip -= 1
+            continue
+        flag = a.split("=", 1)[0]
+        if flag in INTERNAL_FLAGS:
+            skip = INTERNAL_FLAGS[flag] if "=" not in a else 0
+            continue
+        out.append(a)
+    return " ".join(["iwtheory", *out])
+
+
+def finished_runs(kind: str, cfg, out) -> int:
+    """How many runs of a loaded experiment are finished under ``out`` already (before this command trains)."""
+    from iwtheory.runs.records import Run
+
+    cfgs = cfg if isinstance(cfg, list) else [cfg]
+    try:
+        return sum(Run(out, c).done for one in cfgs for c in one.cells())
+    except OSError:
+        return 0
 
 
 def write_timings(path: Path, runs: dict, report: float, pdf: float | None, total: float, started_at: float | None,
-                  quick: bool) -> Path:
+                  quick: bool, counts: dict | None = None) -> Path:
     """The measured wall times of one reproduce (seconds) with the machine and versions they were measured on."""
     import torch
 
     make = time.time() - started_at if started_at else None
     data = {"runs_seconds": runs, "report_seconds": report, "pdf_seconds": pdf, "total_seconds": total,
+            "runs": counts or {},
             "make_seconds": make, "setup_seconds": make - total if make is not None else None, "quick": quick,
             "machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__,

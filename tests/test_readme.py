@@ -49,10 +49,22 @@ def test_a_changed_verdict_changes_the_readme(tmp_path):
         readme.update(doc, tmp_path / "cpu", exp)
 
 
-def test_every_config_states_its_measured_runtime():
+def test_every_config_states_its_measured_runtime_and_pilots():
     for path, line in readme.config_runtime_lines(ROOT / "experiments", CPU).items():
         header = [ln for ln in path.read_text().splitlines() if ln.startswith("# runtime:")]
         assert header == [line], f"{path}: run `make timings` (or `iwtheory readme`)"
+        pilots = [ln for ln in path.read_text().splitlines() if ln.startswith("# pilot:")]
+        assert pilots == readme.pilot_lines(path.stem, CPU), f"{path}: run `iwtheory readme`"
+
+
+def test_pilot_lines_come_from_the_pilots_json(tmp_path):
+    (tmp_path / "pilots").mkdir()
+    pilot = {"config": "study_x", "seconds": 61.0, "regimes": {"dropout": {
+        "separated": 14, "nets": 15, "separation_epochs": [40.0, 308.0], "epochs": 360, "premise_met": False}}}
+    (tmp_path / "pilots" / "p1.json").write_text(json.dumps(pilot))
+    (tmp_path / "pilots" / "other.json").write_text(json.dumps({**pilot, "config": "study_y"}))
+    lines = readme.pilot_lines("study_x", tmp_path)
+    assert lines == ["# pilot:    p1: dropout 14/15 separate by epoch 308 of 360, premise not met (61 s)"]
 
 
 def test_the_snapshot_has_no_decisive_verdict_without_its_premise():

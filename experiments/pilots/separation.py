@@ -5,11 +5,12 @@ command:  python experiments/pilots/separation.py CONFIG --regime R [--regime R2
 runtime:  that of the regimes it trains (printed)
 
 Trains the named regimes of CONFIG (with the ``--set`` overrides applied to each, as ``iwtheory train`` does)
-into a scratch folder, then prints per regime: every net's separation epoch (the first evaluated epoch from
-which its training accuracy in eval mode stays 1; nan when it ends below 1), how many nets dipped below 1
-after first reaching it, whether every seed has the late window the claims use, the median final test
-accuracy, the oriented late effect on S_in and the wall time. With ``--json`` the same numbers go to a file
-with the machine, the versions and the command, so a config's comment can cite them.
+into a scratch folder, then prints per regime (per setting where a regime sweeps several): every net's
+separation epoch (the first evaluated epoch from which its training accuracy in eval mode stays 1; nan when it
+ends below 1), how many nets dipped below 1 after first reaching it, whether every seed has the late window
+the claims use, the median final test accuracy, the oriented late effect on S_in and the wall time. With
+``--json`` the same numbers go to a file with the config's name, the machine, the versions and the command;
+`iwtheory readme` writes them into that config's header as its ``# pilot:`` lines.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from iwtheory.compare import claims as C
+from iwtheory.report.analysis import variants
 from iwtheory.runs import load
 from iwtheory.runs.launch import load_experiment
 from iwtheory.runs.train import run_study
@@ -75,9 +77,10 @@ def main(argv=None) -> None:
         run_study(cfgs, out, progress=False)
         seconds = time.perf_counter() - t0
         df = load(out)
-    res = {"command": " ".join(["python", "experiments/pilots/separation.py", *(argv or sys.argv[1:])]),
+    res = {"config": Path(args.config).stem,
+           "command": " ".join(["python", "experiments/pilots/separation.py", *(argv or sys.argv[1:])]),
            "seconds": seconds, "machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
-           "regimes": {r: summarise(df[df.regime == r]) for r in args.regime}}
+           "regimes": {v: summarise(g) for v, g in df.assign(variant=variants(df)).groupby("variant", sort=False)}}
     for r, s in res["regimes"].items():
         print(f"{r}: {s['separated']}/{s['nets']} separate, epochs {s['separation_epochs']}, "
               f"{s['dipped_after_separating']} dipped, premise {'met' if s['premise_met'] else 'not met'}, "

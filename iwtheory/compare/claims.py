@@ -237,8 +237,10 @@ def separation(df: pd.DataFrame) -> pd.DataFrame:
         acc = g.train_acc.to_numpy()
         ep = g.epoch.to_numpy()
         sep = separated_from(ep, acc)
+        best = int(np.argmax(acc))
         rows.append({"config_hash": h, "seed": int(g.seed.iloc[0]), "weight": float(g.weight.iloc[0]),
-                     "separation_epoch": sep, "last_epoch": float(ep[-1]), "final_train_acc": float(acc[-1])})
+                     "separation_epoch": sep, "last_epoch": float(ep[-1]), "final_train_acc": float(acc[-1]),
+                     "best_train_acc": float(acc[best]), "best_epoch": float(ep[best])})
     return pd.DataFrame(rows)
 
 
@@ -285,6 +287,12 @@ def late_starts(df: pd.DataFrame) -> tuple[dict, dict]:
                "latest_separation_epoch": float(sep.separation_epoch.max()) if n_sep else None,
                "median_separation_epoch": float(sep.separation_epoch.median()) if n_sep else None,
                "late_span_epochs": span, "last_epoch": float(last), "seeds_without_late_window": sorted(short),
+               # what kept the premise from being met, net by net (at most 6 of each)
+               "unseparated": [{"seed": int(r.seed), "weight": float(r.weight), "final_train_acc": r.final_train_acc,
+                                "best_train_acc": r.best_train_acc, "best_epoch": r.best_epoch}
+                               for r in sep[sep.separation_epoch.isna()].head(6).itertuples()],
+               "late_separations": {str(s): float(g.separation_epoch.max()) for s, g in sep.groupby("seed")
+                                    if int(s) in short and g.separation_epoch.notna().all()},
                "window": f"from {LATE_SPAN_STEPS} steps ({span} epochs) after each seed's latest separation epoch"
                if met else PREMISE_FAILED_WINDOW}
     return starts, premise
@@ -463,6 +471,26 @@ def c1(df: pd.DataFrame, steps_per_epoch: int, metric: str = "frac_pos_test", ci
                   early_F={f"{w:g}": float(v) for w, v in t.mean().items()})
 
 
+def late_trend(df: pd.DataFrame, metric: str, starts: dict) -> dict:
+    """How the mean |Delta| (over weights w != 1) moves across each seed's late window: its first half against
+    its second half, paired by seed, and in words: "still falling" or "rising" when the change is beyond 2 SE
+    (t) and a tenth of MARGIN, else "flat" (a plateau at this resolution). Descriptive: it explains a verdict,
+    it decides none."""
+    d = deltas(_in_window(df, starts), metric).abs().mean(axis=1)
+    first, second = {}, {}
+    for s, g in d.groupby(level="seed"):
+        ep = g.index.get_level_values("epoch")
+        mid = np.median(ep)
+        first[s], second[s] = float(g[ep <= mid].mean()), float(g[ep > mid].mean()) if (ep > mid).any() else np.nan
+    change, se, n = paired(pd.Series(first), pd.Series(second))
+    # below a tenth of the equivalence margin a change is no movement worth a word, however precise
+    words = "flat" if not np.isfinite(se) or abs(change) <= max(q(Z_SE, n) * se, MARGIN / 10) else \
+        "still falling" if change > 0 else "rising"
+    return {"first_half": float(np.nanmean(list(first.values()))) if first else None,
+            "second_half": float(np.nanmean(list(second.values()))) if second else None,
+            "change": change, "se": se, "trend": words}
+
+
 def c2(df: pd.DataFrame, steps_per_epoch: int, metric: str = "frac_pos_test", cid: str = "C2") -> dict:
     starts, premise = late_starts(df)
     per = late_effect(df, metric, starts)
@@ -486,6 +514,7 @@ def c2(df: pd.DataFrame, steps_per_epoch: int, metric: str = "frac_pos_test", ci
                   decide(C2_LEVEL), premise, _threshold("faded level", C2_LEVEL, decide, 0.0, 0.2),
                   {"holds": [None], "fails": [None]},  # a level and a ratio of point estimates
                   largest_early=peak, late_starts={str(k): v for k, v in starts.items()},
+                  late_trend=late_trend(df, metric, starts),
                   late_by_weight={f"{w:g}": {"mean": m, "se": s} for w, (m, s, _) in st.items()})
 
 
@@ -533,6 +562,7 @@ def c3(df: pd.DataFrame, steps_per_epoch: int, metrics: tuple[str, ...] = ("frac
                   else f"holds if C1 and C2 both hold on each of {names}; fails if either fails on one",
                   combine(list(verdicts.values())), late["premise"],
                   late["threshold"], {"holds": [None], "fails": [None]}, sub_verdicts=verdicts,
+                  late_trends={k: v["details"].get("late_trend") for k, v in subs.items() if k.startswith("C2_")},
                   values={k: v["value"] for k, v in subs.items()})
 
 

@@ -18,6 +18,16 @@ def inside_summary(df: pd.DataFrame, summaries: pd.DataFrame) -> dict:
     window, premise, tables = C.angles_by_weight(df)
     out: dict[str, object] = {"InsideSeeds": int(df.seed.nunique()), "InsideTmaxLog": float(np.log10(df.t.max())),
                               "InsideSeparatedBy": premise["value"] if premise["value"] is not None else float("nan")}
+    if not summaries.empty and "widths" in summaries and summaries.widths.notna().any():
+        out["InsideArchitecture"] = "--".join(str(int(v)) for v in summaries.widths.dropna().iloc[0])
+    kkt = C.kkt_summary(df)
+    if kkt:
+        res = [v["kkt_residual"] for v in kkt["by_weight"].values()]
+        al = [v["alignment"] for v in kkt["by_weight"].values()]
+        out.update(InsideKktMin=min(res), InsideKktMax=max(res), InsideAlignMin=min(al), InsideAlignMax=max(al),
+                   InsideKktThreshold=kkt["threshold"], InsideKktTLog=float(np.log10(kkt["t"])),
+                   InsideEndStates="KKT points of the margin problem (every residual below "
+                   f"{kkt['threshold']:g})" if kkt["kkt_points"] else "not yet KKT points of the margin problem")
     if not summaries.empty and "flow_check_angle" in summaries:
         out["InsideFlowCheck"] = float(summaries.flow_check_angle.max())
         out["InsideFlowCheckT"] = float(summaries.flow_check_t.max())

@@ -29,7 +29,7 @@ def theory_rows(s: pd.DataFrame, r: pd.DataFrame) -> pd.DataFrame:
             else fit_power(tt, aa, t_min=10.0, floor=1e-14)
         rows.append({"loss": loss, "limit": g.limit_kind.dropna().iloc[0] if "limit_kind" in g and
                      g.limit_kind.notna().any() else "max margin", "final_to_limit": float(fin.max()),
-                     "final_to_hat": float(top.final_angle), "rate": rate,
+                     "final_to_hat": float(top.final_angle), "rate": rate, "t_max": float(rec.t.max()),
                      "K_pred": float(top.angle_constant) if "angle_constant" in top and pd.notna(top.angle_constant)
                      else float("nan")})
     return pd.DataFrame(rows)

@@ -107,6 +107,31 @@ def variants(df: pd.DataFrame) -> pd.Series:
     return out
 
 
+# The order regimes are shown in (panels, table rows, legends): the baseline, its controls, then each regularised
+# arm after the baseline it is compared with; others after these, by name; a regime's settings by value
+REGIME_ORDER = ("none", "one_draw", "l2", "none_decay", "dropout", "batchnorm", "subsample", "noise")
+
+
+def variant_key(variant: str) -> tuple:
+    """Sort key of a variant label ("l2 wd=0.001"): its regime's place in REGIME_ORDER, then its settings' values."""
+    regime, *settings = str(variant).split()
+    base = regime.rsplit("_", 1)[0] if regime not in REGIME_ORDER and "_" in regime else regime
+    rank = REGIME_ORDER.index(base) if base in REGIME_ORDER else len(REGIME_ORDER)
+    values = []
+    for s_ in settings:
+        try:
+            values.append(float(s_.split("=", 1)[1]))
+        except (IndexError, ValueError):
+            values.append(float("inf"))
+    return (rank, regime != base, regime, tuple(values))
+
+
+def in_regime_order(df: pd.DataFrame, by: str = "variant") -> pd.DataFrame:
+    """``df`` with its rows grouped by ``by`` in ``variant_key`` order (rows within a group keep their order)."""
+    order = {v: k for k, v in enumerate(sorted(df[by].unique(), key=variant_key))}
+    return df.iloc[np.argsort(df[by].map(order).to_numpy(), kind="stable")]
+
+
 @dataclass
 class CnnStudy:
     """One CNN experiment's records and what is computed from them."""
@@ -121,6 +146,9 @@ class CnnStudy:
     sizes: dict                      # variant -> images in each split (train, val, test, other, noise)
     limits: pd.DataFrame             # per run: the last layer's angle to its loss's limit for its own features
     quick: bool = False              # some runs are of a config's [quick] variant (smoke runs)
+    draws: dict = field(default_factory=dict)      # variant -> how many draws of the data its seeds trained on
+    distances: dict = field(default_factory=dict)  # variant -> median over runs of each probe set's distance to
+                                                   # the training data (``runs.fit.probe_distances``)
 
     @property
     def label(self) -> str:
@@ -217,6 +245,7 @@ def _diverged(summaries: pd.DataFrame) -> pd.DataFrame:
 def _study(name: str, source: str, cnn: pd.DataFrame, diverged: pd.DataFrame, summaries: pd.DataFrame) -> CnnStudy:
     g = cnn[(cnn.experiment == name) & (cnn.source == source)].copy()
     g["variant"] = variants(g)
+    g = in_regime_order(g)
     g, _ = weight_axis(g)  # powers p of per-example weights on the weight axis as w = e^p
     # class-weight vectors and explicit weight vectors have a uniform vector for partner, not w = 1
     # (compare.study_claims.weighting_column): no w = 1 seeds to check, no early/late weight effect
@@ -251,7 +280,19 @@ def _study(name: str, source: str, cnn: pd.DataFrame, diverged: pd.DataFrame, su
         by_hash = summaries.set_index("config_hash").task_sizes
         sizes = {v: by_hash.get(h) for v, h in ok.groupby("variant").config_hash.first().items()}
     quick = bool("quick" in ok and ok.quick.eq(True).any())
-    return CnnStudy(name, source, ok, config, configs, summary, features, sizes, pd.DataFrame(limits), quick)
+    variant_of = ok.groupby("config_hash").variant.first()
+    draws = {v: len({run_configs[h].get("subsample_seed", 0) for h in hs.index})
+             for v, hs in variant_of.groupby(variant_of)}
+    distances = {}
+    if "probe_distances" in summaries:
+        d = summaries[summaries.config_hash.isin(variant_of.index)].set_index("config_hash").probe_distances.dropna()
+        for v, hs in variant_of.groupby(variant_of):
+            rows = [x for x in d.reindex(hs.index).dropna() if isinstance(x, dict)]
+            keys = sorted({k for r in rows for k in r})
+            distances[v] = {k: float(np.median([r[k] for r in rows if isinstance(r.get(k), (int, float))]))
+                            for k in keys if any(isinstance(r.get(k), (int, float)) for r in rows)}
+    return CnnStudy(name, source, ok, config, configs, summary, features, sizes, pd.DataFrame(limits), quick, draws,
+                    distances)
 
 
 MAX_POINTS = 10**5  # a theory dataset the report draws again: more points or dimensions is a damaged record

@@ -83,6 +83,12 @@ def study_entries(st) -> dict[str, dict]:
     """The network claims of one CNN/MLP experiment's records (``compare.study_claims``), with its scale."""
     out = network_claims(st.df, steps_per_epoch(st), subsample_ratio=subsample_ratio(st), baselines=baselines(st))
     scale = scale_of(st)
+    seeds, draws = st.df[st.df.variant == "none"].seed.nunique(), st.draws.get("none", 1)
+    scale["draws"] = f"{seeds} seeds, each on its own draw of the data" if draws == seeds and seeds > 1 else \
+        f"{seeds} seeds on {draws} draw{'s' if draws > 1 else ''} of the data"
+    for cid in ("C2", "C3"):
+        if cid in out and st.distances.get("none"):
+            out[cid]["details"]["probe_distances"] = st.distances["none"]
     exps = [f"{st.name} [{r}]" for r in sorted(set(st.df.regime))]
     for e in out.values():
         if e["verdict"] != NOT_APPLICABLE:
@@ -119,13 +125,21 @@ def _evaluate(a: Analysis, experiment: str | None = None) -> list[dict]:
     toy = study(a, TOY)
     if toy is not None:
         _measure(out, "C10", C.c10, toy.df, steps_per_epoch(toy))
-        out["C10"].update(scale=scale_of(toy) | {"dataset": "2-D toy (B&L)"}, experiments=[TOY])
+        seeds, draws = toy.df.seed.nunique(), max(toy.draws.values(), default=1)
+        out["C10"].update(scale=scale_of(toy) | {"dataset": "2-D toy (B&L)", "draws": f"{seeds} seeds on {draws} "
+                                                 f"draw{'s' if draws > 1 else ''} of the toy"}, experiments=[TOY])
     inside = a.theory(INSIDE)
     if not inside.empty:
         for cid, fn in (("N1", C.n1), ("N2", C.n2), ("N3", C.n3)):
             _measure(out, cid, fn, inside)
-            out[cid].update(scale={"dataset": "2-D toy (B&L), 40 points", "model": "ReLU net without biases",
-                                   "epochs": f"loss-scaled GD to flow time t = {inside.t.max():.0e}"},
+            sums = a.theory_summaries(INSIDE)
+            points = int(sums.points.max()) if "points" in sums and sums.points.notna().any() else None
+            arch = "-".join(str(int(v)) for v in sums.widths.dropna().iloc[0]) \
+                if "widths" in sums and sums.widths.notna().any() else ""
+            out[cid].update(scale={"dataset": "2-D toy (B&L)" + (f", {points} points" if points else ""),
+                                   "model": f"ReLU net {arch} without biases".replace("  ", " "),
+                                   "epochs": f"loss-scaled GD to flow time t = {inside.t.max():.0e}",
+                                   "draws": f"{inside.seed.nunique()} seeds (initialisations) on one draw of the toy"},
                             experiments=[INSIDE])
     entries = [out.get(cid) or _missing(cid, _measured_on(cid)) for cid in C.ORDER]
     quick = set(a.df[a.df.quick.eq(True)].experiment) if "quick" in a.df else set()
@@ -145,23 +159,43 @@ def _fmt(v, se=None) -> str:
     return pm(v, se, digits=None)
 
 
+def scale_text(e: dict) -> str:
+    """A claim's own scale in a few words: model, data and training, from its entry's ``scale``."""
+    sc = e.get("scale") or {}
+    parts = [str(sc[k]) for k in ("model", "dataset") if sc.get(k)]
+    if sc.get("training images"):
+        parts.append(f"{sc['training images']} training images")
+    if sc.get("epochs"):
+        parts.append(f"{sc['epochs']} epochs" if isinstance(sc["epochs"], int) else str(sc["epochs"]))
+    if sc.get("draws"):
+        parts.append(str(sc["draws"]))
+    return "; ".join(parts) or "---"
+
+
 def claims_table(entries: list[dict]) -> str:
-    """Booktabs table: claim, statement, value +- SE (seeds), verdict."""
+    """Booktabs table: claim, statement, its own scale (a letter, spelled out in the caption), value +- SE (seeds),
+    premise, verdict."""
+    scales = [scale_text(e) for e in entries]
+    keys = {t: chr(ord("a") + k) for k, t in enumerate(dict.fromkeys(t for t in scales if t != "---"))}
+    key_text = "; ".join(f"({k}) {_tex(t)}" for t, k in keys.items())
     cells = pd.DataFrame({
         "claim": [e["id"] for e in entries],
         "statement": [_tex(e["statement"]) for e in entries],
+        "scale": [keys.get(t, "---") for t in scales],
         "value": [_fmt(e["value"], e["se"]) for e in entries],
         "seeds": [str(e["n_seeds"]) if e["n_seeds"] else "---" for e in entries],
         "premise": ["met" if e["premise"]["met"] else "not met" for e in entries],
         "verdict": [e["verdict"] for e in entries]})
     tex = latex_table(cells, pd.DataFrame(index=cells.index), {},
-                      caption="The seed paper's claims at the scale measured here (Section~\\ref{sec:claims} gives "
-                              "each statistic and its rule, fixed before the results were seen). Value: the claim's "
-                              "statistic, mean $\\pm$ standard error over seeds; premise: whether every net behind "
-                              "the verdict was in the state the claim speaks of (measured), without which no verdict "
-                              "is decisive.",
+                      caption="The seed paper's claims, each at the scale it was measured at "
+                              "(Section~\\ref{sec:claims} "
+                              "gives each statistic and its rule, fixed before the results were seen). Value: the "
+                              "claim's statistic, mean $\\pm$ standard error over seeds (each seed on its own draw of "
+                              "the data where the scale says so); premise: whether every net behind the verdict was in "
+                              "the state the claim speaks of (measured), without which no verdict is decisive. "
+                              f"Scales: {key_text}.",
                       label="tab:claims")
-    return tex.replace("{llllll}", "{lp{2.6in}llll}")
+    return tex.replace("{lllllll}", "{lp{2.6in}lllll}")
 
 
 _MATH = {"S_in": r"$S_{\mathrm{in}}$", "S_out": r"$S_{\mathrm{out}}$", "S_noise": r"$S_{\mathrm{noise}}$",
@@ -201,13 +235,79 @@ def _range(t: dict | None) -> str:
     if not t:
         return ""
     lo, hi = t["stable_range"]
-    return (f" The verdict stays the same for a {_tex(t['parameter'])} from {_fmt(lo)} to {_fmt(hi)} "
+    return (f" The verdict stays the same for the {_tex(t['parameter'])} from {_fmt(lo)} to {_fmt(hi)} "
             f"(the rule uses {_fmt(t['value'])}).")
+
+
+class _N:
+    """A number in a generated sentence: typeset by ``_fmt``, never escaped as text."""
+
+    def __init__(self, v, se=None):
+        self.v, self.se = v, se
+
+
+def _say(*parts) -> str:
+    """One sentence of text (escaped, symbols as math) and numbers (``_N``, typeset)."""
+    return "".join(_fmt(p.v, p.se) if isinstance(p, _N) else _tex(str(p)) for p in parts)
+
+
+def _premise_parts(p: dict) -> list[dict]:
+    """A premise and the premises it combines (with and without a regulariser)."""
+    return [p] + [p[k] for k in ("regularised", "unregularised") if isinstance(p.get(k), dict)]
+
+
+def measured_reasons(e: dict) -> str:
+    """What was measured that explains a verdict, in sentences generated from the entry's own numbers: which nets
+    kept the premise from being met, how the late effect moves over the window (a plateau or a slow fall), how
+    far each probe set lies from the training data, the data draw's share of the spread, what each stopping rule
+    gave, the correction measured."""
+    d, out = e.get("details") or {}, []
+    for p in _premise_parts(e.get("premise") or {}):
+        for n in p.get("unseparated") or []:
+            out.append(_say(f"A net that never separates: w = {n['weight']:g}, seed {n['seed']} (best training "
+                            "accuracy ", _N(n["best_train_acc"]), " at epoch ", _N(n["best_epoch"]), ", final ",
+                            _N(n["final_train_acc"]), ")."))
+        for seed, ep in (p.get("late_separations") or {}).items():
+            out.append(_say(f"Seed {seed}'s nets separate only by epoch ", _N(ep), " of ", _N(p.get("last_epoch")),
+                            ", too late for a late window of ", _N(p.get("late_span_epochs")), " more epochs."))
+    trends = dict(d.get("late_trends") or {})
+    if d.get("late_trend"):
+        trends["S_in"] = d["late_trend"]
+    for name, t in trends.items():
+        if t and t.get("first_half") is not None and t.get("second_half") is not None:
+            how = {"flat": "is flat (a plateau at this resolution)", "still falling": "is still falling",
+                   "rising": "is rising"}[t["trend"]]
+            out.append(_say(f"Over the late window the mean |Delta| on {name.removeprefix('C2_')} goes from ",
+                            _N(t["first_half"]), " (first half) to ", _N(t["second_half"]),
+                            f" (second half): it {how}."))
+    dist = d.get("probe_distances") or {}
+    if dist.get("train") and len(dist) > 1:
+        parts = ["Median distance to the nearest training image (normalised inputs): "]
+        for k, v in ((k, v) for k, v in dist.items() if k != "train"):
+            parts += [_N(v), f" for {k}, "]
+        out.append(_say(*parts, "against ", _N(dist["train"]), " between training images."))
+    draw = d.get("data_draw")
+    if draw and draw.get("between_draw_variance_share") is not None:
+        out.append(_say(f"The data draw carries {100 * draw['between_draw_variance_share']:.0f}% of the seeds' "
+                        "variance (SE ", _N(draw["se_own_draws"]), " with each seed on its own draw, ",
+                        _N(draw["se_one_draw"]), f" on one draw, where the rule says {draw.get('verdict_one_draw')})."))
+    for rule, r in (d.get("by_stopping_rule") or {}).items():
+        out.append(_say(f"Stopping at the best {rule} (median epoch ", _N(r["median_stop_epoch"]), ", test accuracy ",
+                        _N(r["test_acc_at_stop"]), "): ", _N(r["difference"], r["se"]), f", {r['verdict']}."))
+    if d.get("correction_shift") is not None and e["id"] == "C8":
+        toward = "toward" if d.get("correction_toward_balanced") else "away from"
+        out.append(_say("The correcting weight moves late F by ", _N(d["correction_shift"], d.get("correction_se")),
+                        " (", _N(d.get("correction_in_se")), f" SE), {toward} the balanced nets."))
+    if d.get("plateau"):
+        out.append(_say("The directions settle apart: the fitted asymptote is ",
+                        _N(d.get("asymptote"), d.get("asymptote_se")), " rad, so there is no approach to give a rate."))
+    return " ".join(out)
 
 
 def claims_discussion(entries: list[dict]) -> str:
     """One paragraph for every claim that does not hold: what was measured, and why the verdict is what it is
-    (a premise not met, a value on the wrong side of its rule, or too wide an uncertainty)."""
+    (a premise not met, a value on the wrong side of its rule, or too wide an uncertainty), with the measurements
+    that explain it (``measured_reasons``)."""
     out = []
     for e in entries:
         if e["verdict"] == "holds":
@@ -227,10 +327,12 @@ def claims_discussion(entries: list[dict]) -> str:
                      + (f"The rule alone would say {before}; without the premise that says nothing about the "
                         "claim. " if before else ""))
         elif e["verdict"] == "fails":
-            text += f"The rule ({_tex(e['rule'])}) decides against the claim at this scale."
+            text += f"The rule ({_tex(e['rule'])}) decides against the claim at this scale. "
+        elif e["verdict"] == "inconclusive":
+            text += f"The rule ({_tex(e['rule'])}) cannot decide: the uncertainty spans both sides. "
         else:
-            text += f"The rule ({_tex(e['rule'])}) cannot decide: the uncertainty spans both sides."
-        out.append(head + text + _range(e.get("threshold")))
+            text += f"{_tex(e['details'].get('missing', ''))} "
+        out.append(head + text + measured_reasons(e) + _range(e.get("threshold")))
     if not out:
         out.append("Every claim holds at this scale.")
     return "\n\n".join(out) + "\n"

@@ -24,10 +24,35 @@ def file_stem(name: str, max_len: int = 100) -> str:
     return stem or "figure"
 
 
+def tick_overlaps(fig) -> list[str]:
+    """Tick labels of one axis that print over each other (their boxes, as drawn, overlap): a figure that reads
+    wrongly without any error, so ``save`` refuses it."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    faults = []
+    for k, ax in enumerate(fig.axes):
+        if not ax.get_visible():
+            continue
+        for which, labels in (("x", ax.get_xticklabels()), ("y", ax.get_yticklabels())):
+            boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in labels
+                     if t.get_visible() and t.get_text().strip()]
+            for i, (ta, a) in enumerate(boxes):
+                for tb, b in boxes[i + 1:]:
+                    if a.overlaps(b):
+                        faults.append(f"panel {k + 1}: {which} tick labels {ta!r} and {tb!r} overprint")
+    return faults
+
+
 def save(fig, out_dir: str | Path, name: str) -> list[Path]:
     """Write ``name``.pgf and ``name``.pdf (both through LaTeX when it is installed, else pdf only); the name
-    goes through ``file_stem``."""
+    goes through ``file_stem``. A figure whose tick labels overprint (``tick_overlaps``) is a LayoutError."""
+    from iwtheory.report.layout import LayoutError
+
     name = file_stem(name)
+    faults = tick_overlaps(fig)
+    if faults:
+        plt.close(fig)
+        raise LayoutError(f"figure {name}: " + "; ".join(faults[:4]))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -11,7 +11,7 @@ import pandas as pd
 
 from iwtheory.compare import claims as C
 from iwtheory.compare.effects import fit_power, residual_decay
-from iwtheory.catalogue import ANGLE, BOUNDARIES, DEEP, POLY, STUDY, TOY
+from iwtheory.catalogue import ANGLE, BOUNDARIES, DEEP, INSIDE, POLY, STUDY, TOY
 from iwtheory.nets.names import mlp_widths
 from iwtheory.report.analysis import Analysis, study
 from iwtheory.report.claims import evaluate
@@ -93,7 +93,9 @@ def study_numbers(a: Analysis) -> dict:
                 StudyValFraction=float(none.get("val_fraction", 0.0)),
                 StudyHidden=_tex_list(mlp_widths(none), fmt=str),
                 StudyRegimes=int(df.regime.nunique()), StudyRuns=int(df.config_hash.nunique()),
-                StudyTail=int(df[df.regime == df.regime.iloc[0]].epoch.nunique()),
+                StudyTail=int(df[df.regime == "none"].epoch.nunique() if "none" in set(df.regime)
+                              else df[df.regime == df.regime.iloc[0]].epoch.nunique()),
+                StudyEvalDense=int(none.get("eval_dense", 0)),
                 LateK=C.K_LATE, LatePoints=C.MIN_LATE_POINTS, EarlySteps=C.EARLY_STEPS, ToyEarlySteps=C.TOY_EARLY_STEPS,
                 MinSeeds=C.MIN_SEEDS, EquivMargin=C.MARGIN)
     for k in ("train", "val", "test", "other", "noise"):
@@ -105,6 +107,16 @@ def study_numbers(a: Analysis) -> dict:
         vals["StudyLambdaMax"] = _sci(max(lams))
     if "dropout" in set(df.regime):
         vals["StudyDropout"] = float(df[df.regime == "dropout"].dropout.max())
+    base = {c.get("baseline") for c in st.configs.values() if c.get("baseline")}
+    if len(base) == 1 and next(iter(base)) in st.configs:  # the matched arm of dropout and batch norm
+        b = st.configs[next(iter(base))]
+        vals.update(StudyMatchedName=escape(next(iter(base))), StudyMatchedHidden=_tex_list(mlp_widths(b), fmt=str),
+                    StudyMatchedEpochs=int(b["epochs"]), StudyMatchedDecay=float(b.get("lr_decay", 0.0)),
+                    StudyMatchedDecayFrom=int(round(b["epochs"] * (1 - float(b.get("lr_decay", 0.0))))))
+    draws = st.draws.get("none", 1)
+    vals["StudyDraws"] = int(draws)
+    if "one_draw" in st.draws:
+        vals["StudyOneDrawDraws"] = int(st.draws["one_draw"])
     if "subsample" in st.configs:
         sub = st.configs["subsample"]
         vals["StudySubsampleKept"] = int(sub.get("n_pos") or 0)
@@ -131,8 +143,11 @@ def study_numbers(a: Analysis) -> dict:
             if 1.0 in mean.index:
                 vals["FeatAngleUnweightedLast"] = float(mean[1.0])
             if len(mean):
-                vals["FeatAngleExtremeLast"] = float(max(mean.get(mean.index.min(), np.nan),
-                                                         mean.get(mean.index.max(), np.nan)))
+                ext = float(max(mean.get(mean.index.min(), np.nan), mean.get(mean.index.max(), np.nan)))
+                vals["FeatAngleExtremeLast"] = ext
+                if 1.0 in mean.index:  # the sentence that compares them, from the two numbers it compares
+                    vals["FeatAngleComparison"] = ("closer to" if ext < mean[1.0] else "further from"
+                                                   if ext > mean[1.0] else "as far from")
     a_late = st.summary
     top = a_late[a_late.weight == a_late.weight.max()]
     for _, r in top.iterrows():
@@ -146,9 +161,20 @@ CLAIM_WORDS = {"C1": "One", "C2": "Two", "C2b": "Twob", "C3": "Three", "C4": "Fo
 
 
 def claim_numbers(a: Analysis, entries: list[dict] | None = None) -> dict:
-    """ClaimOneVerdict, ClaimOneValue, ClaimOneSe and the numeric details of every claim."""
+    """ClaimOneVerdict, ClaimOneValue, ClaimOneSe and the numeric details of every claim; the multiplicity
+    statement computed from the rules the verdicts rest on (``claims.multiplicity``)."""
     vals: dict[str, object] = {}
-    for e in entries if entries is not None else evaluate(a):
+    entries = entries if entries is not None else evaluate(a)
+    m = C.multiplicity(entries)
+    vals.update(MultDecisive=m["decisive"], MultBounded=m["bounded"], MultBoundPercent=100 * m["bound"],
+                MultPointClaims=", ".join(m["point_rule_claims"]) or "none",
+                MultBoundedClaims=", ".join(m["bounded_claims"]) or "none", LateSpanSteps=C.LATE_SPAN_STEPS,
+                KSe=C.K_SE, ZSe=C.Z_SE, TailK=100 * C.tail(C.K_SE), TailZ=100 * C.tail(C.Z_SE))
+    shares = [(e["id"], e["details"]["data_draw"]["between_draw_variance_share"]) for e in entries
+              if (e.get("details") or {}).get("data_draw", {}).get("between_draw_variance_share") is not None]
+    if shares:  # the sentence lists the claims the one-draw control could split, from their own numbers
+        vals["DrawShareText"] = ", ".join(f"{cid} ${100 * v:.0f}$\\,\\%" for cid, v in shares)
+    for e in entries:
         key = "Claim" + CLAIM_WORDS[e["id"]]
         vals[macro_name(key, "Verdict")] = e["verdict"]
         vals[macro_name(key, "Premise")] = "met" if e["premise"]["met"] else "not met"
@@ -161,6 +187,24 @@ def claim_numbers(a: Analysis, entries: list[dict] | None = None) -> dict:
         for k, v in e["details"].items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 vals[macro_name(key, k.replace("_", " ").title().replace(" ", ""))] = float(v)
+        if "correction_toward_balanced" in e["details"]:
+            vals[macro_name(key, "CorrectionDirection")] = "toward" if e["details"]["correction_toward_balanced"] \
+                else "away from"
+        draw = e["details"].get("data_draw")
+        if draw:
+            for k in ("se_one_draw", "between_draw_variance_share", "value_one_draw"):
+                if draw.get(k) is not None:
+                    vals[macro_name(key, k.replace("_", " ").title().replace(" ", ""))] = float(draw[k])
+        for rule, r in (e["details"].get("by_stopping_rule") or {}).items():
+            short = "Loss" if "loss" in rule else "Acc"
+            for k in ("difference", "se", "median_stop_epoch", "test_acc_at_stop", "early_stopped_effect"):
+                vals[macro_name(key, short, k.replace("_", " ").title().replace(" ", ""))] = float(r[k])
+            vals[macro_name(key, short, "Verdict")] = r["verdict"]
+        for w, r in (e["details"].get("by_weight") or {}).items():
+            if e["id"] == "N1":
+                side = "Up" if float(w) > 1 else "Down"
+                vals[macro_name(key, "Asymptote", side)] = float(r["asymptote"])
+                vals[macro_name(key, "AsymptoteSe", side)] = float(r["se"])
     return vals
 
 
@@ -172,6 +216,9 @@ def other_numbers(a: Analysis) -> dict:
         f"{escape(r.experiment)} {escape(r.regime)}, $w = {weight_label(r.weight)}$, seed {int(r.seed)}, "
         f"epoch {int(r.epoch)}"
         for r in d.itertuples())
+    inside = a.theory(INSIDE)
+    if not inside.empty:
+        vals["InsideWeights"] = _tex_list(sorted(inside.weight.unique()), fmt=weight_label)
     toy = study(a, TOY)
     if toy is not None:
         vals["ToyEpochs"] = int(toy.config["epochs"])
@@ -192,6 +239,8 @@ def loss_numbers(th: pd.DataFrame, net: pd.DataFrame) -> dict:
     vals: dict[str, object] = {}
     if not th.empty:
         exp_tails = th[~th.loss.isin(["vs", "polynomial"])]
+        if "t_max" in th:
+            vals["LossesTmaxLog"] = float(np.log10(th.t_max.max()))
         vals["LossesMaxFinalToLimit"] = float(th.final_to_limit.max())
         vals["LossesExpMaxFinalToHat"] = float(exp_tails.final_to_hat.max())
         for _, r in th.iterrows():

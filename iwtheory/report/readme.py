@@ -31,21 +31,44 @@ def _num(v, se=None) -> str:
 
 
 def results_block(claims: list[dict]) -> str:
-    """A markdown table: claim, verdict, value +- SE (seeds), premise, and the scale of the CPU study."""
-    lines = ["| claim | verdict | value (mean ± SE) | seeds | premise |", "|---|---|---|---|---|"]
-    for e in claims:
+    """A markdown table: claim, verdict, value +- SE (seeds), premise and the claim's own scale (a letter, spelled
+    out below); then what C8 and C12 rest on, the verdict counts and the multiplicity statement, all from
+    ``claims``."""
+    from iwtheory.compare.claims import multiplicity
+    from iwtheory.report.claims import scale_text
+
+    scales = [scale_text(e) for e in claims]
+    keys = {t: chr(ord("a") + k) for k, t in enumerate(dict.fromkeys(t for t in scales if t != "---"))}
+    lines = ["| claim | verdict | value (mean ± SE) | seeds | premise | scale |", "|---|---|---|---|---|---|"]
+    for e, sc in zip(claims, scales):
         verdict = e["verdict"] if e["verdict"] == "holds" else f"**{e['verdict']}**"
         premise = "met" if e["premise"]["met"] else "not met"
         seeds = str(e["n_seeds"]) if e["n_seeds"] > 1 else "—"
         lines.append(f"| {e['id']} {e['statement'].rstrip('.')} | {verdict} | {_num(e['value'], e['se'])} | {seeds} "
-                     f"| {premise} |")
-    scale = next((e.get("scale") for e in claims if e["id"] == "C2" and e.get("scale")), None)
-    if scale:
-        lines += ["", f"Scale of the network claims: {scale['dataset']}, {scale['model']}, {scale['training images']} "
-                      f"training images, {scale['epochs']} epochs."]
+                     f"| {premise} | {keys.get(sc, '—')} |")
+    lines += ["", "Scales: " + "; ".join(f"({k}) {t}" for t, k in keys.items()) + "."]
+    by = {e["id"]: e for e in claims}
+    d8 = (by.get("C8") or {}).get("details") or {}
+    if d8.get("correction_shift") is not None:
+        way = "toward" if d8.get("correction_toward_balanced") else "away from"
+        size = f" ({d8['correction_in_se']:.1f} SE, {way} the balanced nets)" \
+            if isinstance(d8.get("correction_in_se"), (int, float)) else ""
+        shift = _num(d8["correction_shift"], d8.get("correction_se"))
+        lines += ["", f"C8's correction, measured: the weight 1/r moves late F by {shift}{size}; the verdict reads it "
+                      "against the equivalence margin."]
+    d12 = (by.get("C12") or {}).get("details") or {}
+    if d12.get("rests_on"):
+        lines += ["", f"C12 rests on both stopping rules: {d12['rests_on']}."]
     counts = {v: sum(e["verdict"] == v for e in claims) for v in ("holds", "fails", "inconclusive")}
     lines += ["", f"Holds: {counts['holds']}; fails: {counts['fails']}; inconclusive: {counts['inconclusive']} "
-                  f"(of {len(claims)} claims, at this scale)."]
+                  f"(of {len(claims)} claims, at these scales)."]
+    if all("error_bound" in e for e in claims):
+        m = multiplicity(claims)
+        lines += ["", f"Multiplicity, from the tests each verdict rests on: of {m['decisive']} decisive verdicts, "
+                      f"{m['bounded']} ({', '.join(m['bounded_claims']) or 'none'}) rest only on one-sided k-SE tests "
+                      f"or deterministic computations, and the chance that any of them is false is at most "
+                      f"{100 * m['bound']:.1f}% (Bonferroni); {', '.join(m['point_rule_claims']) or 'none'} also rest "
+                      "on point rules, which bound no error rate."]
     return "\n".join(lines)
 
 
@@ -56,6 +79,11 @@ def timings_block(t: dict) -> str:
     if t.get("make_seconds") is not None:
         lines.append(f"`make reproduce`: **{t['make_seconds'] / 60:.1f} min** wall, of which the set-up (virtual "
                      f"environment, packages) took {t['setup_seconds'] / 60:.1f} min.")
+    runs = t.get("runs") or {}
+    if isinstance(runs.get("trained"), int) and isinstance(runs.get("found_finished"), int):
+        how = "a fresh run: every run trained by this command" if runs["found_finished"] == 0 else \
+            f"a resumed run: {runs['found_finished']} runs were found finished, so these times are partial"
+        lines += ["", f"Runs trained: {runs['trained']} ({how})."]
     lines += ["", "| step | minutes |", "|---|---|"]
     for name, s in t["runs_seconds"].items():
         lines.append(f"| {name} | {s / 60:.2f} |")
@@ -361,16 +389,41 @@ def config_runtime_lines(experiments: Path, results_dir: Path) -> dict[Path, str
             for name, p in config_paths(experiments).items()}
 
 
+PILOT_PREFIX = "# pilot:    "
+
+
+def pilot_lines(name: str, results_dir: Path) -> list[str]:
+    """The ``# pilot:`` lines of config ``name``'s header: one per pilot of it under ``results_dir/pilots`` (the
+    JSON ``experiments/pilots/separation.py --json`` writes, naming its config), from the measurements alone."""
+    out = []
+    for f in sorted((Path(results_dir) / "pilots").glob("*.json")):
+        try:
+            p = _load_json(f)
+        except ValueError:
+            continue
+        if not isinstance(p, dict) or p.get("config") != name or not isinstance(p.get("regimes"), dict):
+            continue
+        parts = []
+        for r, v in p["regimes"].items():
+            latest = max(v.get("separation_epochs") or [float("nan")])
+            parts.append(f"{r} {v.get('separated')}/{v.get('nets')} separate by epoch {latest:.0f} of "
+                         f"{v.get('epochs')}, premise {'met' if v.get('premise_met') else 'not met'}")
+        out.append(f"{PILOT_PREFIX}{f.stem}: " + "; ".join(parts) + f" ({_dur(float(p.get('seconds', 0)))})")
+    return out
+
+
 def update_configs(experiments: Path, results_dir: Path) -> list[Path]:
-    """Rewrite the ``# runtime:`` line of every config header; return the files changed."""
+    """Rewrite the ``# runtime:`` line of every config header, and its ``# pilot:`` lines (after the runtime line)
+    where pilots of it were measured; return the files changed."""
     changed = []
     for p, line in config_runtime_lines(experiments, results_dir).items():
-        lines = p.read_text().split("\n")
+        text = p.read_text()
+        lines = [ln for ln in text.split("\n") if not ln.startswith("# pilot:")]
         hits = [i for i, ln in enumerate(lines) if ln.startswith("# runtime:")]
         if len(hits) != 1:
             raise ValueError(f"{p}: its header needs exactly one '# runtime:' line, found {len(hits)}")
-        if lines[hits[0]] != line:
-            lines[hits[0]] = line
+        lines[hits[0]:hits[0] + 1] = [line, *pilot_lines(p.stem, results_dir)]
+        if "\n".join(lines) != text:
             p.write_text("\n".join(lines))
             changed.append(p)
     return changed

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from iwtheory.compare import claims as C
+
 from iwtheory.report.latex import escape
 from iwtheory.report.macros import pm
 from iwtheory.report.style import weight_label
@@ -121,8 +123,9 @@ def separation_table(sep: pd.DataFrame, label: str = "tab:separation", what: str
                        caption=f"Training accuracy (eval mode) and separation per regime{what}. A net separates "
                                "at the first evaluated epoch from which its training accuracy stays 1. All separate "
                                "(the premise of the claims about separating nets): every net separates and every "
-                               "seed has a late window (from twice its latest separation epoch, with at least two "
-                               "evaluations in it). Test accuracy: mean at the last epoch.",
+                               f"seed has a late window (from {C.LATE_SPAN_STEPS} optimisation steps after its latest "
+                               f"separation epoch, with at least {C.MIN_LATE_POINTS} evaluations in it). Test "
+                               "accuracy: mean at the last epoch. Regimes in the order they are compared.",
                        label=label)
 
 

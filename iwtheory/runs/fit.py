@@ -254,6 +254,7 @@ def _finish(cfg, group, stack, members, task, fp: str, dev: str, ckpt: Path) -> 
     import torch
 
     sizes = {"train": len(task.y_train), "val": len(task.y_val), **{k: len(x) for k, (x, _) in task.probes.items()}}
+    distances = probe_distances(task)
     for m, (r, c, active) in enumerate(group):
         if not active:
             continue
@@ -261,10 +262,38 @@ def _finish(cfg, group, stack, members, task, fp: str, dev: str, ckpt: Path) -> 
                          "diverged_epoch": stack.diverged_epoch[m] if stack.diverged_epoch[m] >= 0 else None,
                          "class_weights": [members[m].weight, members[m].wneg], "data_fingerprint": fp,
                          **({"loss_params": stack.s.loss_params} if cfg.loss_params.get("counts") == "train" else {}),
-                         "device": str(dev), "torch": torch.__version__})
+                         "probe_distances": distances, "device": str(dev), "torch": torch.__version__})
         r.finish()
     fault_point("group-finished")
     ckpt.unlink()
+
+
+MAX_DISTANCE_POINTS = 2000  # points per set the distances are measured on (a seeded subset beyond it)
+
+
+def probe_distances(task) -> dict[str, float]:
+    """How far each probe set lies from the training data, in the normalised input space the nets read: the median
+    over a set's points of the Euclidean distance to the nearest training point; ``train``: the same among the
+    training points (each to its nearest other). Where a probe set is far beyond ``train``, a net's predictions
+    there are set by directions the data does not pin down."""
+    import torch
+
+    def flat(x):
+        x = torch.as_tensor(x)
+        if len(x) > MAX_DISTANCE_POINTS:
+            x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:MAX_DISTANCE_POINTS]]
+        return task.normalise(x).reshape(len(x), -1).double()
+
+    tr = flat(task.x_train)
+    if len(tr) < 2:
+        return {}
+    d = torch.cdist(tr, tr)
+    d.fill_diagonal_(float("inf"))
+    out = {"train": float(d.min(dim=1).values.median())}
+    for name, (x, _) in task.probes.items():
+        if len(x):
+            out[name] = float(torch.cdist(flat(x), tr).min(dim=1).values.median())
+    return out
 
 
 def _record(stack, group, epoch: int, record_epochs: set[int]) -> None:

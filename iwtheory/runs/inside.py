@@ -141,6 +141,7 @@ def run_inside(cfg: InsideConfig, out: str | Path = "runs", progress: bool = Tru
                                "diverged": bool(res.diverged[k]),
                                "final_direction": res.direction[k, max(reached - 1, 0)],
                                "flow_check_angle": checks[c["weight"]], "flow_check_t": cfg.check_t,
+                               "widths": [int(train.X.shape[1]), *cfg.hidden, 1], "points": int(len(train.y)),
                                "steps": int(np.nanmax(res.steps[k])),
                                "stopped": "end of grid" if reached == len(ts) else
                                ("diverged" if res.diverged[k] else "step budget")})

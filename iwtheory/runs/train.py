@@ -124,7 +124,8 @@ def resolve_device(name: str) -> str:
 
 # What varies between the models of one stack; everything else of a cell (data, architecture, schedule, optimiser)
 # must agree, so a stack may hold the models of several regimes of a study (none, l2 and dropout share one).
-PER_MEMBER = ("weight", "power", "class_weight", "vector", "seed", "lr", "weight_decay", "dropout", "regime")
+PER_MEMBER = ("weight", "power", "class_weight", "vector", "seed", "lr", "weight_decay", "dropout", "regime",
+              "baseline")
 
 
 def stack_key(cell: dict) -> str:

@@ -33,7 +33,8 @@ def study(effect, seeds=SEEDS, noise=0.002, regime="none", sep=15, wd=0.0, dropo
                 if (w, s) in unseparated or e == flicker:
                     acc = 0.99
                 rows.append(dict(config_hash=f"{regime}-{wd}-{dropout}-{w}-{s}", regime=regime, weight=w, seed=s,
-                                 epoch=e, step=e * SPE, val_acc=0.9 - 0.001 * abs(e - best_acc), frac_pos_test=f, frac_pos_other=f, frac_pos_noise=f, train_acc=acc,
+                                 epoch=e, step=e * SPE, val_acc=0.9 - 0.001 * abs(e - best_acc), frac_pos_test=f,
+                                 frac_pos_other=f, frac_pos_noise=f, train_acc=acc,
                                  weight_decay=wd, dropout=dropout, val_loss_weighted=(e - 5) ** 2 + 1.0,
                                  test_acc=0.8 + 0.001 * min(e, 20)))
     return pd.DataFrame(rows)
@@ -238,7 +239,8 @@ def test_c12_rests_on_both_stopping_rules():
     c = C.c12(none)
     rules = c["details"]["by_stopping_rule"]
     assert set(rules) == {"weighted validation loss", "validation accuracy"}
-    assert rules["validation accuracy"]["median_stop_epoch"] == 8 and rules["weighted validation loss"]["median_stop_epoch"] == 5
+    assert rules["validation accuracy"]["median_stop_epoch"] == 8
+    assert rules["weighted validation loss"]["median_stop_epoch"] == 5
     assert c["verdict"] == "holds" and "holds stopping at the best validation accuracy" in c["details"]["rests_on"]
     # stopping at the best validation accuracy late, where the effect has faded: the claim no longer holds, and
     # says which rule it failed under; the value is the smaller of the two
@@ -280,3 +282,10 @@ def test_the_multiplicity_statement_is_computed_from_the_rules_used():
     assert m["decisive"] == 4 and m["point_rule_claims"] == ["C1", "C2"]
     # C12 holds under both rules (3 SE each), C5 holds by equivalence at 2 SE
     assert m["bound"] == pytest.approx(C.tail(3.0) + C.tail(2.0)) and set(m["bounded_claims"]) == {"C12", "C5"}
+
+
+def test_the_late_trend_tells_a_plateau_from_a_slow_fall():
+    slow = C.c2(study(lambda e, lw: fading(e, lw, peak=0.3, tau=30.0), sep=10), SPE)["details"]["late_trend"]
+    assert slow["trend"] == "still falling" and slow["first_half"] > slow["second_half"]
+    kept = C.c2(study(lambda e, lw: fading(e, lw, keep=0.02)), SPE)["details"]["late_trend"]
+    assert kept["trend"] == "flat" and kept["first_half"] == pytest.approx(0.08, abs=0.005)

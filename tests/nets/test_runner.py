@@ -150,8 +150,8 @@ def test_regimes_are_override_tables(tmp_path):
 
 
 def test_each_seed_draws_its_own_data_and_keeps_the_numbers_of_its_draw(tmp_path):
-    base = dict(CFG, model="mlp", hidden=[16], seeds=[0, 1], dropouts=[0.0], n_pos=8, n_neg=8, val_fraction=0.25, batch_size=4,
-                epochs=3)
+    base = dict(CFG, model="mlp", hidden=[16], seeds=[0, 1], dropouts=[0.0], n_pos=8, n_neg=8, val_fraction=0.25,
+                batch_size=4, epochs=3)
     fixed, per_seed = TrainConfig(**base), TrainConfig(**base, draws="seed")
     for cfg in (fixed, per_seed):
         cfg.validate()

@@ -40,13 +40,25 @@ record_points = 2
 n_feature_images = 32
 max_other = 30
 noise_count = 10
+draws = "seed"
 [regimes.none]
+[regimes.one_draw]
+draws = "fixed"
 [regimes.l2]
 weight_decays = [0.0001, 0.001, 0.01]
+[regimes.none_decay]
+hidden = [24]
+lr_decay = 0.5
 [regimes.dropout]
 dropouts = [0.5]
+hidden = [24]
+lr_decay = 0.5
+baseline = "none_decay"
 [regimes.batchnorm]
 batchnorm = true
+hidden = [24]
+lr_decay = 0.5
+baseline = "none_decay"
 [regimes.subsample]
 n_pos = 5
 [regimes.noise]
@@ -204,7 +216,8 @@ def test_figures_tables_claims_and_a_compiled_pdf(sweep, tmp_path):
     make_tables(sweep, paper, a, extra_numbers={"RunsMinutes": 1.0, "ReportMinutes": 0.1, "Quick": "no",
                                                 "CommandLine": "iwtheory reproduce", "EnvMachine": "test",
                                                 "EnvPython": "3", "EnvNumpy": "2", "EnvScipy": "1", "EnvTorch": "2",
-                                                "EnvIwtheory": "0"})
+                                                "EnvIwtheory": "0", "RunsFound": 0, "RunsTrained": 9,
+                                                "RunsFresh": "fresh"})
     subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex"], cwd=paper,
                    check=True, capture_output=True)
     assert (paper / "main.pdf").stat().st_size > 10_000
