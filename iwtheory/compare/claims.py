@@ -486,9 +486,11 @@ def late_trend(df: pd.DataFrame, metric: str, starts: dict) -> dict:
     # below a tenth of the equivalence margin a change is no movement worth a word, however precise
     words = "flat" if not np.isfinite(se) or abs(change) <= max(q(Z_SE, n) * se, MARGIN / 10) else \
         "still falling" if change > 0 else "rising"
-    return {"first_half": float(np.nanmean(list(first.values()))) if first else None,
-            "second_half": float(np.nanmean(list(second.values()))) if second else None,
-            "change": change, "se": se, "trend": words}
+    def mean(d: dict) -> float | None:
+        v = np.asarray(list(d.values()), dtype=float)
+        return float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else None
+
+    return {"first_half": mean(first), "second_half": mean(second), "change": change, "se": se, "trend": words}
 
 
 def c2(df: pd.DataFrame, steps_per_epoch: int, metric: str = "frac_pos_test", cid: str = "C2") -> dict:

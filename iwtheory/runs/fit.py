@@ -240,6 +240,9 @@ def _train_epochs(cfg, group, stack, ckpt: Path, meta: dict, dev: str, eval_set:
             _record(stack, group, e, record_set)
         if e == cfg.epochs or (e % cfg.checkpoint_every == 0
                                and time.monotonic() - last_checkpoint >= cfg.checkpoint_seconds):
+            for r, _, active in group:  # the metrics a checkpoint counts on reach the disk before it does
+                if active:
+                    r.sync()
             write_checkpoint(ckpt, stack.state_bytes(), {**meta, "epoch": e})
             last_checkpoint = time.monotonic()
         bar.update(1)
@@ -321,4 +324,4 @@ def _record(stack, group, epoch: int, record_epochs: set[int]) -> None:
                     stack.device)].cpu().numpy(), weight=w, bias=b, epoch=epoch)
             os.replace(tmp, r.dir / name)
             row["features"] = name
-        r.log([row])
+        r.log([row], sync=False)
