@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from iwtheory.compare import claims as C
-from iwtheory.compare.study_claims import NETWORK, NOT_APPLICABLE, network_claims
+from iwtheory.compare.study_claims import COMPARED, NETWORK, NOT_APPLICABLE, network_claims
 from iwtheory.report.latex import escape
 from iwtheory.catalogue import ANGLE, BY_NAME, DUPLICATES, INSIDE, STUDY, TOY
 from iwtheory.nets.names import mlp_widths
@@ -34,16 +34,25 @@ def steps_per_epoch(s) -> int:
     return max(1, int(n) // int(s.config["batch_size"]))
 
 
-def scale_of(s) -> dict:
-    """Dataset, model, training images and epochs of a CNN study, from its own config."""
-    cfg = s.config
+def scale_of(s, regime: str | None = None) -> dict:
+    """Dataset, model, training images and epochs of a CNN study (of one of its regimes: its own widths, images and
+    schedule), from the runs' own configs."""
+    variant = next((v for v in s.configs if v.split()[0] == regime), None) if regime else None
+    cfg = s.configs[variant] if variant else s.configs.get("none", s.config)
     model = cfg["model"]
     if model == "mlp":
         model = "MLP " + "-".join(["in", *map(str, mlp_widths(cfg)), "1"])
-    sizes = s.sizes.get("none") or next(iter(s.sizes.values()), {})
+    if cfg.get("batchnorm"):
+        model += " with batch norm"
+    if cfg.get("dropout"):
+        model += f" with dropout {cfg['dropout']:g}"
+    sizes = (s.sizes.get(variant) if variant else None) or s.sizes.get("none") or next(iter(s.sizes.values()), {})
+    epochs = int(cfg["epochs"])
+    if cfg.get("lr_decay"):
+        epochs = f"{epochs} epochs, the learning rate falling linearly to 0 over the last {cfg['lr_decay']:.0%}"
     return {"dataset": f"{s.label} {cfg['pos']} vs {cfg['neg']}", "model": model,
             "training images": sizes.get("train"), "validation images": sizes.get("val"),
-            "epochs": int(cfg["epochs"]), "source": s.source}
+            "epochs": epochs, "source": s.source}
 
 
 def evaluate(a: Analysis, experiment: str | None = None) -> list[dict]:
@@ -82,17 +91,23 @@ def baselines(st) -> dict[str, str]:
 def study_entries(st) -> dict[str, dict]:
     """The network claims of one CNN/MLP experiment's records (``compare.study_claims``), with its scale."""
     out = network_claims(st.df, steps_per_epoch(st), subsample_ratio=subsample_ratio(st), baselines=baselines(st))
-    scale = scale_of(st)
     seeds, draws = st.df[st.df.variant == "none"].seed.nunique(), st.draws.get("none", 1)
-    scale["draws"] = f"{seeds} seeds, each on its own draw of the data" if draws == seeds and seeds > 1 else \
+    drawn = f"{seeds} seeds, each on its own draw of the data" if draws == seeds and seeds > 1 else \
         f"{seeds} seeds on {draws} draw{'s' if draws > 1 else ''} of the data"
+    base = baselines(st)
+    scale = scale_of(st) | {"draws": drawn}
+    # a claim measured on a regime of its own scale (the decay arms, the noisy or subsampled sets) says so
+    own = {cid: reg for cid, reg in COMPARED.items() if reg in base or reg in ("noise", "subsample")}
     for cid in ("C2", "C3"):
         if cid in out and st.distances.get("none"):
             out[cid]["details"]["probe_distances"] = st.distances["none"]
-    exps = [f"{st.name} [{r}]" for r in sorted(set(st.df.regime))]
-    for e in out.values():
+    have = set(st.df.regime)
+    for cid, e in out.items():
+        # the regimes a claim reads: the compared regime and its baseline, or the baseline (and the one-draw control)
+        regimes = [COMPARED[cid], base.get(COMPARED[cid], "none")] if cid in COMPARED else ["none", "one_draw"]
+        exps = [f"{st.name} [{r}]" for r in regimes if r in have]
         if e["verdict"] != NOT_APPLICABLE:
-            e.update(scale=scale, experiments=exps)
+            e.update(scale=scale_of(st, own[cid]) | {"draws": drawn} if cid in own else scale, experiments=exps)
         if st.quick:
             e["quick"] = True  # from a config's [quick] variant: a smoke run, not evidence
     return out

@@ -126,7 +126,7 @@ def study_numbers(a: Analysis) -> dict:
         nz = st.configs["noise"]
         vals["StudyNoiseShare"] = float(nz.get("label_noise", 0.0))
         vals["StudyNoiseTrain"] = int((st.sizes.get("noise") or {}).get("train", 0))
-    last = df[df.epoch == df.epoch.max()]
+    last = df[df.epoch == df.groupby("variant").epoch.transform("max")]  # each regime's own last epoch
     sep = last.groupby("variant").train_acc.apply(lambda x: float((x >= 1.0).mean()))
     for v, share in sep.items():
         vals[macro_name("SeparatedShare", v.split()[0], *(v.split("=")[1:] if "=" in v else []))] = share
