@@ -120,7 +120,8 @@ def main():
     args = ap.parse_args()
     short, long = (int(e) for e in args.epochs.split(","))
     config = Path(args.config).resolve()
-    (cfg,) = load_study(config, TrainConfig, regimes=[args.regime])
+    one_draw = ['draws="fixed"']  # one stack of the regime's models, as the bare loop trains them
+    (cfg,) = load_study(config, TrainConfig, regimes=[args.regime], overrides=one_draw)
     bare = Bare(cfg)
     print(f"# {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads); {config.name} [{args.regime}]: {bare.M} models "
@@ -131,7 +132,7 @@ def main():
     for _ in range(args.rounds):  # interleaved, so drift on a shared machine hits both paths alike
         for e in (short, long):
             times[("bare", e)].append(bare.run(e))
-            times[("engine", e)].append(engine_seconds(config, args.regime, e))
+            times[("engine", e)].append(engine_seconds(config, args.regime, e, one_draw))
     best = {k: min(v) for k, v in times.items()}
     d_engine, d_bare = best[("engine", long)] - best[("engine", short)], best[("bare", long)] - best[("bare", short)]
     steps = (long - short) * (len(bare.t.y_train) // cfg.batch_size) * bare.M

@@ -72,4 +72,8 @@ def study_direction_numbers(df: pd.DataFrame) -> dict:
             ok = d.notna() & by_epoch.notna()
             rho = spearmanr(by_epoch[ok], d[ok]).statistic if ok.sum() > 2 and d[ok].nunique() > 1 else float("nan")
             out[f"StudyRho{name}{key}"] = float(rho)
+            if name == "In" and np.isfinite(rho):  # what the sign says, from the sign
+                out[f"StudyRho{name}{key}Words"] = (
+                    "negative: the parameters drift apart while the predictions draw together" if rho < 0 else
+                    "positive: the parameters and the predictions draw together" if rho > 0 else "zero")
     return out

@@ -235,6 +235,9 @@ def numbers(a: Analysis) -> dict[str, object]:
             **loss_numbers(a.loss_theory, a.loss_networks), **a.inside_numbers}
 
 
+AWAY_LEVEL = 0.05  # rad: a final angle to the plain max margin beyond this counts as staying away from it
+
+
 def loss_numbers(th: pd.DataFrame, net: pd.DataFrame) -> dict:
     vals: dict[str, object] = {}
     if not th.empty:
@@ -246,6 +249,11 @@ def loss_numbers(th: pd.DataFrame, net: pd.DataFrame) -> dict:
         for _, r in th.iterrows():
             vals[macro_name("LossRate", r.loss)] = float(r.rate)
             vals[macro_name("LossToHat", r.loss)] = float(r.final_to_hat)
+        # the sentence naming the losses that stay away from the plain max margin, from the angles it names
+        away = [escape(str(r.loss)) for r in th.itertuples() if r.final_to_hat > AWAY_LEVEL]
+        vals["LossesAwayLevel"] = AWAY_LEVEL
+        words = " and ".join(away) if len(away) < 3 else ", ".join(away[:-1]) + " and " + away[-1]
+        vals["LossesAwayFromHat"] = words if away else "none of the losses"
     if not net.empty:
         for _, r in net.iterrows():
             vals[macro_name("LossLate", r.regime.replace("_", " "))] = float(r.late_effect)
