@@ -8,7 +8,7 @@ TEX_PACKAGES := texlive-latex-base texlive-latex-recommended texlive-pictures te
 	latexmk cm-super dvipng ghostscript
 DATA_PACKAGES := dataset-fashion-mnist
 
-.PHONY: setup test reproduce readme timings reproduce-quick losses tex-deps data-deps lint bench clean
+.PHONY: setup test reproduce readme timings reproduce-quick losses cnn tex-deps data-deps lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -56,6 +56,14 @@ reproduce-quick: setup tex-deps data-deps
 losses: setup tex-deps data-deps
 	$(BIN)/iwtheory train experiments/study_losses.toml
 	$(BIN)/iwtheory reproduce
+
+# The CNN arm: the B&L CNN at CPU width on Fashion-MNIST and CIFAR-10 (an hour or more on 2 cores: not part of
+# `make reproduce`); its records go to results/cpu/cnn/, committed, and the paper and README read them from there.
+# CIFAR-10 from CIFAR_DIR, built there from ../shared/data when that copy exists; without it the CIFAR arm is skipped.
+CIFAR_DIR ?= data/cifar10
+cnn: setup data-deps
+	@[ -d $(CIFAR_DIR) ] || [ ! -f ../shared/data/make_cifar10.py ] || $(BIN)/python ../shared/data/make_cifar10.py $(CIFAR_DIR)
+	$(BIN)/iwtheory cnn --data-dir $(CIFAR_DIR)
 
 lint: setup
 	$(BIN)/ruff check iwtheory tests experiments

@@ -21,10 +21,13 @@ TOY = "toy_mlp"
 STUDY = "study_fashion"      # the embedded default's network study: the network claims come from it
 CIFAR = "study_cifar"
 LOSS_STUDY = "study_losses"
+FASHION_CNN = "study_fashion_cnn"  # the CNN arm on CPUs (make cnn): its records are committed under results/cpu/cnn
+CIFAR_CNN = "study_cifar_cnn"
+CNN_ARMS = (FASHION_CNN, CIFAR_CNN)
 
 RUNNERS = ("theory", "inside", "train")
-STAGES = ("theory", "inside", "cpu", "gpu", "losses")  # reproduce's order; "gpu" needs CIFAR-10 and a GPU, "losses"
-# runs by `make losses` only
+STAGES = ("theory", "inside", "cpu", "gpu", "losses", "cnn")  # reproduce's order; "gpu" needs CIFAR-10 and a GPU,
+# "losses" runs by `make losses` only, "cnn" by `make cnn` (its records committed, so the paper reads them anyway)
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ CATALOGUE: tuple[Experiment, ...] = (
     Experiment(CIFAR, "train", "gpu", figures=("frac_pos_study_cifar", "frac_pos_study_cifar_gpu"),
                tables=("separation_cifar",)),  # _gpu: from imported GPU records
     Experiment(LOSS_STUDY, "train", "losses", figures=("frac_pos_losses",), tables=("losses",)),
+    Experiment(FASHION_CNN, "train", "cnn", figures=("frac_pos_study_fashion_cnn",), tables=("separation_cnn",)),
+    Experiment(CIFAR_CNN, "train", "cnn", figures=("frac_pos_study_cifar_cnn",)),
 )
 BY_NAME = {e.name: e for e in CATALOGUE}
 # tables that read every experiment (the runs behind the paper) or the claims, not one experiment

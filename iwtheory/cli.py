@@ -44,6 +44,15 @@ def _reproduce(args) -> int:
     return 0
 
 
+def _cnn(args) -> int:
+    from iwtheory.pipeline import CNN_RECORDS, run_cnn
+
+    rec = run_cnn(data_dir=args.data_dir, out=Path(args.out) if args.out else CNN_RECORDS, quick=args.quick,
+                  progress=not args.no_progress)
+    print(f"records: {rec['records_files']} files, {rec['records_bytes'] / 2**20:.1f} MiB")
+    return 0
+
+
 def _timings(args) -> int:
     from iwtheory.pipeline import EXPERIMENTS, measure_quick
     from iwtheory.report import readme
@@ -91,9 +100,10 @@ def _gpu_folders(args) -> list[Path]:
 
 
 def _results(args):
+    from iwtheory.pipeline import CPU_RESULTS
     from iwtheory.report.analysis import result_dirs
 
-    return result_dirs(*_gpu_folders(args))
+    return result_dirs(*_gpu_folders(args), CPU_RESULTS)  # and the committed CPU records of the CNN arm
 
 
 def _figures(args) -> int:
@@ -196,6 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--started-at", type=float, default=None, metavar="UNIX_TIME",
                    help="when the calling command began (make passes the start of its set-up), for the timings")
     r.set_defaults(func=_reproduce)
+
+    cn = sub.add_parser("cnn", help="the CNN arm (make cnn): the B&L CNN at CPU width on Fashion-MNIST and CIFAR-10, "
+                                   "into results/cpu/cnn/runs (committed)")
+    cn.add_argument("--data-dir", default=None, help="CIFAR-10 in an official layout (without it the CIFAR arm is "
+                                                     "skipped)")
+    cn.add_argument("--out", default=None, help="records folder (default: results/cpu/cnn)")
+    cn.add_argument("--quick", action="store_true", help="the seconds-long variants")
+    cn.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cn.set_defaults(func=_cnn)
 
     tm = sub.add_parser("timings", help="time every config's quick variant into results/cpu/timings.json, then "
                                       "rewrite the configs' runtime lines and the README")

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
 PAPER = ROOT / "paper"
 GPU_RESULTS = ROOT / "results" / "gpu"  # committed GPU records; `--gpu-results DIR` reads others instead
+CPU_RESULTS = ROOT / "results" / "cpu"  # committed CPU records too long for make reproduce (cnn/runs: make cnn)
 THEORY_CONFIGS, INSIDE_CONFIGS = catalogue.stage("theory"), catalogue.stage("inside")
 CPU_CONFIGS, GPU_CONFIGS = catalogue.stage("cpu"), catalogue.stage("gpu")
 
@@ -106,7 +107,7 @@ def reproduce(out: str | Path = "runs", quick: bool = False, data_dir: str | Non
             counts[name] = launch.run(kind, cfg, out, data_dir=data_dir, device=device, progress=progress)
             timings[name] = time.perf_counter() - t
     t_runs = time.perf_counter() - t0
-    gpu = result_dirs(*((GPU_RESULTS,) if results is None else results))
+    gpu = result_dirs(*((GPU_RESULTS,) if results is None else results), CPU_RESULTS)
     for _, label in gpu:
         print(f"reading GPU records {label}")
     analysis = analyse(out, gpu)  # computed once for figures, tables and claims
@@ -205,3 +206,47 @@ def measure_quick(experiments: Path = EXPERIMENTS, results_dir: Path = ROOT / "r
     path.write_text(json.dumps({"quick": quick, "machine": platform.machine(), "cpus": os.cpu_count(),
                                 "torch": torch.__version__}, indent=1))
     return path
+
+
+CNN_RECORDS = CPU_RESULTS / "cnn"  # the CNN arm's committed records (runs/) and how they were made (run.json)
+
+
+def run_cnn(data_dir: str | None = None, out: Path = CNN_RECORDS, quick: bool = False, progress: bool = True) -> dict:
+    """`make cnn`: the CNN arm (``catalogue.CNN_ARMS``) into ``out/runs``, finished runs skipped; the CIFAR-10 arm
+    only where ``data_dir`` holds CIFAR-10 (one line says how to get it otherwise). Writes ``out/run.json``: the
+    command, machine, versions, the wall time of each arm, whether it trained or found its runs, and the records'
+    size, so a clone that never reruns them knows where they came from."""
+    import torch
+
+    from iwtheory.nets.readers import DataFileError, read_cifar10
+    from iwtheory.runs.launch import Serial, load_experiment
+
+    out = Path(out)
+    runs = out / "runs"
+    record: dict = {"command": command_line() if sys.argv and "iwtheory" in sys.argv[0] else "iwtheory cnn",
+                    "machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                    "torch": torch.__version__, "quick": quick, "arms": {}}
+    for name in catalogue.CNN_ARMS:
+        cfg = load_experiment(EXPERIMENTS / f"{name}.toml", catalogue.runner(name), quick=quick)
+        if cfg[0].dataset == "cifar10":
+            try:
+                read_cifar10(data_dir or cfg[0].data_dir or "")
+            except (DataFileError, OSError, ValueError):
+                print(f"{name}: skipped, no CIFAR-10 under {data_dir or '(no --data-dir)'}; pass --data-dir with "
+                      "an official layout (make cnn builds one from ../shared/data/make_cifar10.py where it exists)")
+                record["arms"][name] = {"skipped": "no CIFAR-10"}
+                continue
+        found = finished_runs("train", cfg, runs)
+        t = time.perf_counter()
+        # the folder names CIFAR-10's copy; Fashion-MNIST is read where it is installed
+        n = Serial().run("train", cfg, runs, data_dir=data_dir if cfg[0].dataset == "cifar10" else None,
+                         progress=progress)
+        record["arms"][name] = {"seconds": time.perf_counter() - t, "runs": n, "found_finished": found}
+        print(f"{name}: {n} runs under {runs}")
+    files = [f for f in runs.rglob("*") if f.is_file() and not f.is_symlink()] if runs.is_dir() else []
+    record["records_bytes"] = sum(f.stat().st_size for f in files)
+    record["records_files"] = len(files)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
+

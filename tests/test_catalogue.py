@@ -28,8 +28,9 @@ def test_each_entry_loads_with_its_runner_and_names_itself(entry):
 
 def test_reproduce_runs_every_stage_but_the_loss_study_in_catalogue_order():
     staged = [n for s in ("theory", "inside", "cpu", "gpu") for n in catalogue.stage(s)]
-    assert set(staged) | set(catalogue.stage("losses")) == set(catalogue.BY_NAME)
+    assert set(staged) | set(catalogue.stage("losses")) | set(catalogue.stage("cnn")) == set(catalogue.BY_NAME)
     assert catalogue.stage("losses") == (catalogue.LOSS_STUDY,)
+    assert catalogue.stage("cnn") == catalogue.CNN_ARMS
     with pytest.raises(ValueError, match="unknown stage"):
         catalogue.stage("nightly")
     with pytest.raises(ValueError, match="no experiment"):

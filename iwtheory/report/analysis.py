@@ -314,13 +314,16 @@ def rebuild_dataset(path: Path) -> Dataset:
 
 
 def result_dirs(*parents: Path) -> list[tuple[Path, str]]:
-    """GPU result folders (``<parent>/<date>-<gpu>/runs``) with their labels, in name order."""
+    """Committed result folders (``<parent>/<name>/runs``) with their labels, in name order: ``gpu:<name>`` for
+    imported GPU records (any parent but results/cpu), ``cpu:<name>`` for the CPU records committed under
+    results/cpu (the CNN arm)."""
     out = []
     for parent in parents:
         if parent.is_dir():
+            kind = "cpu" if parent.name == "cpu" and parent.parent.name == "results" else "gpu"
             for d in sorted(parent.iterdir()):
                 if (d / "runs").is_dir():
-                    out.append((d / "runs", f"gpu:{d.name}"))
+                    out.append((d / "runs", f"{kind}:{d.name}"))
     return out
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from iwtheory.catalogue import (ANGLE, BOUNDARIES, BY_NAME, CIFAR, DEEP, INSIDE, LOSS_STUDY, POLY, STUDY, THEORY_LOSSES,
-                                TOY)
+from iwtheory.catalogue import (ANGLE, BOUNDARIES, BY_NAME, CIFAR, CNN_ARMS, DEEP, INSIDE, LOSS_STUDY, POLY, STUDY,
+                                THEORY_LOSSES, TOY)
 from iwtheory.compare import claims as C
 from iwtheory.report import figures as F
 from iwtheory.report import tables as T
@@ -102,8 +103,9 @@ def make_figures(runs_root="runs", out_dir="paper/figures", analysis: Analysis |
 
 
 def other_figure_name(s_) -> str:
-    """frac_pos_<experiment> for a local study, frac_pos_<experiment>_gpu for imported GPU records."""
-    return F.file_stem(f"frac_pos_{s_.name}" + ("" if s_.source == "local" else "_gpu"))
+    """frac_pos_<experiment> for a local study (or committed CPU records), frac_pos_<experiment>_gpu for imported
+    GPU records."""
+    return F.file_stem(f"frac_pos_{s_.name}" + ("_gpu" if s_.source.startswith("gpu:") else ""))
 
 
 def make_tables(runs_root="runs", out_dir="paper", analysis: Analysis | None = None, results=(),
@@ -128,6 +130,12 @@ def make_tables(runs_root="runs", out_dir="paper", analysis: Analysis | None = N
         paths.append(T.write(T.early_late_table(st.summary), out / "tables" / "early_late.tex"))
         paths.append(T.write(T.separation_table(C.separation_summary(st.df)), out / "tables" / "separation.tex"))
     paths.append(T.write(T.experiments_table(a.df), out / "tables" / "experiments.tex"))
+    arms = [s_ for name in CNN_ARMS if (s_ := study(a, name)) is not None]
+    if arms:  # the CNN arm's separation, both datasets in one table
+        sep = pd.concat([C.separation_summary(s_.df).assign(variant=lambda d, n=s_.name: n + " " + d.variant)
+                         for s_ in arms], ignore_index=True)
+        paths.append(T.write(T.separation_table(sep, "tab:separation-cnn", " of the CNN arm"),
+                             out / "tables" / "separation_cnn.tex"))
     for s_ in a.studies.values():  # the CIFAR study (GPU records): which claims its nets can decide
         if s_.name == CIFAR:
             sep = C.separation_summary(s_.df)

@@ -12,7 +12,7 @@ import pandas as pd
 from iwtheory.compare import claims as C
 from iwtheory.compare.study_claims import COMPARED, NETWORK, NOT_APPLICABLE, network_claims
 from iwtheory.report.latex import escape
-from iwtheory.catalogue import ANGLE, BY_NAME, DUPLICATES, INSIDE, STUDY, TOY
+from iwtheory.catalogue import ANGLE, BY_NAME, CIFAR_CNN, CNN_ARMS, DUPLICATES, FASHION_CNN, INSIDE, STUDY, TOY
 from iwtheory.nets.names import mlp_widths
 from iwtheory.report.analysis import Analysis, study
 from iwtheory.report.macros import pm
@@ -157,11 +157,47 @@ def _evaluate(a: Analysis, experiment: str | None = None) -> list[dict]:
                                    "draws": f"{inside.seed.nunique()} seeds (initialisations) on one draw of the toy"},
                             experiments=[INSIDE])
     entries = [out.get(cid) or _missing(cid, _measured_on(cid)) for cid in C.ORDER]
+    add_architectures(a, entries)
     quick = set(a.df[a.df.quick.eq(True)].experiment) if "quick" in a.df else set()
     for e in entries:  # a verdict read from a [quick] variant's runs says so
         if quick & {x.split(" [")[0] for x in e.get("experiments", [])}:
             e["quick"] = True
     return entries
+
+
+ARCHITECTURES = {STUDY: "MLP, Fashion-MNIST", FASHION_CNN: "CNN, Fashion-MNIST", CIFAR_CNN: "CNN, CIFAR-10"}
+
+
+def add_architectures(a: Analysis, entries: list[dict]) -> None:
+    """Beside each network claim of the MLP study, the same claim on each CNN arm whose records are here (the
+    committed CPU records of `make cnn`): ``by_architecture[label]`` with its verdict, value, SE, seeds, premise
+    and scale, and ``architecture``, the entry's own label. A claim an arm does not measure is not listed."""
+    arms = {ARCHITECTURES[name]: st for name in CNN_ARMS if (st := study(a, name)) is not None}
+    if not arms:
+        return
+    measured = {label: study_entries(st) for label, st in arms.items()}
+    for e in entries:
+        if e["id"] not in NETWORK:
+            continue
+        e["architecture"] = ARCHITECTURES[STUDY]
+        e["by_architecture"] = {
+            label: {"verdict": x["verdict"], "value": x["value"], "se": x["se"], "n_seeds": x["n_seeds"],
+                    "premise_met": bool(x["premise"]["met"]), "scale": x.get("scale"),
+                    "experiments": x.get("experiments", [])}
+            for label, got in measured.items() if (x := got.get(e["id"])) and x["verdict"] != NOT_APPLICABLE}
+
+
+def differing(entries: list[dict]) -> list[str]:
+    """The network claims whose decisive verdicts differ between architectures, in words: "C2 (holds on the MLP,
+    Fashion-MNIST; fails on the CNN, CIFAR-10)"."""
+    out = []
+    for e in entries:
+        arms = {e.get("architecture", ARCHITECTURES[STUDY]): e["verdict"],
+                **{k: v["verdict"] for k, v in (e.get("by_architecture") or {}).items()}}
+        decisive = {k: v for k, v in arms.items() if v in ("holds", "fails")}
+        if len(set(decisive.values())) > 1:
+            out.append(f"{e['id']} (" + "; ".join(f"{v} on the {k}" for k, v in decisive.items()) + ")")
+    return out
 
 
 def _measured_on(cid: str) -> str:
@@ -201,6 +237,11 @@ def claims_table(entries: list[dict]) -> str:
         "seeds": [str(e["n_seeds"]) if e["n_seeds"] else "---" for e in entries],
         "premise": ["met" if e["premise"]["met"] else "not met" for e in entries],
         "verdict": [e["verdict"] for e in entries]})
+    arms = list(dict.fromkeys(k for e in entries for k in (e.get("by_architecture") or {})))
+    if arms:  # the same claim on the CNN arm: one verdict column per architecture where it was measured
+        cells = cells.rename(columns={"verdict": ARCHITECTURES[STUDY]})
+        for label in arms:
+            cells[label] = [(e.get("by_architecture") or {}).get(label, {}).get("verdict", "---") for e in entries]
     tex = latex_table(cells, pd.DataFrame(index=cells.index), {},
                       caption="The seed paper's claims, each at the scale it was measured at "
                               "(Section~\\ref{sec:claims} "
@@ -208,9 +249,11 @@ def claims_table(entries: list[dict]) -> str:
                               "claim's statistic, mean $\\pm$ standard error over seeds (each seed on its own draw of "
                               "the data where the scale says so); premise: whether every net behind the verdict was in "
                               "the state the claim speaks of (measured), without which no verdict is decisive. "
-                              f"Scales: {key_text}.",
+                              f"Scales: {key_text}."
+                              + (" The last columns give the verdict of each architecture where the claim was "
+                                 "measured on it (the CNN arm, Section~\\ref{sec:cnn})." if arms else ""),
                       label="tab:claims")
-    return tex.replace("{lllllll}", "{lp{2.6in}lllll}")
+    return tex.replace("{" + "l" * cells.shape[1] + "}", "{lp{2.6in}" + "l" * (cells.shape[1] - 2) + "}")
 
 
 _MATH = {"S_in": r"$S_{\mathrm{in}}$", "S_out": r"$S_{\mathrm{out}}$", "S_noise": r"$S_{\mathrm{noise}}$",

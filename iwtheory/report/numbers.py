@@ -170,6 +170,10 @@ def claim_numbers(a: Analysis, entries: list[dict] | None = None) -> dict:
                 MultPointClaims=", ".join(m["point_rule_claims"]) or "none",
                 MultBoundedClaims=", ".join(m["bounded_claims"]) or "none", LateSpanSteps=C.LATE_SPAN_STEPS,
                 KSe=C.K_SE, ZSe=C.Z_SE, TailK=100 * C.tail(C.K_SE), TailZ=100 * C.tail(C.Z_SE))
+    if any(e.get("by_architecture") for e in entries):  # the sentence naming the claims the architectures split
+        from iwtheory.report.claims import differing
+
+        vals["ArchDiffer"] = escape("; ".join(differing(entries)) or "none")
     shares = [(e["id"], e["details"]["data_draw"]["between_draw_variance_share"]) for e in entries
               if (e.get("details") or {}).get("data_draw", {}).get("between_draw_variance_share") is not None]
     if shares:  # the sentence lists the claims the one-draw control could split, from their own numbers
@@ -224,15 +228,44 @@ def other_numbers(a: Analysis) -> dict:
         vals["ToyEpochs"] = int(toy.config["epochs"])
         vals["ToyHidden"] = _tex_list(toy.config.get("hidden") or [], fmt=str)
         vals["ToyWeights"] = _tex_list(sorted(toy.df.weight.unique()), fmt=weight_label)
-    gpu = [s for s in a.studies.values() if s.source != "local"]
+    gpu = [s for s in a.studies.values() if s.source.startswith("gpu:")]
     vals["GpuStudies"] = len(gpu)
+    return vals
+
+
+def cnn_numbers(a: Analysis) -> dict:
+    """The CNN arm's scale, from its runs' configs and sizes: width factor, channels, parameters per net (counted
+    on a plain model of the task's input shape), epochs, learning rate, training images, seeds."""
+    from iwtheory.catalogue import CNN_ARMS
+    from iwtheory.nets.models import blcnn_widths, make_plain
+
+    vals: dict[str, object] = {}
+    for name in CNN_ARMS:
+        st = study(a, name)
+        if st is None:
+            continue
+        cfg = st.configs.get("none", st.config)
+        key = "CnnCifar" if cfg.get("dataset") == "cifar10" else "CnnFashion"
+        shape = (3, 32, 32) if cfg.get("dataset") == "cifar10" else (1, 28, 28)
+        width = float(cfg.get("width", 1.0))
+        convs, fcs = blcnn_widths(width)
+        net = make_plain("bl_cnn", shape, width=width)
+        sizes = st.sizes.get("none") or {}
+        vals.update({f"{key}Width": width, f"{key}Channels": "--".join(map(str, convs)),
+                     f"{key}Fc": "--".join(map(str, fcs)),
+                     f"{key}Params": int(sum(p.numel() for p in net.parameters())),
+                     f"{key}Epochs": int(cfg["epochs"]), f"{key}Lr": float(cfg["lr"]),
+                     f"{key}Train": int(sizes.get("train", 0)), f"{key}Seeds": int(st.df.seed.nunique()),
+                     f"{key}Dataset": escape(st.label)})
+        if "l2" in set(st.df.regime):
+            vals[f"{key}Lambda"] = _sci(float(st.df[st.df.regime == "l2"].weight_decay.max()))
     return vals
 
 
 def numbers(a: Analysis) -> dict[str, object]:
     """Every value the paper quotes."""
     return {**theory_numbers(a), **study_numbers(a), **claim_numbers(a), **other_numbers(a),
-            **loss_numbers(a.loss_theory, a.loss_networks), **a.inside_numbers}
+            **loss_numbers(a.loss_theory, a.loss_networks), **a.inside_numbers, **cnn_numbers(a)}
 
 
 AWAY_LEVEL = 0.05  # rad: a final angle to the plain max margin beyond this counts as staying away from it

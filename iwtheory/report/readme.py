@@ -39,13 +39,23 @@ def results_block(claims: list[dict]) -> str:
 
     scales = [scale_text(e) for e in claims]
     keys = {t: chr(ord("a") + k) for k, t in enumerate(dict.fromkeys(t for t in scales if t != "---"))}
-    lines = ["| claim | verdict | value (mean ± SE) | seeds | premise | scale |", "|---|---|---|---|---|---|"]
+    arms = list(dict.fromkeys(k for e in claims for k in (e.get("by_architecture") or {})))
+
+    def bold(v: str) -> str:
+        return v if v in ("holds", "—") else f"**{v}**"
+
+    lines = ["| claim | verdict | value (mean ± SE) | seeds | premise | scale |" + "".join(f" {a} |" for a in arms),
+             "|---|---|---|---|---|---|" + "---|" * len(arms)]
     for e, sc in zip(claims, scales):
-        verdict = e["verdict"] if e["verdict"] == "holds" else f"**{e['verdict']}**"
         premise = "met" if e["premise"]["met"] else "not met"
         seeds = str(e["n_seeds"]) if e["n_seeds"] > 1 else "—"
-        lines.append(f"| {e['id']} {e['statement'].rstrip('.')} | {verdict} | {_num(e['value'], e['se'])} | {seeds} "
-                     f"| {premise} | {keys.get(sc, '—')} |")
+        other = "".join(f" {bold((e.get('by_architecture') or {}).get(a, {}).get('verdict', '—'))} |" for a in arms)
+        lines.append(f"| {e['id']} {e['statement'].rstrip('.')} | {bold(e['verdict'])} | {_num(e['value'], e['se'])} "
+                     f"| {seeds} | {premise} | {keys.get(sc, '—')} |{other}")
+    if arms:
+        lines += ["", "The verdict column is the MLP study's; " + ", ".join(arms) + ": the same claim on the CNN arm "
+                      "(`make cnn`, records committed under `results/cpu/cnn/`), each with its own scale in "
+                      "`results/cpu/claims.json`."]
     lines += ["", "Scales: " + "; ".join(f"({k}) {t}" for t, k in keys.items()) + "."]
     by = {e["id"]: e for e in claims}
     d8 = (by.get("C8") or {}).get("details") or {}
@@ -362,13 +372,27 @@ def _dur(s: float) -> str:
     return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
 
 
-def runtime_text(name: str, timings: dict, reproduce: dict) -> str:
-    """What a config's header says of its runtime, from the measurements alone."""
+def cnn_run(results_dir: Path) -> dict:
+    """The CNN arm's run record (results/cpu/cnn/run.json, written by `make cnn`), or {} where there is none."""
+    p = Path(results_dir) / "cnn" / "run.json"
+    try:
+        data = _load_json(p) if p.is_file() else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) and not data.get("quick") else {}
+
+
+def runtime_text(name: str, timings: dict, reproduce: dict, cnn: dict | None = None) -> str:
+    """What a config's header says of its runtime, from the measurements alone (``cnn``: `make cnn`'s record)."""
     q = timings["quick"].get(name)
     full = reproduce["runs_seconds"].get(name)
     where = f"{timings['cpus']} CPUs"
-    parts = [f"full {_dur(full)} (make reproduce, {reproduce['cpus']} CPUs)" if full is not None
-             else "full: not part of make reproduce"]
+    arm = ((cnn or {}).get("arms") or {}).get(name) or {}
+    if full is None and isinstance(arm.get("seconds"), (int, float)) and not arm.get("found_finished"):
+        parts = [f"full {_dur(arm['seconds'])} (make cnn, {cnn.get('cpus')} CPUs)"]
+    else:
+        parts = [f"full {_dur(full)} (make reproduce, {reproduce['cpus']} CPUs)" if full is not None
+                 else "full: not part of make reproduce"]
     if isinstance(q, (int, float)):
         parts.append(f"quick {_dur(q)} ({where})")
     elif q:
@@ -385,7 +409,8 @@ def config_runtime_lines(experiments: Path, results_dir: Path) -> dict[Path, str
     """The runtime line each config's header should hold."""
     timings = _load_json(Path(results_dir) / "timings.json")
     reproduce = _load_json(Path(results_dir) / "reproduce.json")
-    return {p: RUNTIME_PREFIX + runtime_text(name, timings, reproduce)
+    cnn = cnn_run(results_dir)
+    return {p: RUNTIME_PREFIX + runtime_text(name, timings, reproduce, cnn)
             for name, p in config_paths(experiments).items()}
 
 
@@ -433,9 +458,10 @@ def experiments_block(experiments: Path, results_dir: Path) -> str:
     """A markdown table: each config, its description and its measured runtimes."""
     timings = _load_json(Path(results_dir) / "timings.json")
     reproduce = _load_json(Path(results_dir) / "reproduce.json")
+    cnn = cnn_run(results_dir)
     rows = ["| config | what it runs | runtime |", "|---|---|---|"]
     for name, p in config_paths(experiments).items():
         desc = tomllib.loads(p.read_text()).get("description", "")
         rel = p.relative_to(experiments).as_posix()
-        rows.append(f"| `{rel}` | {desc} | {runtime_text(name, timings, reproduce).split('  [')[0]} |")
+        rows.append(f"| `{rel}` | {desc} | {runtime_text(name, timings, reproduce, cnn).split('  [')[0]} |")
     return "\n".join(rows)

@@ -1,0 +1,61 @@
+"""The CNN arm: its committed records are read beside the MLP study, each network claim gains a verdict per
+architecture, and the committed claims agree with the committed records."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from iwtheory.pipeline import CNN_RECORDS, run_cnn
+from iwtheory.report.analysis import analyse, result_dirs, study
+from iwtheory.report.claims import ARCHITECTURES, differing, study_entries
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_cpu_records_are_labelled_cpu_and_imported_gpu_records_gpu(tmp_path):
+    for parent, name in ((tmp_path / "results" / "cpu", "cnn"), (tmp_path / "results" / "gpu", "2026-01-01-h100")):
+        (parent / name / "runs").mkdir(parents=True)
+    found = result_dirs(tmp_path / "results" / "gpu", tmp_path / "results" / "cpu")
+    assert [label for _, label in found] == ["gpu:2026-01-01-h100", "cpu:cnn"]
+
+
+def test_claims_that_split_the_architectures_are_named_from_their_verdicts():
+    entries = [{"id": "C2", "verdict": "holds", "architecture": ARCHITECTURES["study_fashion"],
+                "by_architecture": {"CNN, CIFAR-10": {"verdict": "fails"}, "CNN, Fashion-MNIST": {"verdict": "holds"}}},
+               {"id": "C4", "verdict": "holds", "by_architecture": {"CNN, CIFAR-10": {"verdict": "inconclusive"}}}]
+    assert differing(entries) == ["C2 (holds on the MLP, Fashion-MNIST; fails on the CNN, CIFAR-10; holds on the CNN, "
+                                  "Fashion-MNIST)"]
+
+
+@pytest.mark.slow
+def test_make_cnn_skips_cifar_without_it_and_says_where_its_records_came_from(tmp_path, capsys):
+    rec = run_cnn(data_dir=None, out=tmp_path, quick=True, progress=False)
+    assert rec["arms"]["study_cifar_cnn"] == {"skipped": "no CIFAR-10"}
+    assert "skipped, no CIFAR-10" in capsys.readouterr().out
+    fashion = rec["arms"]["study_fashion_cnn"]
+    assert fashion["runs"] > 0 and fashion["found_finished"] == 0 and rec["records_bytes"] > 0
+    assert json.loads((tmp_path / "run.json").read_text())["quick"] is True
+    again = run_cnn(data_dir=None, out=tmp_path, quick=True, progress=False)  # finished runs are found, not retrained
+    assert again["arms"]["study_fashion_cnn"]["found_finished"] == fashion["runs"]
+
+
+def test_the_committed_claims_agree_with_the_committed_cnn_records():
+    runs = CNN_RECORDS / "runs"
+    snapshot = json.loads((ROOT / "results" / "cpu" / "claims.json").read_text())
+    if not runs.is_dir() or not any(e.get("by_architecture") for e in snapshot):
+        pytest.skip("no CNN records committed yet (make cnn)")
+    a = analyse(runs)  # the records alone, as the clone that never reruns them reads them
+    by_id = {e["id"]: e for e in snapshot}
+    for name, label in ARCHITECTURES.items():
+        st = study(a, name)
+        if st is None or name == "study_fashion":
+            continue
+        for cid, e in study_entries(st).items():
+            have = by_id[cid].get("by_architecture", {}).get(label)
+            if e["verdict"] == "not applicable":
+                assert have is None
+                continue
+            assert have is not None, (label, cid)
+            assert have["verdict"] == e["verdict"] and have["n_seeds"] == e["n_seeds"], (label, cid)
+            assert have["value"] == pytest.approx(e["value"], rel=1e-9, abs=1e-12), (label, cid)
