@@ -48,7 +48,7 @@ def _cnn(args) -> int:
     from iwtheory.pipeline import CNN_RECORDS, run_cnn
 
     rec = run_cnn(data_dir=args.data_dir, out=Path(args.out) if args.out else CNN_RECORDS, quick=args.quick,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, download=args.download)
     print(f"records: {rec['records_files']} files, {rec['records_bytes'] / 2**20:.1f} MiB")
     return 0
 
@@ -212,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     cn.add_argument("--data-dir", default=None, help="CIFAR-10 in an official layout (without it the CIFAR arm is "
                                                      "skipped)")
     cn.add_argument("--out", default=None, help="records folder (default: results/cpu/cnn)")
+    cn.add_argument("--download", action="store_true", help="fetch CIFAR-10 where a network exists (MD5 checked)")
     cn.add_argument("--quick", action="store_true", help="the seconds-long variants")
     cn.add_argument("--no-progress", action="store_true", help="no progress bar")
     cn.set_defaults(func=_cnn)

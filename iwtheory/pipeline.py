@@ -211,9 +211,11 @@ def measure_quick(experiments: Path = EXPERIMENTS, results_dir: Path = ROOT / "r
 CNN_RECORDS = CPU_RESULTS / "cnn"  # the CNN arm's committed records (runs/) and how they were made (run.json)
 
 
-def run_cnn(data_dir: str | None = None, out: Path = CNN_RECORDS, quick: bool = False, progress: bool = True) -> dict:
+def run_cnn(data_dir: str | None = None, out: Path = CNN_RECORDS, quick: bool = False, progress: bool = True,
+            download: bool = False) -> dict:
     """`make cnn`: the CNN arm (``catalogue.CNN_ARMS``) into ``out/runs``, finished runs skipped; the CIFAR-10 arm
-    only where ``data_dir`` holds CIFAR-10 (one line says how to get it otherwise). Writes ``out/run.json``: the
+    only where ``data_dir`` holds CIFAR-10 or ``download`` may fetch it (one line says how to get it
+    otherwise). Writes ``out/run.json``: the
     command, machine, versions, the wall time of each arm, whether it trained or found its runs, and the records'
     size, so a clone that never reruns them knows where they came from."""
     import torch
@@ -228,7 +230,7 @@ def run_cnn(data_dir: str | None = None, out: Path = CNN_RECORDS, quick: bool = 
                     "torch": torch.__version__, "quick": quick, "arms": {}}
     for name in catalogue.CNN_ARMS:
         cfg = load_experiment(EXPERIMENTS / f"{name}.toml", catalogue.runner(name), quick=quick)
-        if cfg[0].dataset == "cifar10":
+        if cfg[0].dataset == "cifar10" and not download:
             try:
                 read_cifar10(data_dir or cfg[0].data_dir or "")
             except (DataFileError, OSError, ValueError):
@@ -240,7 +242,7 @@ def run_cnn(data_dir: str | None = None, out: Path = CNN_RECORDS, quick: bool = 
         t = time.perf_counter()
         # the folder names CIFAR-10's copy; Fashion-MNIST is read where it is installed
         n = Serial().run("train", cfg, runs, data_dir=data_dir if cfg[0].dataset == "cifar10" else None,
-                         progress=progress)
+                         download=download or None, progress=progress)
         record["arms"][name] = {"seconds": time.perf_counter() - t, "runs": n, "found_finished": found}
         print(f"{name}: {n} runs under {runs}")
     files = [f for f in runs.rglob("*") if f.is_file() and not f.is_symlink()] if runs.is_dir() else []

@@ -206,13 +206,18 @@ def main() -> None:
             del stack
             if gpu:
                 torch.cuda.empty_cache()
+    # the parameter count of each width factor on both tasks' inputs (the README states them from here)
+    params = {f"{w:g}": {name: sum(p.numel() for p in BLCNN(shape, width=w).parameters())
+                         for name, shape in (("fashion 1x28x28", (1, 28, 28)), ("cifar 3x32x32", (3, 32, 32)))}
+              for w in (0.125, 0.25, 0.5, 1.0)}
+    print("parameters by width:", params)
     if args.json:
         import json
 
         Path(args.json).write_text(json.dumps({
             "device": name, "torch": torch.__version__, "cpu_threads": torch.get_num_threads(), "steps": steps,
             "channels_last": args.channels_last, "compile": args.compile, "width": args.width,
-            "conv_rate_tflops": conv_peak,
+            "conv_rate_tflops": conv_peak, "params_by_width": params,
             "train_images": n_train, "steps_per_epoch": steps_per_epoch, "evaluations_per_epoch": evals_per_epoch,
             "plain_loop": {"ms_per_step": 1e3 * base, "model_epochs_per_s": base_rate, "eval_s": base_eval},
             "engine": rows}, indent=1))

@@ -237,6 +237,10 @@ def cnn_block(b: dict) -> str:
         rate = f" {1e3 * r['tflops']:.0f} ({r['share_of_conv_rate']:.2f}) |" if conv else ""
         rows.append(f"| engine, M = {r['models']}, {r['precision']}{layout} | {r['ms_per_step']:.1f} | "
                     f"{r['model_epochs_per_s']:.3f} | {r['ratio_vs_plain']:.2f} |{rate}")
+    if b.get("params_by_width"):
+        counts = "; ".join(f"{w}: " + ", ".join(f"{n:,} on {task}" for task, n in by.items())
+                           for w, by in b["params_by_width"].items())
+        rows += ["", f"Parameters of the B&L CNN by width factor (counted by the benchmark): {counts}."]
     return "\n".join(rows)
 
 
