@@ -214,10 +214,9 @@ CNN_RECORDS = CPU_RESULTS / "cnn"  # the CNN arm's committed records (runs/) and
 def run_cnn(data_dir: str | None = None, out: Path = CNN_RECORDS, quick: bool = False, progress: bool = True,
             download: bool = False) -> dict:
     """`make cnn`: the CNN arm (``catalogue.CNN_ARMS``) into ``out/runs``, finished runs skipped; the CIFAR-10 arm
-    only where ``data_dir`` holds CIFAR-10 or ``download`` may fetch it (one line says how to get it
-    otherwise). Writes ``out/run.json``: the
-    command, machine, versions, the wall time of each arm, whether it trained or found its runs, and the records'
-    size, so a clone that never reruns them knows where they came from."""
+    only where ``data_dir`` holds CIFAR-10 or ``download`` may fetch it (one line says how to get it otherwise).
+    Writes ``out/run.json``: the command, machine, versions, the wall time of each arm, whether it trained or found
+    its runs, and the records' size, so a clone that never reruns them knows where they came from."""
     import torch
 
     from iwtheory.nets.readers import DataFileError, read_cifar10

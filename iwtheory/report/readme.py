@@ -478,4 +478,8 @@ def experiments_block(experiments: Path, results_dir: Path) -> str:
         desc = tomllib.loads(p.read_text()).get("description", "")
         rel = p.relative_to(experiments).as_posix()
         rows.append(f"| `{rel}` | {desc} | {runtime_text(name, timings, reproduce, cnn).split('  [')[0]} |")
+    if cnn.get("records_files"):
+        rows += ["", f"`make cnn` wrote {cnn['records_files']} record files, {cnn['records_bytes'] / 2**20:.1f} MiB, "
+                     f"committed under `results/cpu/cnn/runs/` ({cnn['machine']}, {cnn['cpus']} CPUs, torch "
+                     f"{cnn['torch']}; `{cnn['command']}`; `results/cpu/cnn/run.json`)."]
     return "\n".join(rows)
