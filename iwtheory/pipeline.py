@@ -224,6 +224,10 @@ def run_cnn(data_dir: str | None = None, out: Path = CNN_RECORDS, quick: bool = 
 
     out = Path(out)
     runs = out / "runs"
+    try:  # an arm whose runs were all trained before keeps the record of the command that trained them
+        before = json.loads((out / "run.json").read_text()).get("arms", {}) if (out / "run.json").is_file() else {}
+    except (OSError, ValueError, AttributeError):
+        before = {}
     record: dict = {"command": command_line() if sys.argv and "iwtheory" in sys.argv[0] else "iwtheory cnn",
                     "machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
                     "torch": torch.__version__, "quick": quick, "arms": {}}
@@ -238,11 +242,20 @@ def run_cnn(data_dir: str | None = None, out: Path = CNN_RECORDS, quick: bool = 
                 record["arms"][name] = {"skipped": "no CIFAR-10"}
                 continue
         found = finished_runs("train", cfg, runs)
-        t = time.perf_counter()
+        prior = before.get(name) if isinstance(before, dict) else None
+        if found == sum(len(c.cells()) for c in cfg) and isinstance(prior, dict) and "seconds" in prior:
+            record["arms"][name] = {**prior, "kept_from_an_earlier_command": True}
+            print(f"{name}: its {found} runs are finished (trained by an earlier command, whose record is kept)")
+            continue
+        t, cpu = time.perf_counter(), time.process_time()
         # the folder names CIFAR-10's copy; Fashion-MNIST is read where it is installed
         n = Serial().run("train", cfg, runs, data_dir=data_dir if cfg[0].dataset == "cifar10" else None,
                          download=download or None, progress=progress)
-        record["arms"][name] = {"seconds": time.perf_counter() - t, "runs": n, "found_finished": found}
+        wall = time.perf_counter() - t
+        # the share of the machine's cores this command's process used: well below 1 means other work shared them
+        # (or torch ran fewer threads), so its wall time is an upper bound
+        share = (time.process_time() - cpu) / (wall * (os.cpu_count() or 1)) if wall > 0 else None
+        record["arms"][name] = {"seconds": wall, "runs": n, "found_finished": found, "cpu_share": share}
         print(f"{name}: {n} runs under {runs}")
     files = [f for f in runs.rglob("*") if f.is_file() and not f.is_symlink()] if runs.is_dir() else []
     record["records_bytes"] = sum(f.stat().st_size for f in files)

@@ -403,7 +403,12 @@ def runtime_text(name: str, timings: dict, reproduce: dict, cnn: dict | None = N
     where = f"{timings['cpus']} CPUs"
     arm = ((cnn or {}).get("arms") or {}).get(name) or {}
     if full is None and isinstance(arm.get("seconds"), (int, float)) and not arm.get("found_finished"):
-        parts = [f"full {_dur(arm['seconds'])} (make cnn, {cnn.get('cpus')} CPUs)"]
+        share = arm.get("cpu_share")
+        by = " ".join(str(arm.get("command") or "make cnn").split())  # another command's record, kept by make cnn
+        extra = [f"using {share:.0%} of them: an upper bound"] if isinstance(share, (int, float)) and share < 0.9 \
+            else []
+        extra += [" ".join(str(arm["note"]).split())] if arm.get("note") else []
+        parts = [f"full {_dur(arm['seconds'])} ({by}, {cnn.get('cpus')} CPUs{''.join(', ' + e for e in extra)})"]
     else:
         parts = [f"full {_dur(full)} (make reproduce, {reproduce['cpus']} CPUs)" if full is not None
                  else "full: not part of make reproduce"]
@@ -481,5 +486,6 @@ def experiments_block(experiments: Path, results_dir: Path) -> str:
     if cnn.get("records_files"):
         rows += ["", f"`make cnn` wrote {cnn['records_files']} record files, {cnn['records_bytes'] / 2**20:.1f} MiB, "
                      f"committed under `results/cpu/cnn/runs/` ({cnn['machine']}, {cnn['cpus']} CPUs, torch "
-                     f"{cnn['torch']}; `{cnn['command']}`; `results/cpu/cnn/run.json`)."]
+                     f"{cnn['torch']}; `{' '.join(str(cnn['command']).replace('`', '').split())}`; "
+                     "`results/cpu/cnn/run.json`)."]
     return "\n".join(rows)

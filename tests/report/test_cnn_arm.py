@@ -35,9 +35,11 @@ def test_make_cnn_skips_cifar_without_it_and_says_where_its_records_came_from(tm
     assert "skipped, no CIFAR-10" in capsys.readouterr().out
     fashion = rec["arms"]["study_fashion_cnn"]
     assert fashion["runs"] > 0 and fashion["found_finished"] == 0 and rec["records_bytes"] > 0
+    assert 0 < fashion["cpu_share"] <= 1.01  # the process's CPU time over wall time times cores
     assert json.loads((tmp_path / "run.json").read_text())["quick"] is True
-    again = run_cnn(data_dir=None, out=tmp_path, quick=True, progress=False)  # finished runs are found, not retrained
-    assert again["arms"]["study_fashion_cnn"]["found_finished"] == fashion["runs"]
+    # finished runs are found, not retrained, and the record of the command that trained them is kept
+    again = run_cnn(data_dir=None, out=tmp_path, quick=True, progress=False)
+    assert again["arms"]["study_fashion_cnn"] == {**fashion, "kept_from_an_earlier_command": True}
 
 
 def test_the_committed_claims_agree_with_the_committed_cnn_records():
@@ -59,3 +61,18 @@ def test_the_committed_claims_agree_with_the_committed_cnn_records():
             assert have is not None, (label, cid)
             assert have["verdict"] == e["verdict"] and have["n_seeds"] == e["n_seeds"], (label, cid)
             assert have["value"] == pytest.approx(e["value"], rel=1e-9, abs=1e-12), (label, cid)
+
+
+def test_a_cnn_arms_runtime_says_which_command_trained_it_and_whether_the_cores_were_its_own():
+    from iwtheory.report.readme import runtime_text
+
+    timings, reproduce = {"quick": {"a": 30.0}, "cpus": 2}, {"runs_seconds": {}, "cpus": 2}
+    arm = {"seconds": 1500.0, "runs": 60, "found_finished": 0, "cpu_share": 0.97}
+    text = runtime_text("a", timings, reproduce, {"cpus": 2, "arms": {"a": arm}})
+    assert "full 25.0 min (make cnn, 2 CPUs)" in text and "upper bound" not in text
+    shared = {**arm, "cpu_share": 0.6, "command": "iwtheory train a.toml\n--out x"}
+    text = runtime_text("a", timings, reproduce, {"cpus": 2, "arms": {"a": shared}})
+    assert "(iwtheory train a.toml --out x, 2 CPUs, using 60% of them: an upper bound)" in text
+    # a resumed arm's time covers only part of its runs: no full time is claimed from it
+    text = runtime_text("a", timings, reproduce, {"cpus": 2, "arms": {"a": {**arm, "found_finished": 30}}})
+    assert "full: not part of make reproduce" in text
