@@ -182,8 +182,9 @@ def add_architectures(a: Analysis, entries: list[dict]) -> None:
         e["architecture"] = ARCHITECTURES[STUDY]
         e["by_architecture"] = {
             label: {"verdict": x["verdict"], "value": x["value"], "se": x["se"], "n_seeds": x["n_seeds"],
-                    "premise_met": bool(x["premise"]["met"]), "scale": x.get("scale"),
-                    "experiments": x.get("experiments", [])}
+                    "premise_met": bool(x["premise"]["met"]), "premise": x["premise"], "scale": x.get("scale"),
+                    "experiments": x.get("experiments", []),
+                    "details": {k: v for k, v in (x.get("details") or {}).items() if k in ("saturated", "early_F")}}
             for label, got in measured.items() if (x := got.get(e["id"])) and x["verdict"] != NOT_APPLICABLE}
 
 

@@ -14,7 +14,7 @@ from iwtheory.compare.effects import fit_power, residual_decay
 from iwtheory.catalogue import ANGLE, BOUNDARIES, DEEP, INSIDE, POLY, STUDY, TOY
 from iwtheory.nets.names import mlp_widths
 from iwtheory.report.analysis import Analysis, study
-from iwtheory.report.claims import evaluate
+from iwtheory.report.claims import evaluate, study_entries
 from iwtheory.report.latex import escape
 from iwtheory.report.macros import macro_name
 from iwtheory.report.style import weight_label
@@ -259,7 +259,57 @@ def cnn_numbers(a: Analysis) -> dict:
                      f"{key}Dataset": escape(st.label)})
         if "l2" in set(st.df.regime):
             vals[f"{key}Lambda"] = _sci(float(st.df[st.df.regime == "l2"].weight_decay.max()))
+        vals[f"{key}Premise"] = cnn_premise_text(study_entries(st))
     return vals
+
+
+def _seeds_text(seeds) -> str:
+    s = [str(int(v)) for v in seeds]
+    return ("seed " if len(s) == 1 else "seeds ") + (", ".join(s[:-1]) + " and " + s[-1] if len(s) > 1 else s[0])
+
+
+def separation_text(p: dict, tex: bool = True) -> str:
+    """One measured premise (``C.premise``'s dict) in words: how many nets separate, when, and which seeds lack
+    a late window (``tex``: LaTeX math, else plain text)."""
+    m = "$" if tex else ""
+    if not p or "nets" not in p:
+        return "not measured"
+    text = f"{p['separated']} of its {p['nets']} nets separate"
+    if p.get("separated"):
+        text += (f", the median at epoch {p['median_separation_epoch']:g} and the latest at epoch "
+                 f"{p['latest_separation_epoch']:g} of {p['last_epoch']:g}")
+    missing = [u for u in p.get("unseparated") or [] if isinstance(u, dict)]
+    if missing:
+        ws = sorted({float(u["weight"]) for u in missing})
+        who = "the one that does not is" if len(missing) == 1 else f"the {len(missing)} that do not are"
+        text += (f"; {who} at {m}w = " + ", ".join(weight_label(w) for w in ws)
+                 + f"{m} (final training accuracy {min(u['final_train_acc'] for u in missing):.3f} at the lowest)")
+    seeds = p.get("seeds_without_late_window") or []
+    if seeds:
+        text += (f"; {_seeds_text(seeds)} {'has' if len(seeds) == 1 else 'have'} no late window of "
+                 f"{C.LATE_SPAN_STEPS:,} steps after separation")
+    return text
+
+
+def cnn_premise_text(entries: dict, tex: bool = True) -> str:
+    """The premise of a CNN arm's claims as measured: its unregularised nets (C2's premise), its weight-decay nets
+    (C4's), and C1's early spread where it is saturated; every number from the entries."""
+    m, parts = ("$" if tex else ""), []
+    c2 = (entries.get("C2") or {}).get("premise") or {}
+    if c2:
+        parts.append("Without regularisation, " + separation_text(c2, tex))
+    reg = ((entries.get("C4") or {}).get("premise") or {}).get("regularised") or {}
+    if reg:
+        parts.append("With weight decay, " + separation_text(reg, tex))
+    c1 = entries.get("C1") or {}
+    early = (c1.get("details") or {}).get("early_F") or {}
+    if (c1.get("details") or {}).get("saturated") and early:
+        ws = sorted(early, key=float)
+        parts.append(f"Over the first {C.EARLY_STEPS} steps every seed's {m}F{m} is {early[ws[0]]:.2f} at "
+                     f"{m}w = {weight_label(float(ws[0]))}{m} and {early[ws[-1]]:.2f} at "
+                     f"{m}w = {weight_label(float(ws[-1]))}{m}: a saturated spread, which C1's rule counts as "
+                     "inconclusive (it could not have come out otherwise)")
+    return ". ".join(parts) + "." if parts else "Not measured."
 
 
 def numbers(a: Analysis) -> dict[str, object]:

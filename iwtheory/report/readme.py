@@ -56,6 +56,10 @@ def results_block(claims: list[dict]) -> str:
         lines += ["", "The verdict column is the MLP study's; " + ", ".join(arms) + ": the same claim on the CNN arm "
                       "(`make cnn`, records committed under `results/cpu/cnn/`), each with its own scale in "
                       "`results/cpu/claims.json`."]
+        from iwtheory.report.numbers import cnn_premise_text
+        for a in arms:
+            arm = {e["id"]: e["by_architecture"][a] for e in claims if a in (e.get("by_architecture") or {})}
+            lines += ["", f"The premise on the {a} arm, measured: {cnn_premise_text(arm, tex=False)}"]
     lines += ["", "Scales: " + "; ".join(f"({k}) {t}" for t, k in keys.items()) + "."]
     by = {e["id"]: e for e in claims}
     d8 = (by.get("C8") or {}).get("details") or {}
