@@ -211,6 +211,15 @@ def measure_quick(experiments: Path = EXPERIMENTS, results_dir: Path = ROOT / "r
 CNN_RECORDS = CPU_RESULTS / "cnn"  # the CNN arm's committed records (runs/) and how they were made (run.json)
 
 
+def records_size(runs: Path) -> dict:
+    """The files and bytes of a records folder that are committed: not the locks that only guard a run in
+    progress (``.gitignore`` leaves them out), no links followed."""
+    runs = Path(runs)
+    files = [f for f in runs.rglob("*") if f.is_file() and not f.is_symlink() and f.name != "lock"
+             and not {"_locks", "_groups"} & set(f.relative_to(runs).parts)] if runs.is_dir() else []
+    return {"records_bytes": sum(f.stat().st_size for f in files), "records_files": len(files)}
+
+
 def run_cnn(data_dir: str | None = None, out: Path = CNN_RECORDS, quick: bool = False, progress: bool = True,
             download: bool = False) -> dict:
     """`make cnn`: the CNN arm (``catalogue.CNN_ARMS``) into ``out/runs``, finished runs skipped; the CIFAR-10 arm
@@ -257,9 +266,7 @@ def run_cnn(data_dir: str | None = None, out: Path = CNN_RECORDS, quick: bool = 
         share = (time.process_time() - cpu) / (wall * (os.cpu_count() or 1)) if wall > 0 else None
         record["arms"][name] = {"seconds": wall, "runs": n, "found_finished": found, "cpu_share": share}
         print(f"{name}: {n} runs under {runs}")
-    files = [f for f in runs.rglob("*") if f.is_file() and not f.is_symlink()] if runs.is_dir() else []
-    record["records_bytes"] = sum(f.stat().st_size for f in files)
-    record["records_files"] = len(files)
+    record.update(records_size(runs))
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").write_text(json.dumps(record, indent=1) + "\n")
     return record

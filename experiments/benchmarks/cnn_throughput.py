@@ -2,7 +2,7 @@
 
 command:  python experiments/benchmarks/cnn_throughput.py [--device cuda] [--models 1,27,108]
           [--precisions fp32,tf32,bf16] [--steps 30] [--json OUT.json] [--train-images N] [--width 0.25]
-          (the CPU arm's width: --width 0.25 --models 1,10 --precisions fp32 --train-images 320)
+          (the CPU arm's width: --width 0.25 --models 1,10 --precisions fp32 --train-images 320 --steps 40)
 runtime:  not typed here: the benchmark prints what it measured and the hardware it ran on
 Random 32x32 RGB images (10,000 = the cat-vs-dog training set), the B&L CNN, batch 16 per model
 (625 steps per epoch). Steps are timed after a warm-up (CUDA events on a GPU) and projected to
@@ -179,7 +179,8 @@ def main() -> None:
             members = [Member(2.0 ** (k % 9 - 4), k, 1e-3) for k in range(M)]
             stack = Stack(members, task, s, device)
             n = len(task.y_train)
-            idx = torch.stack([torch.randperm(n, generator=g)[:BATCH * (steps + 3)]
+            need = BATCH * (steps + 3)  # more steps than an epoch holds: epochs of fresh permutations, end to end
+            idx = torch.stack([torch.cat([torch.randperm(n, generator=g) for _ in range(-(-need // n))])[:need]
                                for g in stack.order_gens]).to(device)
             for k in range(3):
                 stack.train_step(idx[:, k * BATCH:(k + 1) * BATCH])

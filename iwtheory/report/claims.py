@@ -201,6 +201,18 @@ def differing(entries: list[dict]) -> list[str]:
     return out
 
 
+def decided_by_arm(entries: list[dict]) -> str:
+    """The claims each CNN arm decided (holds or fails), in words: "on the CNN, CIFAR-10, C2, C4; on ...: none",
+    so that no differing verdict is not read as agreement where an arm decided nothing."""
+    arms = list(dict.fromkeys(k for e in entries for k in (e.get("by_architecture") or {})))
+    parts = []
+    for arm in arms:
+        ids = [e["id"] for e in entries
+               if (e.get("by_architecture") or {}).get(arm, {}).get("verdict") in ("holds", "fails")]
+        parts.append(f"on the {arm}, " + (", ".join(ids) or "none"))
+    return "; ".join(parts)
+
+
 def _measured_on(cid: str) -> str:
     """The experiment a claim reads (the registry's), in words: the study's claims name their regimes."""
     exps = C.CLAIMS[cid].experiments

@@ -171,9 +171,10 @@ def claim_numbers(a: Analysis, entries: list[dict] | None = None) -> dict:
                 MultBoundedClaims=", ".join(m["bounded_claims"]) or "none", LateSpanSteps=C.LATE_SPAN_STEPS,
                 KSe=C.K_SE, ZSe=C.Z_SE, TailK=100 * C.tail(C.K_SE), TailZ=100 * C.tail(C.Z_SE))
     if any(e.get("by_architecture") for e in entries):  # the sentence naming the claims the architectures split
-        from iwtheory.report.claims import differing
+        from iwtheory.report.claims import decided_by_arm, differing
 
         vals["ArchDiffer"] = escape("; ".join(differing(entries)) or "none")
+        vals["ArchDecided"] = escape(decided_by_arm(entries))
     shares = [(e["id"], e["details"]["data_draw"]["between_draw_variance_share"]) for e in entries
               if (e.get("details") or {}).get("data_draw", {}).get("between_draw_variance_share") is not None]
     if shares:  # the sentence lists the claims the one-draw control could split, from their own numbers

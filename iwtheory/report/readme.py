@@ -488,8 +488,9 @@ def experiments_block(experiments: Path, results_dir: Path) -> str:
         rel = p.relative_to(experiments).as_posix()
         rows.append(f"| `{rel}` | {desc} | {runtime_text(name, timings, reproduce, cnn).split('  [')[0]} |")
     if cnn.get("records_files"):
-        rows += ["", f"`make cnn` wrote {cnn['records_files']} record files, {cnn['records_bytes'] / 2**20:.1f} MiB, "
+        rows += ["", f"The CNN arm's records: {cnn['records_files']} files, {cnn['records_bytes'] / 2**20:.1f} MiB, "
                      f"committed under `results/cpu/cnn/runs/` ({cnn['machine']}, {cnn['cpus']} CPUs, torch "
-                     f"{cnn['torch']}; `{' '.join(str(cnn['command']).replace('`', '').split())}`; "
-                     "`results/cpu/cnn/run.json`)."]
+                     f"{cnn['torch']}; written by `{' '.join(str(cnn['command']).replace('`', '').split())}`, "
+                     "which keeps the record of an arm an earlier command trained; `results/cpu/cnn/run.json` "
+                     "names each arm's command and time)."]
     return "\n".join(rows)

@@ -100,3 +100,14 @@ def test_the_cnn_premise_sentence_names_the_late_seeds_the_unseparated_nets_and_
                             tex=False)
     assert "no late window" not in text and "saturated" not in text and "do not" not in text
     assert "$" in cnn_premise_text(entries) and "$" not in cnn_premise_text(entries, tex=False)
+
+
+def test_the_claims_each_arm_decided_are_named_and_an_arm_that_decided_none_says_so():
+    from iwtheory.report.claims import decided_by_arm
+
+    entries = [{"id": "C1", "by_architecture": {"A": {"verdict": "holds"}, "B": {"verdict": "inconclusive"}}},
+               {"id": "C2", "by_architecture": {"A": {"verdict": "fails"}, "B": {"verdict": "inconclusive"}}},
+               {"id": "C9"}]
+    assert decided_by_arm(entries) == "on the A, C1, C2; on the B, none"
+    entries[0]["by_architecture"]["B"]["verdict"] = "fails"
+    assert decided_by_arm(entries) == "on the A, C1, C2; on the B, C1"
