@@ -269,6 +269,23 @@ def _seeds_text(seeds) -> str:
     return ("seed " if len(s) == 1 else "seeds ") + (", ".join(s[:-1]) + " and " + s[-1] if len(s) > 1 else s[0])
 
 
+def _span(values, fmt: str = ".3f") -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:{fmt}}" if f"{lo:{fmt}}" == f"{hi:{fmt}}" else f"{lo:{fmt}} to {hi:{fmt}}"
+
+
+def _reached(nets: list[dict]) -> str:
+    """What the nets that never separate reached, and where they ended: a net that fit its data and then fell
+    to a constant output reads differently from one that never fit it."""
+    best = [u.get("best_train_acc") for u in nets]
+    final = _span([u["final_train_acc"] for u in nets])
+    if any(not isinstance(b, (int, float)) for b in best):
+        return f"final training accuracy {final}"
+    epochs = [u.get("best_epoch") for u in nets]
+    at = f" at epoch {_span(epochs, 'g')}" if all(isinstance(e, (int, float)) for e in epochs) else ""
+    return f"best training accuracy {_span(best)}{at}, final {final}"
+
+
 def separation_text(p: dict, tex: bool = True) -> str:
     """One measured premise (``C.premise``'s dict) in words: how many nets separate, when, and which seeds lack
     a late window (``tex``: LaTeX math, else plain text)."""
@@ -283,8 +300,7 @@ def separation_text(p: dict, tex: bool = True) -> str:
     if missing:
         ws = sorted({float(u["weight"]) for u in missing})
         who = "the one that does not is" if len(missing) == 1 else f"the {len(missing)} that do not are"
-        text += (f"; {who} at {m}w = " + ", ".join(weight_label(w) for w in ws)
-                 + f"{m} (final training accuracy {min(u['final_train_acc'] for u in missing):.3f} at the lowest)")
+        text += f"; {who} at {m}w = " + ", ".join(weight_label(w) for w in ws) + f"{m} ({_reached(missing)})"
     seeds = p.get("seeds_without_late_window") or []
     if seeds:
         text += (f"; {_seeds_text(seeds)} {'has' if len(seeds) == 1 else 'have'} no late window of "
