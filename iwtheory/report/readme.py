@@ -53,9 +53,9 @@ def results_block(claims: list[dict]) -> str:
         lines.append(f"| {e['id']} {e['statement'].rstrip('.')} | {bold(e['verdict'])} | {_num(e['value'], e['se'])} "
                      f"| {seeds} | {premise} | {keys.get(sc, '—')} |{other}")
     if arms:
-        lines += ["", "The verdict column is the MLP study's; " + ", ".join(arms) + ": the same claim on the CNN arm "
-                      "(`make cnn`, records committed under `results/cpu/cnn/`), each with its own scale in "
-                      "`results/cpu/claims.json`."]
+        lines += ["", "The verdict column is the MLP study's; the columns " + " and ".join(f"*{a}*" for a in arms)
+                  + ": the same claim on the CNN arm (`make cnn`, records committed under `results/cpu/cnn/`), "
+                  "each with its own scale in `results/cpu/claims.json`."]
         from iwtheory.report.numbers import cnn_premise_text
         for a in arms:
             arm = {e["id"]: e["by_architecture"][a] for e in claims if a in (e.get("by_architecture") or {})}
