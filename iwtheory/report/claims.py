@@ -201,14 +201,22 @@ def differing(entries: list[dict]) -> list[str]:
     return out
 
 
+def architectures(entries: list[dict]) -> list[str]:
+    """The labels of the other architectures the entries were measured on (``by_architecture``), in order."""
+    return list(dict.fromkeys(k for e in entries for k in (e.get("by_architecture") or {})))
+
+
+def arm_entries(entries: list[dict], label: str) -> dict[str, dict]:
+    """One architecture's entries by claim id (what ``add_architectures`` keeps of each)."""
+    return {e["id"]: e["by_architecture"][label] for e in entries if label in (e.get("by_architecture") or {})}
+
+
 def decided_by_arm(entries: list[dict]) -> str:
     """The claims each CNN arm decided (holds or fails), in words: "on the CNN, CIFAR-10, C2, C4; on ...: none",
     so that no differing verdict is not read as agreement where an arm decided nothing."""
-    arms = list(dict.fromkeys(k for e in entries for k in (e.get("by_architecture") or {})))
     parts = []
-    for arm in arms:
-        ids = [e["id"] for e in entries
-               if (e.get("by_architecture") or {}).get(arm, {}).get("verdict") in ("holds", "fails")]
+    for arm in architectures(entries):
+        ids = [cid for cid, x in arm_entries(entries, arm).items() if x.get("verdict") in ("holds", "fails")]
         parts.append(f"on the {arm}, " + (", ".join(ids) or "none"))
     return "; ".join(parts)
 
@@ -250,7 +258,7 @@ def claims_table(entries: list[dict]) -> str:
         "seeds": [str(e["n_seeds"]) if e["n_seeds"] else "---" for e in entries],
         "premise": ["met" if e["premise"]["met"] else "not met" for e in entries],
         "verdict": [e["verdict"] for e in entries]})
-    arms = list(dict.fromkeys(k for e in entries for k in (e.get("by_architecture") or {})))
+    arms = architectures(entries)
     if arms:  # the same claim on the CNN arm: one verdict column per architecture where it was measured
         cells = cells.rename(columns={"verdict": ARCHITECTURES[STUDY]})
         for label in arms:

@@ -14,7 +14,7 @@ from iwtheory.compare.effects import fit_power, residual_decay
 from iwtheory.catalogue import ANGLE, BOUNDARIES, DEEP, INSIDE, POLY, STUDY, TOY
 from iwtheory.nets.names import mlp_widths
 from iwtheory.report.analysis import Analysis, study
-from iwtheory.report.claims import evaluate, study_entries
+from iwtheory.report.claims import ARCHITECTURES, arm_entries, evaluate
 from iwtheory.report.latex import escape
 from iwtheory.report.macros import macro_name
 from iwtheory.report.style import weight_label
@@ -236,11 +236,13 @@ def other_numbers(a: Analysis) -> dict:
 
 def cnn_numbers(a: Analysis) -> dict:
     """The CNN arm's scale, from its runs' configs and sizes: width factor, channels, parameters per net (counted
-    on a plain model of the task's input shape), epochs, learning rate, training images, seeds."""
+    on a plain model of the task's input shape), epochs, learning rate, training images, seeds; and its premise in
+    words, from the claims already evaluated (the entries the README reads too)."""
     from iwtheory.catalogue import CNN_ARMS
     from iwtheory.nets.models import blcnn_widths, make_plain
 
     vals: dict[str, object] = {}
+    entries = evaluate(a)
     for name in CNN_ARMS:
         st = study(a, name)
         if st is None:
@@ -260,13 +262,18 @@ def cnn_numbers(a: Analysis) -> dict:
                      f"{key}Dataset": escape(st.label)})
         if "l2" in set(st.df.regime):
             vals[f"{key}Lambda"] = _sci(float(st.df[st.df.regime == "l2"].weight_decay.max()))
-        vals[f"{key}Premise"] = cnn_premise_text(study_entries(st))
+        vals[f"{key}Premise"] = cnn_premise_text(arm_entries(entries, ARCHITECTURES[name]))
     return vals
+
+
+def _and_list(items: list[str]) -> str:
+    """a; a and b; a, b and c."""
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 
 
 def _seeds_text(seeds) -> str:
     s = [str(int(v)) for v in seeds]
-    return ("seed " if len(s) == 1 else "seeds ") + (", ".join(s[:-1]) + " and " + s[-1] if len(s) > 1 else s[0])
+    return ("seed " if len(s) == 1 else "seeds ") + _and_list(s)
 
 
 def _span(values, fmt: str = ".3f") -> str:
@@ -352,8 +359,7 @@ def loss_numbers(th: pd.DataFrame, net: pd.DataFrame) -> dict:
         # the sentence naming the losses that stay away from the plain max margin, from the angles it names
         away = [escape(str(r.loss)) for r in th.itertuples() if r.final_to_hat > AWAY_LEVEL]
         vals["LossesAwayLevel"] = AWAY_LEVEL
-        words = " and ".join(away) if len(away) < 3 else ", ".join(away[:-1]) + " and " + away[-1]
-        vals["LossesAwayFromHat"] = words if away else "none of the losses"
+        vals["LossesAwayFromHat"] = _and_list(away) if away else "none of the losses"
     if not net.empty:
         for _, r in net.iterrows():
             vals[macro_name("LossLate", r.regime.replace("_", " "))] = float(r.late_effect)

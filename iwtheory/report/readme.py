@@ -35,11 +35,12 @@ def results_block(claims: list[dict]) -> str:
     out below); then what C8 and C12 rest on, the verdict counts and the multiplicity statement, all from
     ``claims``."""
     from iwtheory.compare.claims import multiplicity
-    from iwtheory.report.claims import scale_text
+    from iwtheory.report.claims import architectures, arm_entries, scale_text
+    from iwtheory.report.numbers import cnn_premise_text
 
     scales = [scale_text(e) for e in claims]
     keys = {t: chr(ord("a") + k) for k, t in enumerate(dict.fromkeys(t for t in scales if t != "---"))}
-    arms = list(dict.fromkeys(k for e in claims for k in (e.get("by_architecture") or {})))
+    arms = architectures(claims)
 
     def bold(v: str) -> str:
         return v if v in ("holds", "—") else f"**{v}**"
@@ -56,10 +57,9 @@ def results_block(claims: list[dict]) -> str:
         lines += ["", "The verdict column is the MLP study's; the columns " + " and ".join(f"*{a}*" for a in arms)
                   + ": the same claim on the CNN arm (`make cnn`, records committed under `results/cpu/cnn/`), "
                   "each with its own scale in `results/cpu/claims.json`."]
-        from iwtheory.report.numbers import cnn_premise_text
         for a in arms:
-            arm = {e["id"]: e["by_architecture"][a] for e in claims if a in (e.get("by_architecture") or {})}
-            lines += ["", f"The premise on the {a} arm, measured: {cnn_premise_text(arm, tex=False)}"]
+            premise = cnn_premise_text(arm_entries(claims, a), tex=False)
+            lines += ["", f"The premise on the {a} arm, measured: {premise}"]
     lines += ["", "Scales: " + "; ".join(f"({k}) {t}" for t, k in keys.items()) + "."]
     by = {e["id"]: e for e in claims}
     d8 = (by.get("C8") or {}).get("details") or {}
@@ -386,6 +386,11 @@ def snapshot(generated: Path, results_dir: Path) -> list[Path]:
 RUNTIME_PREFIX = "# runtime:  "
 
 
+def _one_line(text) -> str:
+    """A recorded string on one line (it goes into a table cell or a config comment)."""
+    return " ".join(str(text).split())
+
+
 def _dur(s: float) -> str:
     return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
 
@@ -408,10 +413,10 @@ def runtime_text(name: str, timings: dict, reproduce: dict, cnn: dict | None = N
     arm = ((cnn or {}).get("arms") or {}).get(name) or {}
     if full is None and isinstance(arm.get("seconds"), (int, float)) and not arm.get("found_finished"):
         share = arm.get("cpu_share")
-        by = " ".join(str(arm.get("command") or "make cnn").split())  # another command's record, kept by make cnn
+        by = _one_line(arm.get("command") or "make cnn")  # another command's record, kept by make cnn
         extra = [f"using {share:.0%} of them: an upper bound"] if isinstance(share, (int, float)) and share < 0.9 \
             else []
-        extra += [" ".join(str(arm["note"]).split())] if arm.get("note") else []
+        extra += [_one_line(arm["note"])] if arm.get("note") else []
         parts = [f"full {_dur(arm['seconds'])} ({by}, {cnn.get('cpus')} CPUs{''.join(', ' + e for e in extra)})"]
     else:
         parts = [f"full {_dur(full)} (make reproduce, {reproduce['cpus']} CPUs)" if full is not None
@@ -490,7 +495,7 @@ def experiments_block(experiments: Path, results_dir: Path) -> str:
     if cnn.get("records_files"):
         rows += ["", f"The CNN arm's records: {cnn['records_files']} files, {cnn['records_bytes'] / 2**20:.1f} MiB, "
                      f"committed under `results/cpu/cnn/runs/` ({cnn['machine']}, {cnn['cpus']} CPUs, torch "
-                     f"{cnn['torch']}; written by `{' '.join(str(cnn['command']).replace('`', '').split())}`, "
+                     f"{cnn['torch']}; written by `{_one_line(cnn['command']).replace('`', '')}`, "
                      "which keeps the record of an arm an earlier command trained; `results/cpu/cnn/run.json` "
                      "names each arm's command and time)."]
     return "\n".join(rows)
