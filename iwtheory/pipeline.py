@@ -229,13 +229,14 @@ def run_cnn(data_dir: str | None = None, out: Path = CNN_RECORDS, quick: bool = 
     import torch
 
     from iwtheory.nets.readers import DataFileError, read_cifar10
+    from iwtheory.runs.files import read_regular
     from iwtheory.runs.launch import Serial, load_experiment
 
     out = Path(out)
     runs = out / "runs"
     try:  # an arm whose runs were all trained before keeps the record of the command that trained them
-        before = json.loads((out / "run.json").read_text()).get("arms", {}) if (out / "run.json").is_file() else {}
-    except (OSError, ValueError, AttributeError):
+        before = json.loads(read_regular(out / "run.json", "snapshot", ValueError, missing=b"{}")).get("arms", {})
+    except (ValueError, AttributeError, RecursionError):  # damaged, a link, too large: no record is kept
         before = {}
     record: dict = {"command": command_line() if sys.argv and "iwtheory" in sys.argv[0] else "iwtheory cnn",
                     "machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),

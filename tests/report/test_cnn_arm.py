@@ -113,3 +113,19 @@ def test_the_claims_each_arm_decided_are_named_and_an_arm_that_decided_none_says
     assert decided_by_arm(entries) == "on the A, C1, C2; on the B, none"
     entries[0]["by_architecture"]["B"]["verdict"] = "fails"
     assert decided_by_arm(entries) == "on the A, C1, C2; on the B, C1"
+
+
+def test_make_cnn_keeps_no_earlier_record_it_cannot_trust(tmp_path):
+    """A damaged run.json, or one that is a link, gives no kept record: the arm's runs are counted as found."""
+    run_cnn(data_dir=None, out=tmp_path, quick=True, progress=False)
+    good = (tmp_path / "run.json").read_text()
+    elsewhere = tmp_path.parent / f"{tmp_path.name}_elsewhere.json"
+    elsewhere.write_text(good)
+    for damage in ("{not json", None):
+        (tmp_path / "run.json").unlink()
+        if damage is None:
+            (tmp_path / "run.json").symlink_to(elsewhere)
+        else:
+            (tmp_path / "run.json").write_text(damage)
+        arm = run_cnn(data_dir=None, out=tmp_path, quick=True, progress=False)["arms"]["study_fashion_cnn"]
+        assert "kept_from_an_earlier_command" not in arm and arm["found_finished"] == arm["runs"] > 0
