@@ -21,7 +21,9 @@ For each shape (a stack of the study's models on its own task, ``SHAPES``):
   (> 1: the engine is faster).
 - **end to end**: the real ``iwtheory train`` command at two lengths (start-up cancels in the difference)
   against the fastest lean loop doing the same steps and the same evaluation forward passes at the same
-  scheduled epochs, also at both lengths.
+  scheduled epochs, run the same way: a whole process of its own at both lengths, timed from outside, the four
+  processes interleaved in each round. The ratio is that of the least times; each round's own ratio is kept
+  too, so the spread the machine's noise puts on it is printed beside it.
 - **start-up**: time from interpreter start to the first training step of ``iwtheory train`` against
   ``import torch`` alone, both in fresh processes, least of the rounds.
 
@@ -371,13 +373,52 @@ def measure(name: str, rounds: int, end_to_end: bool) -> dict:
     if end_to_end:
         short, long = END_TO_END_EPOCHS[name]
         evals = {e: len(train_epochs({**cfg.cells()[0], "epochs": e})[0]) for e in (short, long)}
-        eng = {e: min(engine_seconds(CONFIG, "none", e, overrides) for _ in range(max(1, rounds - 1)))
-               for e in (short, long)}
-        lean_s = {e: e * loop_epoch[lean] + evals[e] * loop_eval[lean] for e in (short, long)}
+        eng: dict[int, list[float]] = {short: [], long: []}
+        lean_s: dict[int, list[float]] = {short: [], long: []}
+        for _ in range(max(1, rounds - 1)):  # interleaved, so that a noisy minute falls on both paths
+            for e in (short, long):
+                eng[e].append(engine_seconds(CONFIG, "none", e, overrides))
+                lean_s[e].append(lean_seconds(name, lean, e))
+        per_round = [(ls_l - ls_s) / (en_l - en_s)
+                     for ls_s, ls_l, en_s, en_l in zip(lean_s[short], lean_s[long], eng[short], eng[long])]
         res["end_to_end"] = {"epochs": [short, long], "evaluations": [evals[short], evals[long]],
-                             "engine_s": [eng[short], eng[long]], "lean_s": [lean_s[short], lean_s[long]],
-                             "ratio": (lean_s[long] - lean_s[short]) / (eng[long] - eng[short])}
+                             "engine_s": [min(eng[short]), min(eng[long])],
+                             "lean_s": [min(lean_s[short]), min(lean_s[long])],
+                             "ratio": (min(lean_s[long]) - min(lean_s[short])) / (min(eng[long]) - min(eng[short])),
+                             "ratio_per_round": per_round}
     return res
+
+
+def lean_loop(name: str, kind: str):
+    """The stack of shape ``name`` and its lean loop ``kind`` (a key of ``measure``'s loops), built as there."""
+    (cfg,) = load_study(CONFIG, TrainConfig, regimes=["none"], overrides=SHAPES[name])
+    task = build_task(cfg)
+    settings, members = engine_setup(cfg, cfg.cells(), task)
+    stack = Stack(members, task, settings, "cpu")
+    if kind == "batched matmuls":
+        return cfg, LeanMLP(stack, [task.x_train[0].numel(), *cfg.hidden_widths, 1])
+    return cfg, (PlainLoop if kind == "plain modules" else VmapLoop)(stack, settings)
+
+
+def run_lean(name: str, kind: str, epochs: int) -> None:
+    """The lean loop as a program of its own: ``epochs`` epochs, evaluating at the epochs the study's schedule
+    evaluates (``train_epochs``), as the real command does."""
+    cfg, loop = lean_loop(name, kind)
+    evals = set(train_epochs({**cfg.cells()[0], "epochs": epochs})[0])
+    if 0 in evals:
+        loop.evaluate()
+    for e in range(1, epochs + 1):
+        loop.epoch()
+        if e in evals:
+            loop.evaluate()
+
+
+def lean_seconds(name: str, kind: str, epochs: int) -> float:
+    """Wall time of the lean loop's own process for ``epochs`` epochs, timed from outside as the command is."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--lean-run", name, kind, str(epochs)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
 
 
 def hardware() -> dict:
@@ -392,7 +433,11 @@ def table(results: dict) -> str:
              "end to end (lean / engine time) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         loops = ", ".join(f"{k} {v:.2f}" for k, v in r["engine_over_loops"].items())
-        e2e = f"{r['end_to_end']['ratio']:.2f}" if "end_to_end" in r else "-"
+        e2e = "-"
+        if "end_to_end" in r:
+            spread = r["end_to_end"].get("ratio_per_round") or []
+            e2e = f"{r['end_to_end']['ratio']:.2f}" + (f" (rounds {min(spread):.2f}-{max(spread):.2f})"
+                                                       if len(spread) > 1 else "")
         lines.append(f"| {name} ({r['layers']}) | {r['models']} | {r['own_shape_gflops']:.1f} | "
                      f"{r['engine_train_gflops']:.1f} | {r['engine_share_of_own_shape']:.2f} | "
                      f"{r['lean_share_of_own_shape']:.2f} | {r['roof_ms_per_step']:.2f} | "
@@ -407,8 +452,12 @@ def main() -> None:
     ap.add_argument("--no-end-to-end", action="store_true", help="skip the `iwtheory train` commands")
     ap.add_argument("--json", default=None, help="also write the measurements here (the README reads "
                                                  "results/cpu/roofline.json)")
+    ap.add_argument("--lean-run", nargs=3, metavar=("SHAPE", "LOOP", "EPOCHS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+    if args.lean_run:  # one lean process of the end-to-end comparison
+        run_lean(args.lean_run[0], args.lean_run[1], int(args.lean_run[2]))
+        return
     t0 = time.perf_counter()
     shapes = [s for s in args.shapes.split(",") if s]
     unknown = sorted(set(shapes) - set(SHAPES))

@@ -155,15 +155,22 @@ def roofline_block(b: dict) -> str:
             f"min). A large batched matmul runs at {big['bmm_8x1024']:.0f} GFLOP/s here and a large convolution at "
             f"{big['conv_64x56x56']:.0f}. *Own shapes*: the matmuls or convolutions of one training step, each "
             "timed alone; *roof*: those plus the SGD update timed alone; *loops*: the same steps written as a user "
-            "would (x faster: engine time against theirs inverted); *end to end*: the lean loop's time for the "
-            "extra epochs of a longer `iwtheory train` (with the same evaluations) over the command's:", "",
+            "would (x faster: engine time against theirs inverted); *end to end*: the lean loop, run as a program "
+            "of its own with the same evaluations, against `iwtheory train`, each timed from outside at two "
+            "lengths: the lean loop's time for the extra epochs over the command's (in brackets the range of "
+            "the rounds' own ratios, the noise on it):", "",
             "| stack | models | own-shape GFLOP/s | engine GFLOP/s | engine / own shapes | roof ms/step | engine "
             "ms/step | engine / roof | engine vs loops (x faster) | end to end |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in b["shapes"].values():
         loops = ", ".join(f"{k} {v:.2f}" for k, v in r["engine_over_loops"].items())
         e2e = r.get("end_to_end")
-        e2e = f"{e2e['ratio']:.2f} ({e2e['epochs'][0]} vs {e2e['epochs'][1]} epochs)" if e2e else "not run"
+        if e2e:
+            spread = e2e.get("ratio_per_round") or []
+            rng = f"; rounds {min(spread):.2f} to {max(spread):.2f}" if len(spread) > 1 else ""
+            e2e = f"{e2e['ratio']:.2f} ({e2e['epochs'][0]} vs {e2e['epochs'][1]} epochs{rng})"
+        else:
+            e2e = "not run"
         rows.append(f"| {r['layers']}, {r['train_images']} images | {r['models']} | {r['own_shape_gflops']:.0f} | "
                     f"{r['engine_train_gflops']:.0f} | {r['engine_share_of_own_shape']:.2f} | "
                     f"{r['roof_ms_per_step']:.2f} | {r['engine_ms_per_step']:.2f} | {r['engine_share_of_roof']:.2f} | "

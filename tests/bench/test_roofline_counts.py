@@ -34,3 +34,24 @@ def test_a_cnns_flops_follow_its_output_maps():
     want = [2 * 16 * 26 * 26 * 1 * 9, 2 * 16 * 24 * 24 * 16 * 9, 2 * 32 * 10 * 10 * 16 * 9,
             2 * 32 * 8 * 8 * 32 * 9, 2 * 32 * 6 * 6 * 32 * 9, 2 * 288 * 128, 2 * 128 * 32, 2 * 32]
     assert got == want
+
+
+def test_the_lean_program_evaluates_at_the_epochs_the_command_evaluates(monkeypatch):
+    from iwtheory.runs.schedule import train_epochs
+
+    mod = roofline()
+    (cfg,) = mod.load_study(mod.CONFIG, mod.TrainConfig, regimes=["none"], overrides=mod.SHAPES["mlp_study"])
+
+    class Counting:
+        epochs, evaluated = 0, []
+
+        def epoch(self):
+            self.epochs += 1
+
+        def evaluate(self):
+            self.evaluated.append(self.epochs)
+    loop = Counting()
+    monkeypatch.setattr(mod, "lean_loop", lambda name, kind: (cfg, loop))
+    mod.run_lean("mlp_study", "batched matmuls", 60)
+    assert loop.epochs == 60
+    assert loop.evaluated == train_epochs({**cfg.cells()[0], "epochs": 60})[0]
