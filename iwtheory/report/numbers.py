@@ -258,12 +258,24 @@ def cnn_numbers(a: Analysis) -> dict:
                      f"{key}Fc": "--".join(map(str, fcs)),
                      f"{key}Params": int(sum(p.numel() for p in net.parameters())),
                      f"{key}Epochs": int(cfg["epochs"]), f"{key}Lr": float(cfg["lr"]),
+                     f"{key}Schedule": schedule_text(cfg),
                      f"{key}Train": int(sizes.get("train", 0)), f"{key}Seeds": int(st.df.seed.nunique()),
                      f"{key}Dataset": escape(st.label)})
         if "l2" in set(st.df.regime):
             vals[f"{key}Lambda"] = _sci(float(st.df[st.df.regime == "l2"].weight_decay.max()))
         vals[f"{key}Premise"] = cnn_premise_text(arm_entries(entries, ARCHITECTURES[name]))
     return vals
+
+
+def schedule_text(cfg: dict, tex: bool = True) -> str:
+    """A run's learning-rate schedule in words, from its recorded config: the rate, and where ``lr_decay`` makes it
+    fall linearly to zero, the epoch the fall begins (as ``runs.schedule.lr_factor`` rounds it)."""
+    m = "$" if tex else ""
+    lr, epochs, decay = float(cfg["lr"]), int(cfg["epochs"]), float(cfg.get("lr_decay") or 0.0)
+    span = int(round(decay * epochs))
+    if span <= 0:
+        return f"learning rate {m}{lr:g}{m}"
+    return f"learning rate {m}{lr:g}{m}, falling linearly to zero from epoch {epochs - span}"
 
 
 def _and_list(items: list[str]) -> str:

@@ -129,3 +129,20 @@ def test_make_cnn_keeps_no_earlier_record_it_cannot_trust(tmp_path):
             (tmp_path / "run.json").write_text(damage)
         arm = run_cnn(data_dir=None, out=tmp_path, quick=True, progress=False)["arms"]["study_fashion_cnn"]
         assert "kept_from_an_earlier_command" not in arm and arm["found_finished"] == arm["runs"] > 0
+
+
+@pytest.mark.parametrize("epochs,decay", [(400, 0.5), (260, 0.0), (7, 0.3)])
+def test_the_schedule_in_words_names_the_epoch_the_rate_starts_to_fall(epochs, decay):
+    import re
+
+    from iwtheory.report.numbers import schedule_text
+    from iwtheory.runs.schedule import lr_factor
+
+    text = schedule_text({"lr": 0.01, "epochs": epochs, "lr_decay": decay}, tex=False)
+    assert text.startswith("learning rate 0.01")
+    m = re.search(r"from epoch (\d+)$", text)
+    if decay == 0:
+        assert m is None and "falling" not in text
+    else:  # the rate is whole up to the named epoch and lower in the next one
+        e = int(m.group(1))
+        assert lr_factor(e, epochs, decay) == 1.0 > lr_factor(e + 1, epochs, decay)
