@@ -184,20 +184,26 @@ def add_architectures(a: Analysis, entries: list[dict]) -> None:
             label: {"verdict": x["verdict"], "value": x["value"], "se": x["se"], "n_seeds": x["n_seeds"],
                     "premise_met": bool(x["premise"]["met"]), "premise": x["premise"], "scale": x.get("scale"),
                     "experiments": x.get("experiments", []),
-                    "details": {k: v for k, v in (x.get("details") or {}).items() if k in ("saturated", "early_F")}}
+                    "details": {k: v for k, v in (x.get("details") or {}).items()
+                                if k in ("saturated", "early_F", "weight_decay")}}
             for label, got in measured.items() if (x := got.get(e["id"])) and x["verdict"] != NOT_APPLICABLE}
 
 
 def differing(entries: list[dict]) -> list[str]:
     """The network claims whose decisive verdicts differ between architectures, in words: "C2 (holds on the MLP,
-    Fashion-MNIST; fails on the CNN, CIFAR-10)"."""
+    Fashion-MNIST; fails on the CNN, CIFAR-10)"; a claim measured at a weight decay says at which on each, since
+    a verdict that differs at different strengths is not a difference of architecture alone."""
+    def at(entry: dict) -> str:
+        wd = (entry.get("details") or {}).get("weight_decay")
+        return f" at weight decay {wd:g}" if isinstance(wd, (int, float)) else ""
+
     out = []
     for e in entries:
-        arms = {e.get("architecture", ARCHITECTURES[STUDY]): e["verdict"],
-                **{k: v["verdict"] for k, v in (e.get("by_architecture") or {}).items()}}
-        decisive = {k: v for k, v in arms.items() if v in ("holds", "fails")}
-        if len(set(decisive.values())) > 1:
-            out.append(f"{e['id']} (" + "; ".join(f"{v} on the {k}" for k, v in decisive.items()) + ")")
+        arms = {e.get("architecture", ARCHITECTURES[STUDY]): (e["verdict"], at(e)),
+                **{k: (v["verdict"], at(v)) for k, v in (e.get("by_architecture") or {}).items()}}
+        decisive = {k: v for k, v in arms.items() if v[0] in ("holds", "fails")}
+        if len({v for v, _ in decisive.values()}) > 1:
+            out.append(f"{e['id']} (" + "; ".join(f"{v} on the {k}{w}" for k, (v, w) in decisive.items()) + ")")
     return out
 
 

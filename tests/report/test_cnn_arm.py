@@ -28,6 +28,13 @@ def test_claims_that_split_the_architectures_are_named_from_their_verdicts():
                                   "Fashion-MNIST)"]
 
 
+def test_a_claim_split_at_different_weight_decays_names_each_strength():
+    entries = [{"id": "C4", "verdict": "holds", "details": {"weight_decay": 7e-4},
+                "by_architecture": {"CNN, CIFAR-10": {"verdict": "fails", "details": {"weight_decay": 1e-4}}}}]
+    assert differing(entries) == ["C4 (holds on the MLP, Fashion-MNIST at weight decay 0.0007; fails on the CNN, "
+                                  "CIFAR-10 at weight decay 0.0001)"]
+
+
 @pytest.mark.slow
 def test_make_cnn_skips_cifar_without_it_and_says_where_its_records_came_from(tmp_path, capsys):
     rec = run_cnn(data_dir=None, out=tmp_path, quick=True, progress=False)
