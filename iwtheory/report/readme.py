@@ -35,7 +35,7 @@ def results_block(claims: list[dict]) -> str:
     out below); then what C8 and C12 rest on, the verdict counts and the multiplicity statement, all from
     ``claims``."""
     from iwtheory.compare.claims import multiplicity
-    from iwtheory.report.claims import architectures, arm_entries, scale_text
+    from iwtheory.report.claims import architectures, arm_entries, differing, scale_text
     from iwtheory.report.numbers import cnn_premise_text
 
     scales = [scale_text(e) for e in claims]
@@ -56,7 +56,8 @@ def results_block(claims: list[dict]) -> str:
     if arms:
         lines += ["", "The verdict column is the MLP study's; the columns " + " and ".join(f"*{a}*" for a in arms)
                   + ": the same claim on the CNN arm (`make cnn`, records committed under `results/cpu/cnn/`), "
-                  "each with its own scale in `results/cpu/claims.json`."]
+                  "each with its own scale in `results/cpu/claims.json`. Verdicts that differ between the "
+                  "architectures: " + ("; ".join(differing(claims)) or "none") + "."]
         for a in arms:
             premise = cnn_premise_text(arm_entries(claims, a), tex=False)
             lines += ["", f"The premise on the {a} arm, measured: {premise}"]

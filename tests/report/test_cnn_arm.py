@@ -153,3 +153,23 @@ def test_the_schedule_in_words_names_the_epoch_the_rate_starts_to_fall(epochs, d
     else:  # the rate is whole up to the named epoch and lower in the next one
         e = int(m.group(1))
         assert lr_factor(e, epochs, decay) == 1.0 > lr_factor(e + 1, epochs, decay)
+
+
+def test_the_readme_names_the_claims_whose_verdicts_split_the_architectures():
+    import copy
+
+    from iwtheory.report.readme import results_block
+
+    snap = json.loads((ROOT / "results" / "cpu" / "claims.json").read_text())
+    claims = snap["claims"] if isinstance(snap, dict) else snap
+    if not any(e.get("by_architecture") for e in claims):
+        pytest.skip("no CNN records in the committed claims")
+    agree, split = copy.deepcopy(claims), copy.deepcopy(claims)
+    for e in agree:  # every arm's decisive verdict as the MLP's: nothing differs
+        for v in (e.get("by_architecture") or {}).values():
+            v["verdict"] = e["verdict"] if v["verdict"] in ("holds", "fails") else v["verdict"]
+    c2 = next(e for e in split if e["id"] == "C2")
+    arm = next(iter(c2["by_architecture"]))
+    c2["verdict"], c2["by_architecture"][arm]["verdict"] = "holds", "fails"
+    assert "Verdicts that differ between the architectures: none." in results_block(agree)
+    assert f"fails on the {arm}" in results_block(split).split("Verdicts that differ between the architectures:")[1]
