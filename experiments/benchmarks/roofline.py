@@ -316,12 +316,25 @@ def describe(settings, task) -> str:
 
 # ---- one shape ------------------------------------------------------------------------------
 
-def measure(name: str, rounds: int, end_to_end: bool) -> dict:
-    overrides = SHAPES[name]
-    (cfg,) = load_study(CONFIG, TrainConfig, regimes=["none"], overrides=overrides)
+def build(name: str):
+    """The config, engine settings and stack of shape ``name``: what every path of the benchmark trains."""
+    (cfg,) = load_study(CONFIG, TrainConfig, regimes=["none"], overrides=SHAPES[name])
     task = build_task(cfg)
     settings, members = engine_setup(cfg, cfg.cells(), task)
-    stack = Stack(members, task, settings, "cpu")
+    return cfg, settings, Stack(members, task, settings, "cpu")
+
+
+def lean_loop_of(kind: str, cfg, settings, stack: Stack):
+    """The lean loop ``kind`` ("batched matmuls", "plain modules" or "torch.func vmap") over ``stack``'s task."""
+    if kind == "batched matmuls":
+        return LeanMLP(stack, [stack.task.x_train[0].numel(), *cfg.hidden_widths, 1])
+    return (PlainLoop if kind == "plain modules" else VmapLoop)(stack, settings)
+
+
+def measure(name: str, rounds: int, end_to_end: bool) -> dict:
+    overrides = SHAPES[name]
+    cfg, settings, stack = build(name)
+    task = stack.task
     M, B, n = stack.M, settings.batch_size, len(task.y_train)
     steps = n // B
     plain = make_plain(settings.model, task.shape, hidden=settings.hidden, width=settings.width)
@@ -333,12 +346,8 @@ def measure(name: str, rounds: int, end_to_end: bool) -> dict:
     own = own_shape_seconds(stack, rounds)
     engine_epoch = least(stack.train_epoch, rounds)
     engine_eval = least(stack.evaluate, rounds)
-    loops = {}
-    if settings.model == "mlp":
-        loops["batched matmuls"] = LeanMLP(stack, [task.x_train[0].numel(), *cfg.hidden_widths, 1])
-    else:
-        loops["plain modules"] = PlainLoop(stack, settings)
-    loops["torch.func vmap"] = VmapLoop(stack, settings)
+    kinds = ("batched matmuls" if settings.model == "mlp" else "plain modules", "torch.func vmap")
+    loops = {k: lean_loop_of(k, cfg, settings, stack) for k in kinds}
     loop_epoch = {k: least(v.epoch, rounds) for k, v in loops.items()}
     loop_eval = {k: least(v.evaluate, rounds) for k, v in loops.items()}
     lean = min(loop_epoch, key=loop_epoch.get)
@@ -390,14 +399,9 @@ def measure(name: str, rounds: int, end_to_end: bool) -> dict:
 
 
 def lean_loop(name: str, kind: str):
-    """The stack of shape ``name`` and its lean loop ``kind`` (a key of ``measure``'s loops), built as there."""
-    (cfg,) = load_study(CONFIG, TrainConfig, regimes=["none"], overrides=SHAPES[name])
-    task = build_task(cfg)
-    settings, members = engine_setup(cfg, cfg.cells(), task)
-    stack = Stack(members, task, settings, "cpu")
-    if kind == "batched matmuls":
-        return cfg, LeanMLP(stack, [task.x_train[0].numel(), *cfg.hidden_widths, 1])
-    return cfg, (PlainLoop if kind == "plain modules" else VmapLoop)(stack, settings)
+    """The config of shape ``name`` and its lean loop ``kind``, built as ``measure`` builds them."""
+    cfg, settings, stack = build(name)
+    return cfg, lean_loop_of(kind, cfg, settings, stack)
 
 
 def run_lean(name: str, kind: str, epochs: int) -> None:

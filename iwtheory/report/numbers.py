@@ -18,6 +18,7 @@ from iwtheory.report.claims import ARCHITECTURES, arm_entries, evaluate
 from iwtheory.report.latex import escape
 from iwtheory.report.macros import macro_name
 from iwtheory.report.style import weight_label
+from iwtheory.runs.schedule import decay_epochs
 
 
 def _tex_list(values, fmt=lambda v: f"{v:g}") -> str:
@@ -112,7 +113,8 @@ def study_numbers(a: Analysis) -> dict:
         b = st.configs[next(iter(base))]
         vals.update(StudyMatchedName=escape(next(iter(base))), StudyMatchedHidden=_tex_list(mlp_widths(b), fmt=str),
                     StudyMatchedEpochs=int(b["epochs"]), StudyMatchedDecay=float(b.get("lr_decay", 0.0)),
-                    StudyMatchedDecayFrom=int(round(b["epochs"] * (1 - float(b.get("lr_decay", 0.0))))))
+                    StudyMatchedDecayFrom=int(b["epochs"]) - decay_epochs(int(b["epochs"]),
+                                                                          float(b.get("lr_decay", 0.0))))
     draws = st.draws.get("none", 1)
     vals["StudyDraws"] = int(draws)
     if "one_draw" in st.draws:
@@ -236,8 +238,8 @@ def other_numbers(a: Analysis) -> dict:
 
 def cnn_numbers(a: Analysis) -> dict:
     """The CNN arm's scale, from its runs' configs and sizes: width factor, channels, parameters per net (counted
-    on a plain model of the task's input shape), epochs, learning rate, training images, seeds; and its premise in
-    words, from the claims already evaluated (the entries the README reads too)."""
+    on a plain model of the task's input shape), epochs, learning-rate schedule, training images, seeds; and its
+    premise in words, from the claims already evaluated (the entries the README reads too)."""
     from iwtheory.catalogue import CNN_ARMS
     from iwtheory.nets.models import blcnn_widths, make_plain
 
@@ -257,8 +259,7 @@ def cnn_numbers(a: Analysis) -> dict:
         vals.update({f"{key}Width": width, f"{key}Channels": "--".join(map(str, convs)),
                      f"{key}Fc": "--".join(map(str, fcs)),
                      f"{key}Params": int(sum(p.numel() for p in net.parameters())),
-                     f"{key}Epochs": int(cfg["epochs"]), f"{key}Lr": float(cfg["lr"]),
-                     f"{key}Schedule": schedule_text(cfg),
+                     f"{key}Epochs": int(cfg["epochs"]), f"{key}Schedule": schedule_text(cfg),
                      f"{key}Train": int(sizes.get("train", 0)), f"{key}Seeds": int(st.df.seed.nunique()),
                      f"{key}Dataset": escape(st.label)})
         if "l2" in set(st.df.regime):
@@ -269,10 +270,10 @@ def cnn_numbers(a: Analysis) -> dict:
 
 def schedule_text(cfg: dict, tex: bool = True) -> str:
     """A run's learning-rate schedule in words, from its recorded config: the rate, and where ``lr_decay`` makes it
-    fall linearly to zero, the epoch the fall begins (as ``runs.schedule.lr_factor`` rounds it)."""
+    fall linearly to zero, the epoch the fall begins (``runs.schedule.decay_epochs``, as training counts it)."""
     m = "$" if tex else ""
-    lr, epochs, decay = float(cfg["lr"]), int(cfg["epochs"]), float(cfg.get("lr_decay") or 0.0)
-    span = int(round(decay * epochs))
+    lr, epochs = float(cfg["lr"]), int(cfg["epochs"])
+    span = decay_epochs(epochs, float(cfg.get("lr_decay") or 0.0))
     if span <= 0:
         return f"learning rate {m}{lr:g}{m}"
     return f"learning rate {m}{lr:g}{m}, falling linearly to zero from epoch {epochs - span}"

@@ -42,10 +42,15 @@ def lr_factor(done: int, epochs: int, decay: float) -> float:
     """The multiple of the learning rate for the epoch after ``done`` epochs: 1, then over the last ``decay``
     share of the ``epochs`` (rounded to whole epochs, D of them) a linear fall, (epochs - done) / D, reaching
     1 / D in the last epoch. ``decay = 0``: constant."""
-    span = int(round(decay * epochs))
+    span = decay_epochs(epochs, decay)
     if span <= 0:
         return 1.0
     return min(1.0, (epochs - done) / span)
+
+
+def decay_epochs(epochs: int, decay: float) -> int:
+    """How many of the last ``epochs`` the learning rate falls over (``decay`` of them, rounded); 0: constant."""
+    return int(round(decay * epochs))
 
 
 class NoSchedule(ValueError):
