@@ -231,22 +231,68 @@ class BConv2d(nn.Module):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, groups=groups)
 
 
+class _MomentumGrad(torch.autograd.Function):
+    """A batched linear layer whose backward adds the weight's gradient straight into its SGD momentum buffer
+    (buf <- momentum buf + gradient, in the matmul itself: ``baddbmm_``) and hands autograd none for the weight.
+
+    Why: on a CPU the step is bound by memory traffic as much as by arithmetic; a separate gradient tensor (12
+    MB for the first layer of the study's stack) is written by one pass and read back by the next. Here it is
+    never made. The input and bias gradients are autograd's own (derivatives.yaml for ``baddbmm``:
+    grad.bmm(batch2^T), grad summed to the bias). The momentum sum is rounded once inside the matmul instead
+    of once after it, so it agrees with the unfused update to float rounding, not bit for bit."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, buf, momentum, after):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias, ctx.buf, ctx.momentum, ctx.after = bias is not None, buf, momentum, after
+        wt = weight.transpose(1, 2)
+        return torch.bmm(x, wt) if bias is None else torch.baddbmm(bias[:, None, :], x, wt)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        gx = torch.bmm(g, weight) if ctx.needs_input_grad[0] else None
+        ctx.buf.transpose(1, 2).baddbmm_(x.transpose(1, 2), g, beta=ctx.momentum)
+        if ctx.after is not None:
+            ctx.after()
+        gb = g.sum(1, keepdim=True).squeeze(1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, None, gb, None, None, None
+
+
 class BLinear(nn.Module):
     """M linear layers as a batched matmul; weight (M, out, in) like nn.Linear's, input (M, B, in).
 
     The weight is stored in memory as (M, in, out) and viewed as (M, out, in): the matmul then reads
     it contiguously, and its gradient arrives in the parameter's own layout (a gradient of another
-    layout is copied by autograd on every step, which cost the CPU engine 40% of its time)."""
+    layout is copied by autograd on every step, which cost the CPU engine 40% of its time).
+
+    ``fuse_momentum(buf, momentum, after)``: while ``armed`` (the engine's training step, and nothing else:
+    a user's own backward pass through the stack stays plain autograd), a backward pass adds the weight's
+    gradient into ``buf`` (``_MomentumGrad``), calls ``after()`` (the engine's update of this weight, while
+    ``buf`` is still in cache) and leaves ``weight.grad`` unset."""
 
     def __init__(self, M, lin: nn.Linear):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(M, lin.in_features, lin.out_features).transpose(1, 2))
         self.bias = nn.Parameter(torch.empty(M, lin.out_features)) if lin.bias is not None else None
+        self.momentum_buf: torch.Tensor | None = None
+        self.momentum, self.after, self.armed = 0.0, None, False
+
+    def fuse_momentum(self, buf: torch.Tensor, momentum: float, after=None) -> None:
+        """Armed backward passes add the weight's gradient into ``buf`` (the weight's shape and strides), after
+        multiplying what ``buf`` held by ``momentum``, then call ``after()``."""
+        if buf.shape != self.weight.shape or buf.stride() != self.weight.stride() or buf.dtype != self.weight.dtype:
+            raise ValueError("the momentum buffer must have the weight's shape, memory layout and dtype")
+        self.momentum_buf, self.momentum, self.after = buf, float(momentum), after
 
     def forward(self, x):
+        w = self.weight
+        if (self.armed and self.momentum_buf is not None and w.dtype == x.dtype and torch.is_grad_enabled()
+                and w.requires_grad and not torch.is_autocast_enabled(x.device.type)):
+            return _MomentumGrad.apply(x, w, self.bias, self.momentum_buf, self.momentum, self.after)
         if self.bias is None:
-            return torch.bmm(x, self.weight.transpose(1, 2).to(x.dtype))
-        return torch.baddbmm(self.bias[:, None, :].to(x.dtype), x, self.weight.transpose(1, 2).to(x.dtype))
+            return torch.bmm(x, w.transpose(1, 2).to(x.dtype))
+        return torch.baddbmm(self.bias[:, None, :].to(x.dtype), x, w.transpose(1, 2).to(x.dtype))
 
 
 class BBatchNorm1d(nn.BatchNorm1d):
