@@ -10,11 +10,14 @@ For each shape (a stack of the study's models on its own task, ``SHAPES``):
 - FLOPs are counted from the layers' shapes (forward hooks on one plain model, one image): a training step
   costs B (3 F - F_1) per model (forward, weight gradients, input gradients except the first layer's), an
   evaluation pass N F per model.
-- **own-shape rate**: the batched matmuls (MLP) or grouped convolutions (CNN) of one training step, each layer's
-  forward and backward timed alone on tensors of the step's own shapes; **large**: one large batched matmul
-  and one large convolution.
-- **engine**: ``Stack.train_epoch`` in this process (GFLOP/s of its training steps, and their share of the
-  own-shape rate); ``Stack.evaluate`` beside one forward pass of the same images.
+- **own-shape rate**: the batched matmuls (MLP) or grouped convolutions (CNN) of one training step on tensors of
+  the step's own shapes, each call timed alone (operands in cache: the best case) and, beside it, all of one
+  step's calls in the step's order timed together (**in sequence**: each weight fetched from where the rest of
+  the step left it); **large**: one large batched matmul and one large convolution.
+- **engine**: ``Stack.train_epoch`` in this process (GFLOP/s of its training steps, and their share of both
+  own-shape rates), and for an MLP the same stack with the plain update (``Stack.plain_update``: autograd's
+  weight gradients, the update after the backward pass) timed between its epochs; ``Stack.evaluate`` beside
+  one forward pass of the same images.
 - **lean loops**, the same SGD steps on the same task: for an MLP, batched matmuls with a hand-written backward
   and in-place momentum (no autograd); for a CNN, one plain module per model with ``torch.optim.SGD``; for both,
   ``torch.func.vmap`` of ``grad`` over stacked parameters. Ratios are engine time / loop time per step inverted
@@ -102,10 +105,15 @@ def layer_flops(model: torch.nn.Module, x: torch.Tensor) -> list[float]:
 
 # ---- rates at the step's own shapes, and at a large size -------------------------------------
 
-def own_shape_seconds(stack: Stack, rounds: int) -> float:
-    """Seconds of the matmuls or convolutions of one training step, each timed alone as one ATen call on
-    tensors of the step's own shapes: per layer the forward, the weight gradient and (not for the first layer,
-    as in training) the input gradient. No autograd, no bias, no activation: the machine's rate at these shapes."""
+def own_shape_seconds(stack: Stack, rounds: int) -> dict:
+    """Seconds of the matmuls or convolutions of one training step on tensors of the step's own shapes: per
+    layer the forward, the weight gradient and (not for the first layer, as in training) the input gradient.
+    No autograd, no bias, no activation, outputs preallocated: the machine's rate at these shapes.
+
+    ``alone``: each call timed by itself, ten at a time (its operands stay in cache: the best case);
+    ``sequence``: the calls in the order a step makes them (the forward passes, then the backward passes from
+    the last layer), all of one step timed together, so each layer's weights and gradient are fetched from
+    wherever the rest of the step left them, as in training."""
     shapes: list[tuple[torch.nn.Module, torch.Size]] = []
     hooks = [m.register_forward_hook(lambda m, inp, _y: shapes.append((m, inp[0].shape)))
              for m in stack.net.modules() if isinstance(m, (BLinear, BConv2d))]
@@ -115,7 +123,7 @@ def own_shape_seconds(stack: Stack, rounds: int) -> float:
         h.remove()
     for p in stack.params:
         p.grad = None
-    total = 0.0
+    forward, backward = [], []
     for i, (m, shape) in enumerate(shapes):
         x = torch.randn(shape, dtype=stack.dtype)
         w = m.weight.detach()
@@ -124,20 +132,23 @@ def own_shape_seconds(stack: Stack, rounds: int) -> float:
             y = torch.bmm(x, wt)
             # outputs preallocated: a fresh 12 MB gradient per call measured the allocator (3x spread between runs)
             gw, gx = torch.empty_like(wt), torch.empty_like(x)
-            calls = [lambda x=x, wt=wt, y=y: torch.bmm(x, wt, out=y),
-                     lambda x=x, y=y, gw=gw: torch.bmm(x.transpose(1, 2), y, out=gw)]
+            forward.append(lambda x=x, wt=wt, y=y: torch.bmm(x, wt, out=y))
+            back = [lambda x=x, y=y, gw=gw: torch.bmm(x.transpose(1, 2), y, out=gw)]
             if i:
-                calls.append(lambda y=y, w=w, gx=gx: torch.bmm(y, w, out=gx))
+                back.append(lambda y=y, w=w, gx=gx: torch.bmm(y, w, out=gx))
         else:
             groups = 1 if x.shape[1] == m.cin else m.M
             y = F.conv2d(x, w, None, m.stride, m.padding, groups=groups)
             mask = [i > 0, True, False]
-            calls = [lambda x=x, w=w, g=groups: F.conv2d(x, w, None, m.stride, m.padding, groups=g),
-                     lambda x=x, y=y, w=w, g=groups, mask=mask: torch.ops.aten.convolution_backward(
-                         y, x, w, None, list(m.stride), list(m.padding), [1, 1], False, [0, 0], g, mask)]
-        for c in calls:  # a call takes 0.1 ms: timed ten at a time, least of many, so the timer and noise fade
-            total += least(lambda c=c: [c() for _ in range(10)], rounds * 10) / 10
-    return total
+            forward.append(lambda x=x, w=w, g=groups: F.conv2d(x, w, None, m.stride, m.padding, groups=g))
+            back = [lambda x=x, y=y, w=w, g=groups, mask=mask: torch.ops.aten.convolution_backward(
+                y, x, w, None, list(m.stride), list(m.padding), [1, 1], False, [0, 0], g, mask)]
+        backward.append(back)
+    calls = forward + [c for back in reversed(backward) for c in back]
+    # a call takes 0.1 ms: timed ten at a time, least of many, so the timer and noise fade
+    alone = sum(least(lambda c=c: [c() for _ in range(10)], rounds * 10) / 10 for c in calls)
+    sequence = least(lambda: [c() for c in calls], rounds * 10)
+    return {"alone": alone, "sequence": sequence}
 
 
 def large_rates(rounds: int) -> dict:
@@ -343,8 +354,18 @@ def measure(name: str, rounds: int, end_to_end: bool) -> dict:
     step_flops = M * B * (3 * F_img - per_layer[0])
     eval_flops = M * len(stack.x_eval) * F_img
 
-    own = own_shape_seconds(stack, rounds)
+    own_both = own_shape_seconds(stack, rounds)
+    own = own_both["alone"]
     engine_epoch = least(stack.train_epoch, rounds)
+    # the same stack with autograd's own weight gradients and the update after the backward pass (an MLP's
+    # step fuses them: Stack.plain_update undoes it); its epochs timed between the engine's own
+    plain_epoch = None
+    if any(stack.fused):
+        _, _, plain = build(name)
+        plain.plain_update()
+        both = [(least(stack.train_epoch, 1), least(plain.train_epoch, 1)) for _ in range(rounds)]
+        engine_epoch = min(engine_epoch, *(f for f, _ in both))
+        plain_epoch = min(p for _, p in both)
     engine_eval = least(stack.evaluate, rounds)
     kinds = ("batched matmuls" if settings.model == "mlp" else "plain modules", "torch.func vmap")
     loops = {k: lean_loop_of(k, cfg, settings, stack) for k in kinds}
@@ -357,8 +378,11 @@ def measure(name: str, rounds: int, end_to_end: bool) -> dict:
         "layers": describe(settings, task),
         "gflop_per_step": step_flops / 1e9, "gflop_per_eval": eval_flops / 1e9,
         "own_shape_gflops": step_flops / own / 1e9,
+        "own_shape_sequence_gflops": step_flops / own_both["sequence"] / 1e9,
         "engine_train_gflops": step_flops * steps / engine_epoch / 1e9,
         "engine_ms_per_step": 1e3 * engine_epoch / steps,
+        "plain_update_ms_per_step": None if plain_epoch is None else 1e3 * plain_epoch / steps,
+        "fused_over_plain": None if plain_epoch is None else plain_epoch / engine_epoch,
         "engine_eval_s": engine_eval,
         "loops_ms_per_step": {k: 1e3 * v / steps for k, v in loop_epoch.items()},
         "loops_eval_s": loop_eval,
@@ -378,6 +402,7 @@ def measure(name: str, rounds: int, end_to_end: bool) -> dict:
     res["roof_ms_per_step"] = 1e3 * own + res["update_ms_alone"]
     res["engine_share_of_roof"] = res["roof_ms_per_step"] / res["engine_ms_per_step"]
     res["engine_share_of_own_shape"] = res["engine_train_gflops"] / res["own_shape_gflops"]
+    res["engine_share_of_sequence"] = res["engine_train_gflops"] / res["own_shape_sequence_gflops"]
     res["lean_share_of_own_shape"] = step_flops * steps / loop_epoch[lean] / 1e9 / res["own_shape_gflops"]
     if end_to_end:
         short, long = END_TO_END_EPOCHS[name]
@@ -431,10 +456,17 @@ def hardware() -> dict:
             "torch": torch.__version__, "numpy": np.__version__}
 
 
+def fused(r: dict) -> str:
+    """The fused step's speed against the plain update's, or "-" where the stack has no fused layer."""
+    return "-" if r.get("fused_over_plain") is None else f"{r['fused_over_plain']:.2f}"
+
+
 def table(results: dict) -> str:
-    lines = ["| shape | models | own-shape GFLOP/s | engine GFLOP/s | engine / own | lean / own | roof ms/step "
-             "(matmuls + update, each alone) | engine ms/step | engine / roof | engine vs loops (x faster) | "
-             "end to end (lean / engine time) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| shape | models | own-shape GFLOP/s (alone, in sequence) | engine GFLOP/s | engine / own (alone, "
+             "in sequence) | lean / own (alone) | roof ms/step "
+             "(matmuls + update, each alone) | engine ms/step | engine / roof | fused vs plain update (x faster) | "
+             "engine vs loops (x faster) | end to end (lean / engine time) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         loops = ", ".join(f"{k} {v:.2f}" for k, v in r["engine_over_loops"].items())
         e2e = "-"
@@ -442,10 +474,12 @@ def table(results: dict) -> str:
             spread = r["end_to_end"].get("ratio_per_round") or []
             e2e = f"{r['end_to_end']['ratio']:.2f}" + (f" (rounds {min(spread):.2f}-{max(spread):.2f})"
                                                        if len(spread) > 1 else "")
-        lines.append(f"| {name} ({r['layers']}) | {r['models']} | {r['own_shape_gflops']:.1f} | "
-                     f"{r['engine_train_gflops']:.1f} | {r['engine_share_of_own_shape']:.2f} | "
+        lines.append(f"| {name} ({r['layers']}) | {r['models']} | {r['own_shape_gflops']:.1f}, "
+                     f"{r['own_shape_sequence_gflops']:.1f} | {r['engine_train_gflops']:.1f} | "
+                     f"{r['engine_share_of_own_shape']:.2f}, {r['engine_share_of_sequence']:.2f} | "
                      f"{r['lean_share_of_own_shape']:.2f} | {r['roof_ms_per_step']:.2f} | "
-                     f"{r['engine_ms_per_step']:.2f} | {r['engine_share_of_roof']:.2f} | {loops} | {e2e} |")
+                     f"{r['engine_ms_per_step']:.2f} | {r['engine_share_of_roof']:.2f} | {fused(r)} | {loops} | "
+                     f"{e2e} |")
     return "\n".join(lines)
 
 

@@ -383,6 +383,14 @@ class Stack:
                 self._update(i)
         return risk.detach()
 
+    def plain_update(self) -> None:
+        """Train from now on with autograd's own weight gradients and the update after the backward pass (no
+        ``fuse_momentum``): bit for bit what a plain autograd step computes, at the speed it costs."""
+        for mod in self.fused_layers:
+            mod.momentum_buf, mod.after = None, None
+        self.fused = [False] * len(self.params)
+        self.fused_layers = []
+
     @contextlib.contextmanager
     def _armed(self):
         """The fused layers add their gradients into the momentum buffers and update their weights during

@@ -155,16 +155,23 @@ def roofline_block(b: dict) -> str:
             f"torch {hw['torch']}; least of {b['rounds']} rounds, all measured in one run of {b['seconds'] / 60:.1f} "
             f"min). A large batched matmul runs at {big['bmm_8x1024']:.0f} GFLOP/s here and a large convolution at "
             f"{big['conv_64x56x56']:.0f}. *Own shapes*: the matmuls or convolutions of one training step, each "
-            "timed alone; *roof*: those plus the SGD update timed alone; *loops*: the same steps written as a user "
+            "timed alone (its operands in cache: the best case) and, after the slash, all of one step's in the "
+            "step's order (*in sequence*: each weight fetched from where the rest of the step left it); *roof*: those plus the SGD update timed alone; *fused*: the engine's step (an MLP's weight "
+            "gradients go into the momentum buffers inside the matmul, each weight updated during the backward "
+            "pass) against the same stack with autograd's own gradients and the update after the backward pass "
+            "(`Stack.plain_update`), x faster; *loops*: the same steps written as a user "
             "would (x faster: engine time against theirs inverted); *end to end*: the lean loop, run as a program "
             "of its own with the same evaluations, against `iwtheory train`, each timed from outside at two "
             "lengths: the lean loop's time for the extra epochs over the command's (in brackets the range of "
             "the rounds' own ratios, the noise on it):", "",
-            "| stack | models | own-shape GFLOP/s | engine GFLOP/s | engine / own shapes | roof ms/step | engine "
-            "ms/step | engine / roof | engine vs loops (x faster) | end to end |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "| stack | models | own-shape GFLOP/s (alone / in sequence) | engine GFLOP/s | engine / own shapes "
+            "(alone / in sequence) | roof ms/step | engine "
+            "ms/step | engine / roof | fused vs plain update | engine vs loops (x faster) | end to end |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in b["shapes"].values():
         loops = ", ".join(f"{k} {v:.2f}" for k, v in r["engine_over_loops"].items())
+        # a record from before the fused step, or a stack without fused layers (the CNN): nothing to compare
+        fused = "-" if r.get("fused_over_plain") is None else f"{r['fused_over_plain']:.2f}"
         e2e = r.get("end_to_end")
         if e2e:
             spread = e2e.get("ratio_per_round") or []
@@ -172,10 +179,13 @@ def roofline_block(b: dict) -> str:
             e2e = f"{e2e['ratio']:.2f} ({e2e['epochs'][0]} vs {e2e['epochs'][1]} epochs{rng})"
         else:
             e2e = "not run"
-        rows.append(f"| {r['layers']}, {r['train_images']} images | {r['models']} | {r['own_shape_gflops']:.0f} | "
-                    f"{r['engine_train_gflops']:.0f} | {r['engine_share_of_own_shape']:.2f} | "
+        seq = r.get("own_shape_sequence_gflops")  # absent from a record of before it was measured
+        rows.append(f"| {r['layers']}, {r['train_images']} images | {r['models']} | {r['own_shape_gflops']:.0f}"
+                    + (f" / {seq:.0f}" if seq else "") + f" | {r['engine_train_gflops']:.0f} | "
+                    f"{r['engine_share_of_own_shape']:.2f}"
+                    + (f" / {r['engine_share_of_sequence']:.2f}" if seq else "") + " | "
                     f"{r['roof_ms_per_step']:.2f} | {r['engine_ms_per_step']:.2f} | {r['engine_share_of_roof']:.2f} | "
-                    f"{loops} | {e2e} |")
+                    f"{fused} | {loops} | {e2e} |")
     st = b["startup"]
     rows += ["", f"Start-up of `iwtheory train` (the study, interpreter start to its first training step, epoch 0's "
                  f"evaluation included): {st['first_step_s']:.2f} s, against {st['import_torch_s']:.2f} s for "

@@ -103,3 +103,18 @@ def test_a_momentum_buffer_of_another_layout_is_refused():
     with pytest.raises(ValueError, match="dtype"):
         layer.fuse_momentum(torch.zeros_like(layer.weight, dtype=torch.float64), 0.9)
     layer.fuse_momentum(torch.zeros_like(layer.weight), 0.9)
+
+
+def test_plain_update_turns_the_fusion_off_and_agrees_to_rounding(task):
+    s = EngineSettings(model="mlp", hidden=(12, 8), batch_size=16)
+    members = [Member(4.0, 0, 0.05, 1e-3), Member(1.0, 1, 0.02, 0.0)]
+    fused, plain = Stack(members, task, s), Stack(members, task, s)
+    plain.plain_update()
+    for _ in range(2):
+        a, b = fused.train_epoch(), plain.train_epoch()
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for p, q in zip(fused.params, plain.params):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-5, atol=1e-6)
+    weights = weights_and_biases(plain)[0]
+    assert not any(plain.fused) and all(w.grad is not None for w in weights)   # autograd's own gradients
+    assert all(w.grad is None for w in weights_and_biases(fused)[0])
