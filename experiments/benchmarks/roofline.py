@@ -140,8 +140,9 @@ def own_shape_seconds(stack: Stack, rounds: int) -> dict:
             groups = 1 if x.shape[1] == m.cin else m.M
             y = F.conv2d(x, w, None, m.stride, m.padding, groups=groups)
             mask = [i > 0, True, False]
-            forward.append(lambda x=x, w=w, g=groups: F.conv2d(x, w, None, m.stride, m.padding, groups=g))
-            back = [lambda x=x, y=y, w=w, g=groups, mask=mask: torch.ops.aten.convolution_backward(
+            # every operand bound now: the calls run after the loop (a free ``m`` would be the last layer)
+            forward.append(lambda x=x, w=w, g=groups, m=m: F.conv2d(x, w, None, m.stride, m.padding, groups=g))
+            back = [lambda x=x, y=y, w=w, g=groups, mask=mask, m=m: torch.ops.aten.convolution_backward(
                 y, x, w, None, list(m.stride), list(m.padding), [1, 1], False, [0, 0], g, mask)]
         backward.append(back)
     calls = forward + [c for back in reversed(backward) for c in back]
@@ -361,9 +362,9 @@ def measure(name: str, rounds: int, end_to_end: bool) -> dict:
     # step fuses them: Stack.plain_update undoes it); its epochs timed between the engine's own
     plain_epoch = None
     if any(stack.fused):
-        _, _, plain = build(name)
-        plain.plain_update()
-        both = [(least(stack.train_epoch, 1), least(plain.train_epoch, 1)) for _ in range(rounds)]
+        _, _, unfused = build(name)
+        unfused.plain_update()
+        both = [(least(stack.train_epoch, 1), least(unfused.train_epoch, 1)) for _ in range(rounds)]
         engine_epoch = min(engine_epoch, *(f for f, _ in both))
         plain_epoch = min(p for _, p in both)
     engine_eval = least(stack.evaluate, rounds)
