@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,6 +111,13 @@ def _in_precision(method):
         with tf32(self.s.precision == "tf32"), flushed(self.s.flush_denormal and self.device.type == "cpu"):
             return method(self, *args, **kwargs)
     return wrapped
+
+
+def _weak_call(method: weakref.WeakMethod, *args) -> None:
+    """Call a weakly held bound method (a no-op once its object is gone)."""
+    fn = method()
+    if fn is not None:
+        fn(*args)
 
 
 def build_member(factory, seed: int) -> torch.nn.Module:
@@ -247,10 +255,13 @@ class Stack:
         self.fused_layers: list[BLinear] = []
         if self.flat_input and not s.compile and s.precision != "bf16":
             index = {id(p): i for i, p in enumerate(self.params)}
+            # weakly: the layers belong to the stack, and a strong reference back would make a cycle that holds
+            # every tensor of a finished stack until the garbage collector runs (in a sweep, stack after stack)
+            update = weakref.WeakMethod(self._update)
             for mod in self.net.modules():
                 if isinstance(mod, BLinear):
                     i = index[id(mod.weight)]
-                    mod.fuse_momentum(self.bufs[i], s.momentum, functools.partial(self._update, i))
+                    mod.fuse_momentum(self.bufs[i], s.momentum, functools.partial(_weak_call, update, i))
                     self.fused[i] = True
                     self.fused_layers.append(mod)
         self.active = torch.ones(self.M, dtype=torch.bool, device=self.device)

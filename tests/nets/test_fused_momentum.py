@@ -118,3 +118,19 @@ def test_plain_update_turns_the_fusion_off_and_agrees_to_rounding(task):
     weights = weights_and_biases(plain)[0]
     assert not any(plain.fused) and all(w.grad is not None for w in weights)   # autograd's own gradients
     assert all(w.grad is None for w in weights_and_biases(fused)[0])
+
+
+def test_a_finished_stack_is_freed_without_waiting_for_the_garbage_collector(task):
+    import gc
+    import weakref
+
+    gc.disable()   # the fused layers call back into their stack: that reference must not make a cycle
+    try:
+        stack = Stack([Member(1.0, 0, 0.05)], task, EngineSettings(model="mlp", hidden=(12,), batch_size=16))
+        assert any(stack.fused)
+        stack.train_epoch()
+        gone = weakref.ref(stack)
+        del stack
+        assert gone() is None
+    finally:
+        gc.enable()
