@@ -248,9 +248,9 @@ class Stack:
         # an MLP reads (M, B, F) directly, with no image layout; the generic path reads (M, B, ...) as given
         self.flat_input = self.fast and isinstance(plain[0], MLP)
         # An MLP's weight gradients go straight into their momentum buffers and each weight is updated as soon
-        # as its gradient is known (BLinear.fuse_momentum): the step never writes a weight gradient tensor, 7-20%
-        # of an MLP step on a CPU (experiments/benchmarks/roofline.py). Not under autocast or compile (their own
-        # graphs), nor for the CNN's linear layers (a small share of its step, and its records stay as trained).
+        # as its gradient is known (BLinear.fuse_momentum): the step never writes a weight gradient tensor (on a
+        # CPU, "fused vs plain update" in experiments/benchmarks/roofline.py). Not under autocast or compile (their
+        # own graphs), nor for the CNN's linear layers (a small share of its step; its records stay as trained).
         self.fused = [False] * len(self.params)
         self.fused_layers: list[BLinear] = []
         if self.flat_input and not s.compile and s.precision != "bf16":
@@ -417,9 +417,9 @@ class Stack:
     def _rows(self, idx: torch.Tensor) -> torch.Tensor:
         """The training images ``idx`` (M, B) as (M, B, ...), copied by rows into one tensor reused every step.
 
-        Why: advanced indexing into a new tensor took 0.6 ms of the study's 4 ms step on a CPU, most of it the
-        operating system handing over fresh pages for the 1.5 MB batch; a copy by rows into memory already
-        written takes 0.03. Overwriting is safe: the previous step's graph, which saved the batch, is gone."""
+        Why: the profiler charged advanced indexing into a new tensor 0.2-0.6 ms of the study's 4 ms step on a
+        CPU (fresh pages for a 1.5 MB batch), a copy by rows into a reused tensor 0.07. The values are the same
+        bytes. Overwriting is safe: the previous step's graph, which saved the batch, is gone."""
         x = self.x_train
         flat = x.reshape(len(x), -1)
         if self._batch is None or self._batch.shape[0] != idx.numel():
