@@ -105,15 +105,12 @@ def layer_flops(model: torch.nn.Module, x: torch.Tensor) -> list[float]:
 
 # ---- rates at the step's own shapes, and at a large size -------------------------------------
 
-def own_shape_seconds(stack: Stack, rounds: int) -> dict:
-    """Seconds of the matmuls or convolutions of one training step on tensors of the step's own shapes: per
-    layer the forward, the weight gradient and (not for the first layer, as in training) the input gradient.
-    No autograd, no bias, no activation, outputs preallocated: the machine's rate at these shapes.
-
-    ``alone``: each call timed by itself, ten at a time (its operands stay in cache: the best case);
-    ``sequence``: the calls in the order a step makes them (the forward passes, then the backward passes from
-    the last layer), all of one step timed together, so each layer's weights and gradient are fetched from
-    wherever the rest of the step left them, as in training."""
+def step_calls(stack: Stack) -> list[tuple[str, int, object]]:
+    """The matmuls or convolutions of one training step of ``stack`` as ATen calls on tensors of the step's own
+    shapes, in the order a step makes them: ``(kind, layer, call)`` with kind "forward", "weight grad", "input
+    grad" (none for the first layer, as in training) or, for a convolution, "input and weight grad" (one call);
+    the forward passes in layer order, then the backward passes from the last layer. No autograd, no bias, no
+    activation; outputs preallocated."""
     shapes: list[tuple[torch.nn.Module, torch.Size]] = []
     hooks = [m.register_forward_hook(lambda m, inp, _y: shapes.append((m, inp[0].shape)))
              for m in stack.net.modules() if isinstance(m, (BLinear, BConv2d))]
@@ -132,20 +129,32 @@ def own_shape_seconds(stack: Stack, rounds: int) -> dict:
             y = torch.bmm(x, wt)
             # outputs preallocated: a fresh 12 MB gradient per call measured the allocator (3x spread between runs)
             gw, gx = torch.empty_like(wt), torch.empty_like(x)
-            forward.append(lambda x=x, wt=wt, y=y: torch.bmm(x, wt, out=y))
-            back = [lambda x=x, y=y, gw=gw: torch.bmm(x.transpose(1, 2), y, out=gw)]
+            forward.append(("forward", i, lambda x=x, wt=wt, y=y: torch.bmm(x, wt, out=y)))
+            back = [("weight grad", i, lambda x=x, y=y, gw=gw: torch.bmm(x.transpose(1, 2), y, out=gw))]
             if i:
-                back.append(lambda y=y, w=w, gx=gx: torch.bmm(y, w, out=gx))
+                back.append(("input grad", i, lambda y=y, w=w, gx=gx: torch.bmm(y, w, out=gx)))
         else:
             groups = 1 if x.shape[1] == m.cin else m.M
             y = F.conv2d(x, w, None, m.stride, m.padding, groups=groups)
-            mask = [i > 0, True, False]
             # every operand bound now: the calls run after the loop (a free ``m`` would be the last layer)
-            forward.append(lambda x=x, w=w, g=groups, m=m: F.conv2d(x, w, None, m.stride, m.padding, groups=g))
-            back = [lambda x=x, y=y, w=w, g=groups, mask=mask, m=m: torch.ops.aten.convolution_backward(
-                y, x, w, None, list(m.stride), list(m.padding), [1, 1], False, [0, 0], g, mask)]
+            forward.append(("forward", i, lambda x=x, w=w, g=groups, m=m: F.conv2d(x, w, None, m.stride,
+                                                                                    m.padding, groups=g)))
+            # one ATen call gives both gradients, as autograd asks for them (no input gradient for the first)
+            mask = [i > 0, True, False]
+            back = [("input and weight grad" if i else "weight grad", i,
+                     lambda x=x, y=y, w=w, g=groups, m=m, mask=mask: torch.ops.aten.convolution_backward(
+                         y, x, w, None, list(m.stride), list(m.padding), [1, 1], False, [0, 0], g, mask))]
         backward.append(back)
-    calls = forward + [c for back in reversed(backward) for c in back]
+    return forward + [c for back in reversed(backward) for c in back]
+
+
+def own_shape_seconds(stack: Stack, rounds: int) -> dict:
+    """Seconds of the calls of one training step (``step_calls``): the machine's rate at these shapes.
+
+    ``alone``: each call timed by itself, ten at a time (its operands stay in cache: the best case);
+    ``sequence``: all of one step's calls in the step's order timed together, so each layer's weights and
+    gradient are fetched from wherever the rest of the step left them, as in training."""
+    calls = [c for _, _, c in step_calls(stack)]
     # a call takes 0.1 ms: timed ten at a time, least of many, so the timer and noise fade
     alone = sum(least(lambda c=c: [c() for _ in range(10)], rounds * 10) / 10 for c in calls)
     sequence = least(lambda: [c() for c in calls], rounds * 10)

@@ -55,3 +55,47 @@ def test_the_lean_program_evaluates_at_the_epochs_the_command_evaluates(monkeypa
     mod.run_lean("mlp_study", "batched matmuls", 60)
     assert loop.epochs == 60
     assert loop.evaluated == train_epochs({**cfg.cells()[0], "epochs": 60})[0]
+
+
+def test_the_step_calls_run_in_the_steps_order_on_each_layers_own_shapes():
+    from iwtheory.nets.data import make_task, synthetic_images
+    from iwtheory.nets.engine import EngineSettings, Member, Stack
+
+    mod = roofline()
+    task = make_task(synthetic_images(n_train=120, n_test=20, shape=(1, 28, 28), seed=0), noise_count=0)
+    for settings, shapes in (
+            (EngineSettings(model="mlp", hidden=(12, 8), batch_size=16), [(784, 12), (12, 8), (8, 1)]),
+            (EngineSettings(model="bl_cnn", width=0.25, batch_size=16), None)):
+        stack = Stack([Member(1.0, 0, 0.05), Member(4.0, 1, 0.05)], task, settings)
+        outs = {}
+        hooks = [m.register_forward_hook(lambda m, inp, y, k=k: outs.setdefault(k, (inp[0].shape, y.shape)) and None)
+                 for k, m in enumerate(m for m in stack.net.modules() if isinstance(m, mod.BLinear | mod.BConv2d))]
+        stack.train_step(torch.arange(16).expand(2, -1))
+        for h in hooks:
+            h.remove()
+        calls = mod.step_calls(stack)
+        L = len(outs)
+        kinds = [(kind, layer) for kind, layer, _ in calls]
+        assert kinds[:L] == [("forward", i) for i in range(L)]                # forward passes in layer order
+        assert [layer for _, layer in kinds[L:]] == sorted((layer for _, layer in kinds[L:]), reverse=True)
+        # a linear layer's backward is two matmuls (one for the first layer), a convolution's one call
+        layers = [m for m in stack.net.modules() if isinstance(m, mod.BLinear | mod.BConv2d)]
+        want = sum(1 if isinstance(m, mod.BConv2d) or i == 0 else 2 for i, m in enumerate(layers))
+        assert sum(kind != "forward" for kind, _ in kinds) == want
+        for kind, layer, call in calls:   # each call runs on its own layer's tensors, as the step made them
+            got = call()
+            x_shape, y_shape = outs[layer]
+            w = layers[layer].weight
+            if kind == "forward":
+                assert got.shape == y_shape
+            elif kind == "input grad":
+                assert got.shape == x_shape
+            elif isinstance(layers[layer], mod.BLinear):
+                assert kind == "weight grad" and got.shape == w.transpose(1, 2).shape   # (M, in, out), as stored
+                if shapes:
+                    assert got.shape == (2, *shapes[layer])
+            else:                                                           # convolution_backward's tuple
+                gx, gw, _ = got
+                assert gw.shape == w.shape and (gx is None) == (layer == 0)
+                if gx is not None:
+                    assert gx.shape == x_shape
